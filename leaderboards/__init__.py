@@ -1,0 +1,1 @@
+"""lr_eval.leaderboards: see README, layout."""

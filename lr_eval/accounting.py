@@ -1,0 +1,137 @@
+"""Usage, cost and budget accounting for judge calls.
+
+The budget is checked *before* a request is sent, with a pessimistic estimate
+(estimated input tokens + the request's max_tokens), so `--max-cost` is a hard
+ceiling rather than a limit noticed after the money is spent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .types import BudgetExceeded, Usage
+
+# USD per million tokens (input, output), from the providers' public price
+# pages as of 2025. Override or extend with --prices FILE (JSON of the same shape).
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-2024-08-06": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4-turbo": (10.00, 30.00),
+    "gpt-4-1106-preview": (10.00, 30.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+}
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count without the judge's tokenizer: one per CJK character,
+    one per four other characters (the usual rule of thumb for BPE vocabularies)."""
+    cjk = len(_CJK.findall(text))
+    return cjk + (len(text) - cjk + 3) // 4
+
+
+def load_prices(path: str | Path | None) -> dict[str, tuple[float, float]]:
+    """The default table, updated with a JSON file {model: [input, output]} in USD per 1M tokens."""
+    prices = dict(DEFAULT_PRICES)
+    if path:
+        raw = json.loads(Path(path).read_text())
+        for model, pair in raw.items():
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                raise ValueError(f"{path}: prices for {model!r} must be [input_usd_per_1M, output_usd_per_1M]")
+            prices[model] = (float(pair[0]), float(pair[1]))
+    return prices
+
+
+@dataclass
+class UsageMeter:
+    """Running totals for one client; what the progress bar and reports show."""
+
+    model: str
+    price: tuple[float, float] | None = None
+    max_cost: float | None = None
+    max_requests: int | None = None
+    requests: int = 0          # HTTP attempts sent (retries included)
+    paid: int = 0              # successful answers received from the endpoint
+    cache_hits: int = 0
+    failures: int = 0          # requests that ended without an answer
+    retries: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    est_calls: int = 0         # dry-run: calls that would be sent
+    est_input_tokens: int = 0
+    est_output_tokens: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _reserved: float = 0.0
+
+    @property
+    def cost(self) -> float | None:
+        if self.price is None:
+            return None
+        return (self.input_tokens * self.price[0] + self.output_tokens * self.price[1]) / 1e6
+
+    def estimated_cost(self) -> float | None:
+        if self.price is None:
+            return None
+        return (self.est_input_tokens * self.price[0] + self.est_output_tokens * self.price[1]) / 1e6
+
+    def _request_cost(self, input_tokens: int, output_tokens: int) -> float:
+        assert self.price is not None
+        return (input_tokens * self.price[0] + output_tokens * self.price[1]) / 1e6
+
+    def reserve(self, est_input: int, max_output: int) -> float:
+        """Check the budget for one more request, count it as sent and hold its worst-case cost."""
+        if self.max_requests is not None and self.requests >= self.max_requests:
+            raise BudgetExceeded(f"--max-requests {self.max_requests} reached ({self.requests} sent)")
+        hold = 0.0
+        if self.max_cost is not None:
+            if self.price is None:
+                raise BudgetExceeded(
+                    f"--max-cost is set but no price is known for model {self.model!r}; "
+                    "give one with --prices FILE or --price-input/--price-output")
+            hold = self._request_cost(est_input, max_output)
+            spent = self.cost or 0.0
+            if spent + self._reserved + hold > self.max_cost:
+                raise BudgetExceeded(
+                    f"--max-cost {self.max_cost:.4f} USD would be exceeded "
+                    f"(spent {spent:.4f}, in flight {self._reserved:.4f}, next request up to {hold:.4f})")
+        self._reserved += hold
+        self.requests += 1
+        return hold
+
+    def release(self, hold: float) -> None:
+        self._reserved -= hold
+
+    def add_usage(self, usage: Usage) -> None:
+        self.paid += 1
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-friendly snapshot (never contains credentials)."""
+        out: dict[str, object] = {
+            "model": self.model,
+            "requests_sent": self.requests,
+            "answers_paid": self.paid,
+            "cache_hits": self.cache_hits,
+            "failures": self.failures,
+            "retries": self.retries,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": None if self.cost is None else round(self.cost, 6),
+            "elapsed_s": round(self.elapsed(), 3),
+        }
+        if self.est_calls:
+            out.update(estimated_calls=self.est_calls, estimated_input_tokens=self.est_input_tokens,
+                       estimated_output_tokens=self.est_output_tokens,
+                       estimated_cost_usd=self.estimated_cost())
+        return out

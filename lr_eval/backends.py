@@ -1,0 +1,300 @@
+"""Judge backends: where a ChatRequest is actually answered.
+
+Every backend answers one request or raises TransientError (retry),
+PermanentError (this request cannot be answered) or JudgeFatalError (stop
+everything). Retries, caching, budgets and concurrency live in JudgeClient,
+so they behave the same whatever the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+from .types import ChatRequest, ChatResult, JudgeFatalError, PermanentError, TransientError, Usage
+
+
+class Backend(Protocol):
+    model: str
+
+    async def send(self, request: ChatRequest) -> ChatResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After (or retry-after-ms) header, if the server sent one."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            import time
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat endpoint, through the official `openai` client.
+
+    The client's own retries are switched off: JudgeClient retries with its own
+    policy and counts every attempt.
+    """
+
+    # Connections per pool: the HTTP pool scans all its connections for every request, so one
+    # pool of 64 connections costs ~0.5 ms CPU per request; several small pools cost far less.
+    POOL_SIZE = 8
+
+    def __init__(self, model: str, base_url: str | None, api_key: str | None, timeout: float = 120.0,
+                 system_prompt: str | None = None, connections: int = 64):
+        self.model = model
+        self.base_url = base_url
+        self._api_key = api_key or "EMPTY"  # local servers accept any key; never logged
+        self.timeout = timeout
+        self.system_prompt = system_prompt
+        self.connections = connections
+        self._clients: list[Any] = []
+        self._next = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_client(self) -> Any:
+        # AsyncOpenAI clients are bound to the event loop that first used them.
+        loop = asyncio.get_running_loop()
+        if not self._clients or self._loop is not loop:
+            import httpx2
+            from openai import AsyncOpenAI
+
+            shards = max(1, -(-self.connections // self.POOL_SIZE))
+            limits = httpx2.Limits(max_connections=self.POOL_SIZE, max_keepalive_connections=self.POOL_SIZE)
+            self._clients = [AsyncOpenAI(
+                base_url=self.base_url, api_key=self._api_key, max_retries=0, timeout=self.timeout,
+                http_client=httpx2.AsyncClient(limits=limits, timeout=self.timeout)) for _ in range(shards)]
+            self._loop = loop
+        self._next = (self._next + 1) % len(self._clients)
+        return self._clients[self._next]
+
+    async def send(self, request: ChatRequest) -> ChatResult:
+        import openai
+
+        messages = list(request.messages)
+        if self.system_prompt and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        body = {"model": self.model, "messages": messages, **request.decoding()}
+        try:
+            # The client's low-level post with a plain dict in and out: same auth, errors and
+            # status handling as chat.completions.create, without its per-call TypedDict transform
+            # and pydantic model building (together ~1.5 ms of CPU per request).
+            resp = await self._get_client().post("/chat/completions", body=body, cast_to=dict)
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+            raise JudgeFatalError(
+                f"judge endpoint {self.base_url or 'api.openai.com'} refused the credentials "
+                f"(HTTP {e.status_code}): check the API key variable. Server said: {_message(e)}") from None
+        except openai.NotFoundError as e:
+            raise JudgeFatalError(
+                f"judge endpoint {self.base_url} has no model {self.model!r} or no chat route "
+                f"(HTTP 404): {_message(e)}") from None
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+            raise PermanentError(f"HTTP {e.status_code}: {_message(e)}") from None
+        except openai.RateLimitError as e:
+            raise TransientError(f"HTTP 429: {_message(e)}", _retry_after(e.response.headers)) from None
+        except openai.APIStatusError as e:
+            if e.status_code >= 500 or e.status_code in (408, 409):
+                raise TransientError(f"HTTP {e.status_code}", _retry_after(e.response.headers)) from None
+            raise PermanentError(f"HTTP {e.status_code}: {_message(e)}") from None
+        except openai.APITimeoutError:
+            raise TransientError(f"timed out after {self.timeout:g} s") from None
+        except openai.APIConnectionError as e:
+            raise TransientError(f"connection error: {e}") from None
+        except openai.APIResponseValidationError as e:
+            raise TransientError(f"malformed response body: {e}") from None
+        except ValueError as e:  # JSON decoding of a malformed 200 body
+            raise TransientError(f"malformed response body: {e}") from None
+        return _result_from_openai(resp)
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            try:
+                await client.close()
+            except RuntimeError:  # loop already closed
+                pass
+        self._clients = []
+
+
+def _message(e: Any) -> str:
+    """The server's error message, wherever in the body it put it."""
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return str(getattr(e, "message", e))
+
+
+def _result_from_openai(resp: Any) -> ChatResult:
+    """A ChatResult from a chat.completion JSON body; anything malformed is worth a retry."""
+    try:
+        choice = resp["choices"][0]
+        content = choice["message"]["content"]
+        if not isinstance(content, str):
+            raise TypeError("message content is not a string")
+        top: list[dict[str, float]] | None = None
+        lp = choice.get("logprobs") or {}
+        if lp.get("content"):
+            top = []
+            for tok in lp["content"]:
+                alts = {a["token"]: float(a["logprob"]) for a in tok.get("top_logprobs") or []}
+                alts.setdefault(tok["token"], float(tok["logprob"]))
+                top.append(alts)
+        usage = resp.get("usage") or {}
+        return ChatResult(content=content,
+                          usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+                          finish_reason=choice.get("finish_reason"), top_logprobs=top)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        raise TransientError(f"malformed response body: {type(e).__name__}: {e}") from None
+
+
+class TransformersBackend:
+    """A local Hugging Face model answering in-process (CPU or GPU), one request at a time.
+
+    For users without a server. Greedy at temperature 0, sampling otherwise;
+    token counts come from the model's own tokenizer.
+    """
+
+    def __init__(self, model_path: str | Path, model: str | None = None, device: str | None = None,
+                 dtype: str = "auto", max_input_tokens: int | None = None, system_prompt: str | None = None):
+        self.path = str(model_path)
+        self.model = model or Path(self.path).name
+        self.device = device
+        self.dtype = dtype
+        self.max_input_tokens = max_input_tokens
+        self.system_prompt = system_prompt
+        self._lm: Any = None
+        self._tok: Any = None
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lr-eval-local")
+
+    def _load(self) -> None:
+        if self._lm is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
+                 "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.dtype]
+        self._tok = AutoTokenizer.from_pretrained(self.path)
+        self._lm = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(device).eval()
+        if self.max_input_tokens is None:
+            self.max_input_tokens = int(getattr(self._lm.config, "max_position_embeddings", 4096))
+
+    def _generate(self, request: ChatRequest) -> ChatResult:
+        import torch
+
+        with self._lock:
+            self._load()
+            messages = list(request.messages)
+            if self.system_prompt and not any(m["role"] == "system" for m in messages):
+                messages.insert(0, {"role": "system", "content": self.system_prompt})
+            ids = self._tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                return_dict=True)["input_ids"]
+            max_new = request.max_tokens or 512
+            if ids.shape[1] + max_new > self.max_input_tokens:
+                raise PermanentError(
+                    f"context too long: {ids.shape[1]} prompt tokens + {max_new} new tokens "
+                    f"> {self.max_input_tokens} for {self.model}")
+            ids = ids.to(self._lm.device)
+            sample = request.temperature > 0
+            gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new, do_sample=sample,
+                                              pad_token_id=self._tok.pad_token_id or self._tok.eos_token_id)
+            if sample:
+                gen_kwargs.update(temperature=request.temperature, top_p=request.top_p or 1.0)
+                if request.seed is not None:
+                    torch.manual_seed(request.seed)
+            else:
+                gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+            want_lp = bool(request.logprobs)
+            with torch.no_grad():
+                out = self._lm.generate(ids, attention_mask=torch.ones_like(ids), return_dict_in_generate=True,
+                                        output_scores=want_lp, **gen_kwargs)
+            new = out.sequences[0, ids.shape[1]:]
+            text = self._tok.decode(new, skip_special_tokens=True)
+            finish = "length" if len(new) >= max_new else "stop"
+            if request.stop:
+                cut = [text.find(s) for s in request.stop if s in text]
+                if cut:
+                    text, finish = text[:min(cut)], "stop"
+            top = None
+            if want_lp:
+                k = request.top_logprobs or 1
+                top = []
+                for step in out.scores:
+                    lps = torch.log_softmax(step[0].float(), dim=-1)
+                    vals, idx = lps.topk(k)
+                    top.append({self._tok.decode([int(i)]): float(v) for v, i in zip(vals, idx, strict=True)})
+            return ChatResult(content=text, usage=Usage(int(ids.shape[1]), len(new)), finish_reason=finish,
+                              top_logprobs=top)
+
+    async def send(self, request: ChatRequest) -> ChatResult:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._generate, request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class VLLMBackend:
+    """vLLM's offline engine in-process (GPU), when the `vllm` extra is installed.
+
+    Requests still go one by one through JudgeClient; vLLM batches concurrent
+    calls internally only through its server, so for throughput prefer
+    `vllm serve` + OpenAIBackend. This backend exists for single-process jobs.
+    """
+
+    def __init__(self, model_path: str, model: str | None = None, **engine_kwargs: Any):
+        self.path = model_path
+        self.model = model or Path(model_path).name
+        self._engine_kwargs = engine_kwargs
+        self._llm: Any = None
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lr-eval-vllm")
+
+    def _generate(self, request: ChatRequest) -> ChatResult:
+        from vllm import LLM, SamplingParams
+
+        with self._lock:
+            if self._llm is None:
+                self._llm = LLM(model=self.path, **self._engine_kwargs)
+            params = SamplingParams(temperature=request.temperature, top_p=request.top_p or 1.0,
+                                    max_tokens=request.max_tokens or 512, stop=list(request.stop or []) or None,
+                                    seed=request.seed,
+                                    logprobs=request.top_logprobs if request.logprobs else None)
+            out = self._llm.chat([list(request.messages)], params, use_tqdm=False)[0]
+            comp = out.outputs[0]
+            top = None
+            if request.logprobs and comp.logprobs:
+                top = [{lp.decoded_token: float(lp.logprob) for lp in step.values()} for step in comp.logprobs]
+            return ChatResult(content=comp.text, usage=Usage(len(out.prompt_token_ids), len(comp.token_ids)),
+                              finish_reason=comp.finish_reason, top_logprobs=top)
+
+    async def send(self, request: ChatRequest) -> ChatResult:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._generate, request)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,179 @@
+"""Judge configuration from (in rising priority) defaults, a TOML file, environment variables and CLI flags.
+
+The API key itself is never part of the configuration: only the *name* of the
+environment variable that holds it, so that no cache, log or result file can
+ever contain the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .accounting import UsageMeter, load_prices
+from .cache import ResponseCache
+
+BACKENDS = ("openai", "transformers", "vllm", "embedded")
+
+
+def cache_dir() -> Path:
+    """Where the project keeps caches and the converted embedded model."""
+    return Path(os.environ.get("LR_EVAL_CACHE_DIR", Path.home() / ".cache" / "longreward-eval"))
+
+
+@dataclass
+class JudgeConfig:
+    """Everything needed to build a JudgeClient. Field names match the TOML keys and `LR_JUDGE_<NAME>`."""
+
+    backend: str = "openai"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "LR_JUDGE_API_KEY"
+    max_tokens: int = 1024
+    concurrency: int = 16
+    timeout: float = 120.0
+    max_retries: int = 6
+    cache: str | None = None           # path; "none" disables caching
+    max_cost: float | None = None
+    max_requests: int | None = None
+    prices: str | None = None          # JSON file {model: [usd_in_per_1M, usd_out_per_1M]}
+    price_input: float | None = None
+    price_output: float | None = None
+    system_prompt: str | None = None
+    dry_run: bool = False
+
+    @property
+    def configured(self) -> bool:
+        """True when the user named a judge (anything but the bare defaults)."""
+        return self.backend != "openai" or bool(self.base_url or self.model)
+
+    def describe(self) -> str:
+        where = self.base_url or ("api.openai.com" if self.backend == "openai" else "in-process")
+        return f"{self.model or '(embedded SmolLM2-135M-Instruct)'} via {self.backend} at {where}"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY")
+
+    def cache_path(self) -> Path | None:
+        if self.cache and self.cache.lower() == "none":
+            return None
+        return Path(self.cache).expanduser() if self.cache else cache_dir() / "judge-cache.sqlite"
+
+    # -- sources -----------------------------------------------------------------
+    @classmethod
+    def load(cls, file: str | Path | None = None, env: dict[str, str] | None = None,
+             overrides: dict[str, Any] | None = None) -> JudgeConfig:
+        """Merge defaults < TOML file (`[judge]` table or top level) < LR_JUDGE_* < overrides."""
+        env = dict(os.environ if env is None else env)
+        cfg = cls()
+        file = file or env.get("LR_JUDGE_CONFIG")
+        if file:
+            data = tomllib.loads(Path(file).read_text())
+            cfg._update(data.get("judge", data), f"config file {file}")
+        cfg._update({f.name: env[f"LR_JUDGE_{f.name.upper()}"] for f in fields(cls)
+                     if f"LR_JUDGE_{f.name.upper()}" in env}, "environment")
+        cfg._update({k: v for k, v in (overrides or {}).items() if v is not None}, "arguments")
+        if cfg.backend not in BACKENDS:
+            raise ValueError(f"judge backend must be one of {', '.join(BACKENDS)}, not {cfg.backend!r}")
+        return cfg
+
+    def _update(self, values: dict[str, Any], source: str) -> None:
+        types = {f.name: f.type for f in fields(self)}
+        for key, value in values.items():
+            if key not in types:
+                raise ValueError(f"{source}: unknown judge setting {key!r} (known: {', '.join(types)})")
+            setattr(self, key, _coerce(value, str(types[key]), f"{source}: {key}"))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> JudgeConfig:
+        overrides = {f.name: getattr(args, f"judge_{f.name}", None) for f in fields(cls)}
+        overrides["dry_run"] = getattr(args, "dry_run", None) or None
+        return cls.load(getattr(args, "judge_config", None), overrides=overrides)
+
+
+def _coerce(value: Any, type_name: str, where: str) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        if "bool" in type_name:
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        if "float" in type_name:
+            return float(value)
+        if "int" in type_name:
+            return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: cannot read {value!r} as {type_name}") from None
+    return str(value)
+
+
+def add_judge_args(parser: argparse.ArgumentParser, dry_run: bool = True) -> None:
+    """The judge options shared by every command that judges."""
+    g = parser.add_argument_group("judge (also LR_JUDGE_* variables or a TOML file)")
+    g.add_argument("--judge-config", metavar="FILE", help="TOML file with judge settings")
+    g.add_argument("--judge-backend", choices=BACKENDS, help="default: openai (any OpenAI-compatible endpoint)")
+    g.add_argument("--base-url", dest="judge_base_url", metavar="URL", help="e.g. http://localhost:8000/v1")
+    g.add_argument("--model", dest="judge_model", metavar="NAME", help="judge model name (or local path)")
+    g.add_argument("--api-key-env", dest="judge_api_key_env", metavar="VAR",
+                   help="environment variable holding the API key (default LR_JUDGE_API_KEY, then OPENAI_API_KEY)")
+    g.add_argument("--concurrency", dest="judge_concurrency", type=int, metavar="N")
+    g.add_argument("--timeout", dest="judge_timeout", type=float, metavar="S", help="per-request timeout")
+    g.add_argument("--max-retries", dest="judge_max_retries", type=int, metavar="N")
+    g.add_argument("--cache", dest="judge_cache", metavar="PATH", help="SQLite cache file, or 'none'")
+    g.add_argument("--max-cost", dest="judge_max_cost", type=float, metavar="USD", help="hard budget")
+    g.add_argument("--max-requests", dest="judge_max_requests", type=int, metavar="N", help="hard budget")
+    g.add_argument("--prices", dest="judge_prices", metavar="FILE", help="JSON price table")
+    g.add_argument("--price-input", dest="judge_price_input", type=float, metavar="USD", help="per 1M tokens")
+    g.add_argument("--price-output", dest="judge_price_output", type=float, metavar="USD", help="per 1M tokens")
+    g.add_argument("--system-prompt", dest="judge_system_prompt", metavar="TEXT")
+    if dry_run:
+        g.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and cost; send nothing")
+
+
+def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = None) -> Any:
+    """The JudgeClient for a configuration (loading a local model lazily, on first use).
+
+    `backend` reuses an existing backend (e.g. an already loaded local model).
+    """
+    from .backends import OpenAIBackend, TransformersBackend, VLLMBackend
+    from .judge import JudgeClient
+
+    if backend is not None:
+        pass
+    elif cfg.backend == "openai":
+        if not cfg.model:
+            raise ValueError("no judge model: pass --model NAME (or set LR_JUDGE_MODEL)")
+        backend = OpenAIBackend(cfg.model, cfg.base_url, cfg.api_key(), cfg.timeout, cfg.system_prompt,
+                                connections=cfg.concurrency)
+    elif cfg.backend == "embedded":
+        from .embedded import embedded_model_path
+
+        backend = TransformersBackend(embedded_model_path(), model=cfg.model or "SmolLM2-135M-Instruct",
+                                      system_prompt=cfg.system_prompt)
+    elif cfg.backend == "transformers":
+        if not cfg.model:
+            raise ValueError("the transformers backend needs --model PATH_OR_NAME")
+        backend = TransformersBackend(cfg.model, system_prompt=cfg.system_prompt)
+    else:
+        if not cfg.model:
+            raise ValueError("the vllm backend needs --model PATH_OR_NAME")
+        backend = VLLMBackend(cfg.model)
+    prices = load_prices(cfg.prices)
+    price = prices.get(backend.model)
+    if cfg.price_input is not None or cfg.price_output is not None:
+        price = (cfg.price_input or 0.0, cfg.price_output or 0.0)
+    if price is None and cfg.backend != "openai":
+        price = (0.0, 0.0)  # in-process models cost nothing per token
+    meter = UsageMeter(model=backend.model, price=price, max_cost=cfg.max_cost, max_requests=cfg.max_requests)
+    path = cfg.cache_path()
+    return JudgeClient(backend, cache=ResponseCache(path) if path else None, concurrency=cfg.concurrency,
+                       max_retries=cfg.max_retries, meter=meter, dry_run=cfg.dry_run,
+                       default_max_tokens=cfg.max_tokens, show_progress=show_progress)

@@ -1,0 +1,107 @@
+"""`lr-eval demo`: end to end on the embedded model, offline.
+
+A real model (SmolLM2-135M-Instruct, embedded) answers a question about a
+bundled long-context sample, then the judge (the embedded model again unless
+one is configured) rates the answer through the same client every score uses.
+The parts add their own steps through the `lr_eval.demo` entry-point group
+(e.g. the LongReward scores), so the demo grows as they land.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from rich.markup import escape
+
+from .backends import TransformersBackend
+from .cache import ResponseCache
+from .config import JudgeConfig, add_judge_args, build_client
+from .embedded import embedded_model_path
+from .judge import JudgeClient, run_sync
+from .plugins import load_plugins
+from .parsing import ask_and_parse, parse_bracket_score
+from .progress import console
+from .report import print_usage
+from .types import ChatRequest
+
+RATING_TEMPLATE = ("demo.rating", "1")
+RATING_PROMPT = """You are grading an answer to a question about a document you cannot see.
+Judge only whether the answer addresses the question clearly and sensibly.
+Write one or two sentences of reasoning, then end with a rating from 1 (useless) to 10 (excellent) written as [[N]].
+
+<question>
+{question}
+</question>
+
+<answer>
+{answer}
+</answer>"""
+
+
+@dataclass
+class DemoContext:
+    """What a demo step receives."""
+
+    sample: dict[str, Any]
+    answer: str
+    judge: JudgeClient
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def load_sample() -> dict[str, Any]:
+    return json.loads((resources.files("lr_eval") / "data" / "demo_sample.json").read_text(encoding="utf-8"))
+
+
+def run_demo(cfg: JudgeConfig) -> int:
+    sample = load_sample()
+    console.rule("[bold]longreward-eval demo")
+    console.print(f"sample: {sample['id']} ({len(sample['context'].split())} words)\nquestion: {sample['question']}")
+    with console.status("preparing the embedded model (first run converts the GGUF, ~30 s)"):
+        model_dir = embedded_model_path()
+    cache_path = cfg.cache_path()
+    answerer = JudgeClient(TransformersBackend(model_dir, model="SmolLM2-135M-Instruct"),
+                           cache=ResponseCache(cache_path) if cache_path else None, show_progress=False)
+    prompt = (f"Read the document and answer the question.\n\n<document>\n{sample['context']}\n</document>\n\n"
+              f"Question: {sample['question']}")
+    with console.status("the embedded model is answering"):
+        res = answerer.run([ChatRequest.of([{"role": "user", "content": prompt}], max_tokens=200,
+                                           template_id="demo.answer", template_version="1")])[0]
+    if not res.ok:
+        console.print(f"[red]the model could not answer: {res.error}")
+        return 1
+    answer = res.content.strip()
+    console.print(f"\n[bold]answer[/] ({res.usage.output_tokens} tokens):\n{escape(answer)}\n")
+
+    if not cfg.configured:
+        cfg.backend = "embedded"
+    # The embedded judge reuses the already loaded answering model.
+    judge = build_client(cfg, backend=answerer.backend if cfg.backend == "embedded" else None)
+    console.print(f"judge: {cfg.describe()}")
+    req = ChatRequest.of([{"role": "user", "content": RATING_PROMPT.format(question=sample["question"],
+                                                                         answer=answer)}],
+                         max_tokens=200, template_id=RATING_TEMPLATE[0], template_version=RATING_TEMPLATE[1])
+    parsed, calls = run_sync(lambda: ask_and_parse(judge, req, lambda t: parse_bracket_score(t, 1, 10)))
+    console.print("[bold]judge rationale:[/] " + escape((calls[-1].content or calls[-1].error or "").strip()))
+    if parsed.scored:
+        console.print(f"[bold green]rating: {parsed.value:g} / 10[/]" + (" (clamped)" if parsed.clamped else ""))
+    else:
+        console.print(f"[bold yellow]unscored:[/] {escape(parsed.reason or '')} (counted, never a default score)")
+
+    ctx = DemoContext(sample=sample, answer=answer, judge=judge)
+    for name, step in load_plugins("lr_eval.demo"):
+        console.rule(f"[bold]{name}")
+        step(ctx)
+    print_usage(judge.meter)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="end-to-end demo on the embedded model (offline)", description=__doc__)
+    add_judge_args(p, dry_run=False)
+    p.set_defaults(func=lambda a: run_demo(JudgeConfig.from_args(a)))
+
+

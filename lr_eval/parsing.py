@@ -1,0 +1,114 @@
+"""Parse policy shared by every judged metric.
+
+A judge answer either yields a score or is "unscored" with a reason; there is
+no default score. Out-of-range scores are clamped and the clamp is counted. An
+unparseable answer may be re-asked a bounded number of times (the re-ask is an
+ordinary, cached request).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from .judge import JudgeClient
+from .types import ChatRequest, ChatResult
+
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+_BRACKETED = re.compile(r"\[\[\s*(" + _NUMBER + r")\s*(?:/\s*\d+(?:\.\d+)?)?\s*\]\]")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed verdict: `value` is None when unscored, and `reason` says why."""
+
+    value: float | None
+    reason: str | None = None
+    clamped: bool = False
+    raw: str = ""
+
+    @property
+    def scored(self) -> bool:
+        return self.value is not None
+
+
+def unscored(reason: str, raw: str = "") -> Parsed:
+    return Parsed(value=None, reason=reason, raw=raw)
+
+
+def clamp(value: float, lo: float, hi: float, raw: str = "") -> Parsed:
+    """Clamp into [lo, hi], marking the result when it had to move."""
+    v = min(max(value, lo), hi)
+    return Parsed(value=v, clamped=v != value, raw=raw)
+
+
+def parse_bracket_score(text: str | None, lo: float, hi: float) -> Parsed:
+    """The last `[[number]]` (also `[[7/10]]`) in the answer, clamped to [lo, hi]."""
+    if text is None:
+        return unscored("no answer")
+    found = _BRACKETED.findall(text)
+    if not found:
+        return unscored("no [[score]] in the answer", text)
+    return clamp(float(found[-1]), lo, hi, text)
+
+
+Parser = Callable[[str | None], Parsed]
+
+REASK_VERSION = "1"
+REASK_PROMPT = ("Your reply did not end with a verdict in the required format. "
+                "Reply again with only the verdict in that format (for example [[7]]), nothing else.")
+
+
+@dataclass
+class ParseStats:
+    """Counters that reports print: scored, unscored by reason, clamped, re-asked."""
+
+    scored: int = 0
+    clamped: int = 0
+    reasked: int = 0
+    unscored: Counter[str] = field(default_factory=Counter)
+
+    def add(self, p: Parsed) -> None:
+        if p.scored:
+            self.scored += 1
+            self.clamped += int(p.clamped)
+        else:
+            self.unscored[p.reason or "unknown"] += 1
+
+    def to_dict(self) -> dict[str, object]:
+        return {"scored": self.scored, "unscored": sum(self.unscored.values()),
+                "unscored_reasons": dict(self.unscored), "clamped": self.clamped, "reasked": self.reasked}
+
+
+def result_to_parsed(res: ChatResult, parser: Parser) -> Parsed:
+    """Parse a judge result; a failed call is unscored with the call's error as reason."""
+    if not res.ok:
+        return unscored(f"judge call failed: {res.error}")
+    return parser(res.content)
+
+
+async def ask_and_parse(client: JudgeClient, request: ChatRequest, parser: Parser, reasks: int = 1,
+                        stats: ParseStats | None = None) -> tuple[Parsed, list[ChatResult]]:
+    """Ask, parse, and if unparseable re-ask up to `reasks` times in the same conversation.
+
+    Returns the final verdict and every judge result (for the audit trail and token counts).
+    """
+    results = [await client.chat(request)]
+    parsed = result_to_parsed(results[-1], parser)
+    req = request
+    for _ in range(reasks):
+        if parsed.scored or not results[-1].ok:
+            break
+        req = replace(req, messages=req.messages + (
+            {"role": "assistant", "content": results[-1].content or ""},
+            {"role": "user", "content": REASK_PROMPT}),
+            template_version=f"{request.template_version}+reask{REASK_VERSION}")
+        if stats is not None:
+            stats.reasked += 1
+        results.append(await client.chat(req))
+        parsed = result_to_parsed(results[-1], parser)
+    if stats is not None:
+        stats.add(parsed)
+    return parsed, results

@@ -1,0 +1,137 @@
+"""Plain data types shared by every judge backend, the cache and the callers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Bumped when the meaning of a cached answer changes (key fields, stored format).
+CACHE_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to ask a judge.
+
+    `template_id`/`template_version` name the prompt template that produced the
+    messages; they enter the cache key so that a prompt change never reuses a
+    stale answer even when two versions happen to render the same text.
+    """
+
+    messages: tuple[dict[str, str], ...]
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    template_id: str = ""
+    template_version: str = ""
+
+    @staticmethod
+    def of(messages: list[dict[str, str]], **kw: Any) -> ChatRequest:
+        """Build from a list of messages (converted to a hashable tuple)."""
+        msgs = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in messages)
+        if kw.get("stop") is not None:
+            kw["stop"] = tuple(kw["stop"])
+        return ChatRequest(messages=msgs, **kw)
+
+    def decoding(self) -> dict[str, Any]:
+        """The decoding parameters, without None values."""
+        d = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "stop": list(self.stop) if self.stop else None,
+            "seed": self.seed,
+            "logprobs": self.logprobs or None,
+            "top_logprobs": self.top_logprobs,
+        }
+        return {k: v for k, v in d.items() if v is not None}
+
+    def cache_key(self, model: str) -> str:
+        """Content address: model, messages, decoding and template identity."""
+        payload = {
+            "schema": CACHE_SCHEMA,
+            "model": model,
+            "messages": list(self.messages),
+            "decoding": self.decoding(),
+            "template": [self.template_id, self.template_version],
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Usage:
+    """Token counts reported by the endpoint (or counted locally in-process)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class ChatResult:
+    """The answer to one request, or why there is none.
+
+    `error_kind` is one of: "bad_request" (permanent, e.g. context too long),
+    "retries_exhausted", "budget", "dry_run", "fatal"; None on success.
+    `top_logprobs` holds, per generated token, a {token: logprob} dict.
+    """
+
+    content: str | None
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+    finish_reason: str | None = None
+    top_logprobs: list[dict[str, float]] | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.content is not None
+
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            "content": self.content,
+            "usage": self.usage.to_dict(),
+            "finish_reason": self.finish_reason,
+            "top_logprobs": self.top_logprobs,
+        }
+
+    @staticmethod
+    def from_cache(d: dict[str, Any]) -> ChatResult:
+        return ChatResult(
+            content=d["content"],
+            usage=Usage(**d.get("usage", {})),
+            cached=True,
+            finish_reason=d.get("finish_reason"),
+            top_logprobs=d.get("top_logprobs"),
+        )
+
+
+class JudgeFatalError(RuntimeError):
+    """An error no retry can fix and that affects every request (bad key, unknown model)."""
+
+
+class BudgetExceeded(RuntimeError):
+    """Sending the next request would pass --max-cost or --max-requests."""
+
+
+class TransientError(Exception):
+    """A failure worth retrying (429, 5xx, timeout, connection, malformed body)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """A failure of this one request that a retry would repeat (400, 422)."""

@@ -1,0 +1,1 @@
+"""lr_eval.reward: see README, layout."""

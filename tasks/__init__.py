@@ -1,0 +1,1 @@
+"""lr_eval.tasks: see README, layout."""

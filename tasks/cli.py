@@ -1,0 +1,18 @@
+"""`lr-eval` subcommands contributed by the tasks part (registered via the `lr_eval.commands` entry point)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("alpacaeval-metrics", add_help=False,
+                       help="AlpacaEval 2 win rates and length-controlled win rate from annotations")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_alpacaeval_metrics)
+
+
+def _alpacaeval_metrics(a: argparse.Namespace) -> int:
+    from .alpacaeval_metrics import main
+
+    return main(a.args)

@@ -1,0 +1,27 @@
+"""Shared fixtures: an isolated cache folder per test, and the path to ../shared/data when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the user's judge settings or writes the user's cache; the embedded model is reused."""
+    for var in ("LR_JUDGE_BASE_URL", "LR_JUDGE_MODEL", "LR_JUDGE_BACKEND", "LR_JUDGE_CONFIG", "LR_JUDGE_API_KEY",
+                "OPENAI_API_KEY", "LR_JUDGE_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LR_JUDGE_CACHE", str(tmp_path / "judge-cache.sqlite"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present (only in the project's own checkout)")
+    return SHARED_DATA

@@ -1,0 +1,1 @@
+"""lr_eval.train: see README, layout."""
