@@ -1,0 +1,555 @@
+"""The DPO training loop (our own, on accelerate): prefix-shared pairs, LoRA by default.
+
+One optimizer step = ``batch_size`` pairs (global); each pair is one packed forward/backward
+(one pair at a time keeps 64k-token sequences within one GPU), gradients accumulate, then AdamW.
+Per pair: reference log-probs (adapter disabled, or precomputed), policy log-probs with grad,
+L = L_DPO + λ·NLL (see loss.py), backward scaled by 1/pairs.
+
+Entry points: ``run_dpo(DPOConfig)`` for the CLI, ``DPOTrainer`` for in-process use (tests,
+benchmark) with an already built model / tokenizer / pairs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint as ckpt
+from .data import PreparedData, TokenizedPair, prepare_pairs, read_preference_jsonl
+from .flops import DEFAULT_PEAK_TFLOPS, ModelShape, mfu, packed_pair_flops
+from .loss import pair_loss
+from .metrics_log import MetricsLogger, console_message
+from .modeling import ATTENTION_MODES, PackedPairModel, base_model_of, disable_dropout, is_peft_model
+from .packing import PackedPair, pack_pair
+
+
+@dataclass
+class DPOConfig:
+    """Settings of one DPO run.  Defaults follow the LongReward paper (β 0.15, λ 0.1, lr 1e-6,
+    16 pairs per step, one epoch, 64k max length) with LoRA r=16 on all linear layers."""
+
+    model: str = ""  # HF id or directory of the SFT model
+    train_file: str = ""  # preference JSONL (prompt | context+question, chosen, rejected)
+    output_dir: str = "runs/dpo"
+    tokenizer: str | None = None  # defaults to ``model``
+    prompt_format: str = "auto"  # auto (chat template if the tokenizer has one) | chat | raw
+    max_length: int | None = 65536  # per unshared sequence P + max(C, R); prompts cut in the middle
+
+    beta: float = 0.15
+    nll_weight: float = 0.1
+    learning_rate: float = 1e-6  # the paper's full fine-tuning rate; LoRA usually wants more
+    lr_scheduler: str = "cosine"  # constant | linear | cosine (after warmup)
+    warmup_ratio: float = 0.05
+    warmup_steps: int | None = None  # overrides warmup_ratio
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float | None = 1.0
+    batch_size: int = 16  # pairs per optimizer step, all processes together
+    num_epochs: float = 1.0
+    max_steps: int | None = None  # overrides num_epochs
+    shuffle: bool = True
+    seed: int = 42
+
+    use_lora: bool = True  # False: full fine-tuning (fp32 master weights, precomputed reference)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | str = "all-linear"
+    reference: str = "auto"  # online (adapter disabled) | precompute | auto (online for LoRA)
+
+    dtype: str = "auto"  # compute dtype: auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float32
+    attention: str = "split_sdpa"  # split_sdpa | dense_mask | flex (see modeling.PackedPairModel)
+    gradient_checkpointing: bool = True
+    offload_min_tokens: int | None = None  # offload activation checkpoints for packed pairs this long
+    logprob_chunk_size: int = 1024
+
+    logging_steps: int = 1  # console; the JSONL gets every step
+    console: bool = True
+    save_steps: int | None = None  # None: only the final model
+    save_total_limit: int | None = 2
+    save_merged: bool = False  # also write the LoRA-merged full model at the end
+    resume_from: str | None = None  # checkpoint directory, or "latest" in output_dir
+    peak_tflops: float = DEFAULT_PEAK_TFLOPS  # for MFU
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {ATTENTION_MODES}")
+        if self.reference not in ("auto", "online", "precompute"):
+            raise ValueError("reference must be auto, online or precompute")
+        if self.reference == "online" and not self.use_lora:
+            raise ValueError("an online reference needs LoRA (adapter disabled); use reference='precompute'")
+        if self.lr_scheduler not in ("constant", "linear", "cosine"):
+            raise ValueError("lr_scheduler must be constant, linear or cosine")
+        if self.dtype not in ("auto", "bfloat16", "float32"):
+            raise ValueError("dtype must be auto, bfloat16 or float32")
+
+    @property
+    def reference_mode(self) -> str:
+        if self.reference == "auto":
+            return "online" if self.use_lora else "precompute"
+        return self.reference
+
+
+def _compute_dtype(config: DPOConfig, device: torch.device) -> torch.dtype:
+    if config.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, config.dtype)
+
+
+def lr_multiplier(step: int, total: int, warmup: int, kind: str) -> float:
+    """Learning-rate factor for optimizer step ``step`` (0-based): linear warmup, then decay."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if kind == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    progress = min(max(progress, 0.0), 1.0)
+    if kind == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def data_fingerprint(pairs: list[TokenizedPair]) -> str:
+    """Cheap identity of the tokenized data (resuming on different data is refused)."""
+    digest = hashlib.sha256()
+    for pair in pairs:
+        digest.update(f"{pair.index}:{len(pair.prompt_ids)}:{len(pair.chosen_ids)}:{len(pair.rejected_ids)};".encode())
+        digest.update(repr((pair.prompt_ids[:8], pair.prompt_ids[-8:], pair.chosen_ids[:8])).encode())
+    return digest.hexdigest()[:16]
+
+
+class DPOTrainer:
+    """Trains ``model`` on tokenized preference ``pairs`` with prefix sharing.
+
+    ``model`` is a transformers causal LM (LoRA is added when ``config.use_lora``) or a PeftModel
+    with a fresh adapter (used as is; the reference is the adapter disabled).  Nothing is read from
+    ``config.model`` / ``config.train_file`` here.
+
+    Step records: loss, dpo_loss, nll_loss, rewards/{chosen,rejected,margins,accuracy},
+    logps/{chosen,rejected} (means over the step's pairs), grad_norm (before clipping),
+    learning_rate, tokens (packed tokens P + C + R), tokens_per_s (packed tokens per second), mfu
+    (see flops.py), peak_mem_gib (CUDA only), step_time_s, epoch.
+    """
+
+    def __init__(self, config: DPOConfig, model: torch.nn.Module, tokenizer: Any, pairs: list[TokenizedPair]):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        config.validate()
+        if not pairs:
+            raise ValueError("no training pairs")
+        if config.attention == "flex" and not torch.cuda.is_available():
+            raise ValueError("attention='flex' trains on CUDA only (FlexAttention has no CPU backward)")
+        self.config = config
+        self.tokenizer = tokenizer
+        self.pairs = pairs
+        self.output_dir = Path(config.output_dir)
+
+        cpu = not torch.cuda.is_available()
+        probe = torch.device("cpu" if cpu else "cuda")
+        self.compute_dtype = _compute_dtype(config, probe)
+        mixed = "bf16" if self.compute_dtype == torch.bfloat16 else "no"
+        self.accelerator = Accelerator(mixed_precision=mixed, cpu=cpu)
+        set_seed(config.seed)  # before LoRA init: the adapter's A matrices are random
+
+        base = base_model_of(model)
+        base.config.use_cache = False
+        if config.use_lora and not is_peft_model(model):
+            from peft import LoraConfig, get_peft_model
+
+            for p in model.parameters():
+                p.requires_grad_(False)
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=config.lora_target_modules,
+                bias="none",
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, lora)
+        disable_dropout(model)
+        self.model = model
+        self.packed = PackedPairModel(
+            model,
+            attention=config.attention,  # type: ignore[arg-type]
+            logprob_chunk_size=config.logprob_chunk_size,
+            gradient_checkpointing=config.gradient_checkpointing,
+        )
+        self.packed.train()
+        self.shape = ModelShape.from_model(model)
+
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        if not self.trainable:
+            raise ValueError("the model has no trainable parameters")
+        optimizer = torch.optim.AdamW(
+            self.trainable,
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon,
+            weight_decay=config.weight_decay,
+        )
+        self.wrapped, self.optimizer = self.accelerator.prepare(self.packed, optimizer)
+
+        world = self.accelerator.num_processes
+        if config.batch_size % world:
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by {world} processes")
+        if config.max_steps is not None:
+            self.total_steps = config.max_steps
+        else:
+            self.total_steps = max(1, math.ceil(config.num_epochs * len(pairs) / config.batch_size))
+        if config.warmup_steps is not None:
+            self.warmup_steps = config.warmup_steps
+        else:
+            self.warmup_steps = int(round(config.warmup_ratio * self.total_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda s: lr_multiplier(s, self.total_steps, self.warmup_steps, config.lr_scheduler),
+        )
+        self.step = 0
+        self.fingerprint = data_fingerprint(pairs)
+        self.reference_logps: torch.Tensor | None = None  # [n_pairs, 2] when precomputed
+        self._orders: dict[int, torch.Tensor] = {}
+        self.logger: MetricsLogger | None = None
+
+    # -- data order ---------------------------------------------------------------------------
+    def _order(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._orders:
+            n = len(self.pairs)
+            if self.config.shuffle:
+                gen = torch.Generator().manual_seed(self.config.seed + epoch)
+                self._orders = {epoch: torch.randperm(n, generator=gen)}
+            else:
+                self._orders = {epoch: torch.arange(n)}
+        return self._orders[epoch]
+
+    def batch_indices(self, step: int) -> list[int]:
+        """Pair indices of optimizer step ``step`` (all processes): a deterministic stream, so a
+        resumed run only needs the step number to continue with the same pairs."""
+        bs, n = self.config.batch_size, len(self.pairs)
+        out = []
+        for position in range(step * bs, (step + 1) * bs):
+            out.append(int(self._order(position // n)[position % n]))
+        return out
+
+    def packed_pair(self, index: int) -> PackedPair:
+        pair = self.pairs[index]
+        return pack_pair(pair.prompt_ids, pair.chosen_ids, pair.rejected_ids)
+
+    # -- reference ----------------------------------------------------------------------------
+    @property
+    def module(self) -> PackedPairModel:
+        return self.accelerator.unwrap_model(self.wrapped)
+
+    def _reference_sums(self, pair: PackedPair) -> tuple[float, float]:
+        module = self.module
+        with torch.no_grad(), self.accelerator.autocast():
+            if is_peft_model(module.model):
+                c, r = module(pair, reference=True)
+            else:  # full fine-tuning: only valid before the first update (precompute)
+                c, r = module.completion_logps(pair)
+        return float(c.sum()), float(r.sum())
+
+    def precompute_reference(self) -> torch.Tensor:
+        """Reference log-prob sums of every pair, computed once; shared across processes."""
+        acc = self.accelerator
+        n = len(self.pairs)
+        out = torch.zeros(n, 2, dtype=torch.float64, device=acc.device)
+        for index in range(acc.process_index, n, acc.num_processes):
+            out[index] = torch.tensor(self._reference_sums(self.packed_pair(index)), dtype=torch.float64)
+        if acc.num_processes > 1:
+            out = acc.reduce(out, reduction="sum")
+        self.reference_logps = out.cpu()
+        return self.reference_logps
+
+    # -- one step -----------------------------------------------------------------------------
+    def train_step(self) -> dict[str, Any]:
+        """One optimizer step over ``batch_size`` pairs; returns the step's metrics."""
+        acc, cfg = self.accelerator, self.config
+        device = acc.device
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
+        indices = self.batch_indices(self.step)
+        local = indices[acc.process_index :: acc.num_processes]
+        lr = self.scheduler.get_last_lr()[0]
+        sums = torch.zeros(9, dtype=torch.float64)
+        online = self.reference_logps is None
+        flops = 0.0
+        for j, index in enumerate(local):
+            pair = self.packed_pair(index)
+            if online:
+                ref_c, ref_r = self._reference_sums(pair)
+            else:
+                ref_c, ref_r = (float(v) for v in self.reference_logps[index])
+            offload = cfg.offload_min_tokens is not None and pair.seq_len >= cfg.offload_min_tokens
+            sync = contextlib.nullcontext() if j == len(local) - 1 else acc.no_sync(self.wrapped)
+            with sync:
+                with acc.autocast():
+                    chosen, rejected = self.wrapped(pair, offload=offload)
+                    out = pair_loss(chosen, rejected, ref_c, ref_r, cfg.beta, cfg.nll_weight)
+                acc.backward(out.loss / len(local))
+            sums += torch.tensor(
+                [
+                    out.loss.item(),
+                    out.dpo_loss.item(),
+                    out.nll_loss.item(),
+                    out.chosen_rewards.item(),
+                    out.rejected_rewards.item(),
+                    out.accuracy.item(),
+                    chosen.detach().sum().item(),
+                    rejected.detach().sum().item(),
+                    pair.seq_len,
+                ],
+                dtype=torch.float64,
+            )
+            flops += packed_pair_flops(self.shape, *pair.layout, reference_forward=online)
+        max_norm = cfg.max_grad_norm if cfg.max_grad_norm else float("inf")
+        grad_norm = acc.clip_grad_norm_(self.trainable, max_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+        self.step += 1
+
+        totals = torch.cat([sums, torch.tensor([len(local), flops], dtype=torch.float64)]).to(device)
+        if acc.num_processes > 1:
+            totals = acc.reduce(totals, reduction="sum")
+        totals = totals.cpu().tolist()
+        pairs = totals[9]
+        peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+        names = ["loss", "dpo_loss", "nll_loss", "rewards/chosen", "rewards/rejected", "rewards/accuracy",
+                 "logps/chosen", "logps/rejected"]
+        record: dict[str, Any] = {"step": self.step}
+        record.update({name: totals[i] / pairs for i, name in enumerate(names)})
+        record["rewards/margins"] = record["rewards/chosen"] - record["rewards/rejected"]
+        record.update(
+            {
+                "grad_norm": float(grad_norm),
+                "learning_rate": lr,
+                "pairs": int(pairs),
+                "tokens": int(totals[8]),
+                "step_time_s": seconds,
+                "tokens_per_s": totals[8] / seconds,
+                "mfu": mfu(totals[10], seconds * acc.num_processes, cfg.peak_tflops),
+                "peak_mem_gib": peak,
+                "epoch": self.step * cfg.batch_size / len(self.pairs),
+            }
+        )
+        return record
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate_pairs(self, pairs: list[TokenizedPair] | None = None) -> dict[str, float]:
+        """Mean loss / reward accuracy / margin over ``pairs`` (default: the training pairs)."""
+        pairs = self.pairs if pairs is None else pairs
+        cfg = self.config
+        if pairs is not self.pairs and not is_peft_model(self.module.model):
+            raise ValueError("full fine-tuning has no reference for new pairs (it was precomputed for training)")
+        totals = torch.zeros(4, dtype=torch.float64)
+        with torch.no_grad():
+            for index, tok in enumerate(pairs):
+                pair = pack_pair(tok.prompt_ids, tok.chosen_ids, tok.rejected_ids)
+                if self.reference_logps is not None and pairs is self.pairs:
+                    ref_c, ref_r = (float(v) for v in self.reference_logps[index])
+                else:
+                    ref_c, ref_r = self._reference_sums(pair)
+                with self.accelerator.autocast():
+                    chosen, rejected = self.module(pair)
+                out = pair_loss(chosen, rejected, ref_c, ref_r, cfg.beta, cfg.nll_weight)
+                totals += torch.tensor(
+                    [out.loss.item(), out.accuracy.item(), out.margins.item(), 1.0], dtype=torch.float64
+                )
+        n = totals[3].item()
+        return {"loss": totals[0].item() / n, "rewards/accuracy": totals[1].item() / n,
+                "rewards/margins": totals[2].item() / n}
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save_model(self, directory: Path, merged: bool = False) -> Path:
+        """HF-format model (adapter, or full weights) + tokenizer in ``directory``."""
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            directory.mkdir(parents=True, exist_ok=True)
+            model = self.module.model
+            if merged:
+                if not is_peft_model(model):
+                    raise ValueError("save_merged needs a LoRA model")
+                model = model.merge_and_unload()  # the run is over: merging in place is fine
+            model.save_pretrained(directory)
+            if self.tokenizer is not None:
+                self.tokenizer.save_pretrained(directory)
+        acc.wait_for_everyone()
+        return directory
+
+    def save_checkpoint(self) -> Path:
+        directory = self.output_dir / f"checkpoint-{self.step}"
+        self.save_model(directory)
+        acc = self.accelerator
+        if acc.is_main_process:
+            torch.save(
+                {
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "rng": ckpt.rng_state(),
+                },
+                directory / ckpt.TRAINING_STATE,
+            )
+            if self.reference_logps is not None:
+                torch.save(self.reference_logps, directory / ckpt.REFERENCE_LOGPS)
+            ckpt.write_trainer_state(
+                directory,
+                {
+                    "step": self.step,
+                    "total_steps": self.total_steps,
+                    "pairs_consumed": self.step * self.config.batch_size,
+                    "n_pairs": len(self.pairs),
+                    "data_fingerprint": self.fingerprint,
+                    "use_lora": is_peft_model(self.module.model),
+                    "config": dataclasses.asdict(self.config),
+                },
+            )
+            ckpt.prune_checkpoints(self.output_dir, self.config.save_total_limit)
+        acc.wait_for_everyone()
+        return directory
+
+    def resume(self, directory: Path) -> None:
+        """Restore model/adapter weights, optimizer, scheduler, RNG, step and reference from a checkpoint."""
+        state = ckpt.read_trainer_state(directory)
+        if state["data_fingerprint"] != self.fingerprint or state["n_pairs"] != len(self.pairs):
+            raise ValueError(f"{directory} was trained on different data (fingerprint or pair count differ)")
+        saved_bs = state["config"]["batch_size"]
+        if saved_bs != self.config.batch_size:
+            raise ValueError(f"{directory} used batch_size {saved_bs}, this run {self.config.batch_size}")
+        model = self.module.model
+        if is_peft_model(model):
+            ckpt.load_adapter_weights(model, directory)
+        # Full fine-tuning: the caller loads the model from the checkpoint directory (run_dpo does).
+        training = torch.load(directory / ckpt.TRAINING_STATE, map_location="cpu", weights_only=False)
+        self.optimizer.load_state_dict(training["optimizer"])
+        self.scheduler.load_state_dict(training["scheduler"])
+        ckpt.set_rng_state(training["rng"])
+        ref_file = directory / ckpt.REFERENCE_LOGPS
+        if ref_file.is_file():
+            self.reference_logps = torch.load(ref_file, map_location="cpu", weights_only=True)
+        elif self.config.reference_mode == "precompute":
+            raise FileNotFoundError(f"{ref_file} missing: the precomputed reference cannot be rebuilt")
+        self.step = int(state["step"])
+
+    # -- loop ---------------------------------------------------------------------------------
+    def train(self, resume_from: Path | None = None, stop_at_step: int | None = None) -> list[dict[str, Any]]:
+        """Run to ``total_steps`` (or stop, with a checkpoint, at ``stop_at_step``: time-limited jobs).
+
+        Returns the step records of this call (also appended to ``metrics.jsonl``).
+        """
+        cfg, acc = self.config, self.accelerator
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.logger = MetricsLogger(
+            self.output_dir / "metrics.jsonl", cfg.logging_steps, cfg.console and acc.is_main_process,
+            self.total_steps,
+        )
+        if resume_from is not None:
+            self.resume(resume_from)
+            if acc.is_main_process:
+                self.logger.message(f"resumed from {resume_from} at step {self.step}")
+        elif cfg.reference_mode == "precompute" and self.reference_logps is None:
+            self.precompute_reference()
+        if acc.is_main_process:
+            self.logger.truncate_after(self.step)  # one run per file: drop records past the restart point
+        last = self.total_steps if stop_at_step is None else min(stop_at_step, self.total_steps)
+        records = []
+        while self.step < last:
+            record = self.train_step()
+            records.append(record)
+            if acc.is_main_process:
+                self.logger.log(record)
+            if cfg.save_steps and self.step % cfg.save_steps == 0 and self.step < self.total_steps:
+                self.save_checkpoint()
+        if self.step < self.total_steps and not (cfg.save_steps and self.step % cfg.save_steps == 0):
+            self.save_checkpoint()  # stopped early: leave something to resume from
+        return records
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def close(self) -> None:
+        """Drop the references accelerate keeps (model, optimizer) so their memory can be freed."""
+        self.accelerator.free_memory()
+        self.wrapped = self.optimizer = self.scheduler = None  # type: ignore[assignment]
+
+    def finish(self) -> Path:
+        """Final checkpoint (resumable), ``final/`` model and optionally ``merged/``."""
+        self.save_checkpoint()
+        self.packed.restore_attention()
+        final = self.save_model(self.output_dir / "final")
+        if self.config.save_merged:
+            self.save_model(self.output_dir / "merged", merged=True)
+        return final
+
+
+def load_model_and_tokenizer(config: DPOConfig, model_path: str | None = None):
+    """Tokenizer and model for a run: weights in the compute dtype for LoRA, fp32 for full FT."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = model_path or config.model
+    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or config.model)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = _compute_dtype(config, device) if config.use_lora else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+    return model, tokenizer
+
+
+def run_dpo(config: DPOConfig) -> None:
+    """Train from ``config.model`` on ``config.train_file``; writes checkpoints, final model, metrics."""
+    config.validate()
+    if not config.model or not config.train_file:
+        raise ValueError("DPOConfig.model and DPOConfig.train_file are required")
+    output_dir = Path(config.output_dir)
+    resume = ckpt.resolve_resume(config.resume_from, output_dir)
+    model_path = None
+    if resume is not None and not config.use_lora:
+        model_path = str(resume)  # full fine-tuning resumes from the saved full weights
+    model, tokenizer = load_model_and_tokenizer(config, model_path)
+    examples = read_preference_jsonl(config.train_file)
+    prepared: PreparedData = prepare_pairs(tokenizer, examples, config.max_length, config.prompt_format)
+    trainer = DPOTrainer(config, model, tokenizer, prepared.pairs)
+    if trainer.accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        summary = {
+            "pairs": len(prepared.pairs),
+            "dropped": len(prepared.dropped),
+            "prompts_truncated": prepared.truncated,
+            "total_steps": trainer.total_steps,
+            "reference": config.reference_mode,
+            "attention": config.attention,
+        }
+        (output_dir / "data_summary.json").write_text(
+            json.dumps({**summary, "dropped_lines": prepared.dropped[:100]}, indent=2) + "\n"
+        )
+        if config.console:
+            console_message("dpo: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    trainer.train(resume_from=resume)
+    final = trainer.finish()
+    if trainer.accelerator.is_main_process and config.console:
+        how = f"pretrained={config.model},peft={final}" if config.use_lora else f"pretrained={final}"
+        console_message(f"done: lm-eval --model hf --model_args {how}")
+
+
+__all__ = ["DPOConfig", "DPOTrainer", "run_dpo", "lr_multiplier"]
