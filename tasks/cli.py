@@ -11,6 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_alpacaeval_metrics)
 
+    from .rejudge import register as register_rejudge
+
+    register_rejudge(sub)
+
 
 def _alpacaeval_metrics(a: argparse.Namespace) -> int:
     from .alpacaeval_metrics import main

@@ -1,0 +1,469 @@
+"""Judge infrastructure shared by the judged lm-eval tasks (judged LongBench, LongBench-Chat).
+
+How a judged task runs inside lm-eval 0.4.13:
+
+1. Build time: the task's ``custom_dataset`` loader calls :func:`require_judge`, so a run with
+   no judge configured stops with a clear message *before* the model generates anything.
+2. Generation: lm-eval as usual.
+3. ``filter_list`` runs a :class:`JudgeFilter` subclass. lm-eval hands a filter every response
+   and doc of the task at once, so all judge calls of the task go to the judge client in one
+   concurrent batch (cached, retried, budgeted; one progress bar). The filter returns one
+   *verdict* dict per sample; lm-eval logs it as the sample's ``filtered_resps`` (response,
+   score, each judge call's rating, reason and rationale).
+4. :func:`process_results` turns a verdict into metric values: ``score`` (0-100; absent for an
+   unscored sample, so the mean skips it), ``judge_unscored`` (0/1, summed) and
+   ``judge_cost_usd`` (summed; absent when the judge's price is unknown). The verdict travels as
+   JSON text because lm-eval's samples writer applies ``str()`` to every filtered response. Nothing unscored ever
+   becomes a default score.
+5. The filter also writes the judge's identity, template versions, parse counts and usage/cost
+   into the task's config metadata, which lm-eval dumps into the results JSON as
+   ``configs.<task>.metadata.judge``.
+
+The judge is configured exactly like every other judging command: ``LR_JUDGE_*`` variables, a
+TOML file (``LR_JUDGE_CONFIG``), or lm-eval ``--metadata`` keys ``judge_<setting>`` (e.g.
+``{"judge_model": "gpt-4o", "judge_base_url": "...", "judge_config": "judge.toml"}``), which win.
+``--predict_only`` runs need no judge; ``lr-eval rejudge`` scores their samples later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import urllib.request
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.filter import Filter
+
+from lr_eval.config import JudgeConfig, build_client, cache_dir
+from lr_eval.judge import JudgeClient, gather_or_cancel, run_sync
+from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
+from lr_eval.types import ChatRequest, ChatResult
+
+log = logging.getLogger(__name__)
+
+#: --metadata keys that configure the judge: ``judge_<JudgeConfig field>`` plus these.
+JUDGE_PREFIX = "judge_"
+JUDGE_FILE_KEY = "judge_config"        # a TOML file, like LR_JUDGE_CONFIG
+JUDGE_REASKS_KEY = "judge_reasks"      # re-asks of an unparseable answer (default 1)
+DEFAULT_REASKS = 1
+
+#: Default cap on the model's input, in tokens (the paper's 64k), middle-truncated at load time.
+DEFAULT_MAX_INPUT_TOKENS = 64_000
+
+
+class JudgeNotConfigured(RuntimeError):
+    """A judged task was asked for but no judge is configured."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def judge_overrides(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``judge_<setting>`` keys of lm-eval metadata, as JudgeConfig overrides."""
+    names = {f.name for f in fields(JudgeConfig)}
+    out: dict[str, Any] = {}
+    for key, value in (metadata or {}).items():
+        if key.startswith(JUDGE_PREFIX) and key[len(JUDGE_PREFIX):] in names and key != JUDGE_FILE_KEY:
+            out[key[len(JUDGE_PREFIX):]] = value
+    return out
+
+
+def load_judge_config(metadata: dict[str, Any] | None = None) -> JudgeConfig:
+    """Defaults < TOML file < LR_JUDGE_* < ``--metadata judge_*`` keys."""
+    metadata = metadata or {}
+    return JudgeConfig.load(metadata.get(JUDGE_FILE_KEY), overrides=judge_overrides(metadata))
+
+
+def no_judge_message(task: str) -> str:
+    return (
+        f"{task} is judged by an LLM, and no judge is configured. Configure one with environment "
+        "variables (LR_JUDGE_MODEL=NAME, plus LR_JUDGE_BASE_URL=URL for any OpenAI-compatible server; "
+        "key in LR_JUDGE_API_KEY or OPENAI_API_KEY), a TOML file (LR_JUDGE_CONFIG=judge.toml), or lm-eval "
+        "--metadata '{\"judge_model\": \"NAME\", \"judge_base_url\": \"URL\"}'. To generate without judging, "
+        "run with --predict_only and score the samples later with `lr-eval rejudge SAMPLES.jsonl`."
+    )
+
+
+def predict_only_requested(metadata: dict[str, Any] | None = None) -> bool:
+    """Whether this run only generates (lm-eval's --predict_only / -x, or metadata predict_only)."""
+    if str((metadata or {}).get("predict_only", "")).lower() in ("1", "true", "yes", "on"):
+        return True
+    program = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
+    if "lm_eval" not in program and "lm-eval" not in program:
+        return False  # another program's flags (pytest's -x) mean nothing here
+    return any(a in ("--predict_only", "-x") or a.startswith("--predict_only=") for a in sys.argv[1:])
+
+
+def require_judge(task: str, metadata: dict[str, Any] | None) -> JudgeConfig | None:
+    """Called by a judged task's loader at build time: fail before generation when no judge is set."""
+    cfg = load_judge_config(metadata)
+    if cfg.configured:
+        log.info("%s: judge %s", task, cfg.describe())
+        return cfg
+    if predict_only_requested(metadata):
+        log.warning("%s: no judge configured; --predict_only generates only (score later with lr-eval rejudge)",
+                    task)
+        return None
+    raise JudgeNotConfigured(no_judge_message(task))
+
+
+# -------------------------------------------------------------------------------- data files
+
+
+def download_cached(url: str, relpath: str, timeout: float = 120.0) -> Path:
+    """A file from `url`, downloaded once into the project cache (atomic rename, so never half-written)."""
+    target = cache_dir() / "data" / relpath
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
+            while chunk := resp.read(1 << 20):
+                f.write(chunk)
+        os.replace(tmp, target)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise RuntimeError(f"could not download {url} ({e}); download it yourself and pass its local path "
+                           "(see the task's documentation for the override)") from e
+    return target
+
+
+def resolve_file(metadata: dict[str, Any] | None, *, file_key: str, dir_key: str | None, env: str,
+                 dir_env: str | None, filename: str, url: str, cache_name: str) -> Path:
+    """A data file: --metadata path > --metadata folder > env path > env folder > cached download."""
+    metadata = metadata or {}
+    candidates: list[tuple[str, str | None]] = [(file_key, metadata.get(file_key))]
+    if dir_key:
+        candidates.append((dir_key, metadata.get(dir_key) and str(Path(metadata[dir_key]) / filename)))
+    candidates.append((env, os.environ.get(env)))
+    if dir_env:
+        candidates.append((dir_env, os.environ.get(dir_env) and str(Path(os.environ[dir_env]) / filename)))
+    for source, value in candidates:
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"{source}: {path} does not exist")
+            return path
+    return download_cached(url, cache_name)
+
+
+# ------------------------------------------------------------------------------ truncation
+
+
+def prompt_tokenizer(metadata: dict[str, Any] | None, task: str) -> Any:
+    """The model's tokenizer (model_args ``pretrained`` / metadata ``tokenizer``), as LongBench's loader finds it."""
+    from .longbench_data import _tokenizer, tokenizer_name
+
+    metadata = metadata or {}
+    name = tokenizer_name(metadata)
+    if name is None:
+        raise ValueError(f"{task} middle-truncates prompts with the model's tokenizer: pass --model_args "
+                         "pretrained=... or --metadata '{\"tokenizer\": \"...\"}'")
+    return _tokenizer(name, str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on"))
+
+
+def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
+    """Prompt length cap in tokens: metadata ``max_length`` if given, else min(64k, model window - new tokens).
+
+    ``max_length`` means the prompt budget, as in the LongBench tasks (the role of model2maxlen.json).
+    """
+    from .longbench_data import default_max_length, tokenizer_name
+
+    metadata = metadata or {}
+    if metadata.get("max_length") not in (None, ""):
+        limit = int(metadata["max_length"])
+    else:
+        limit = DEFAULT_MAX_INPUT_TOKENS
+        name = tokenizer_name(metadata)
+        if name is not None:
+            trust = str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on")
+            limit = min(limit, default_max_length(name, max_new_tokens, trust))
+    if limit <= 1:
+        raise ValueError(f"prompt budget of {limit} tokens leaves no room for the prompt")
+    return limit
+
+
+def middle_truncate(text: str, tokenizer: Any, max_tokens: int) -> tuple[str, int]:
+    """LongAlign (LongBench-Chat) middle truncation: keep the first and last int(max_tokens/2) tokens.
+
+    Tokens are counted without special tokens, as LongAlign's eval.py does (LongBench's pred.py
+    counts them: see longbench_data.middle_truncate). Returns the text and its original token count.
+    """
+    ids = tokenizer(text, truncation=False, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text, len(ids)
+    half = int(max_tokens / 2)
+    return (tokenizer.decode(ids[:half], skip_special_tokens=True)
+            + tokenizer.decode(ids[-half:], skip_special_tokens=True)), len(ids)
+
+
+# ------------------------------------------------------------------------------ judge specs
+
+
+class JudgeSpec(ABC):
+    """How one task family asks the judge about a sample and turns the answers into a score."""
+
+    template_id: str = ""
+    template_version: str = ""
+    #: The scale of one rating, for reports (e.g. (1, 3)).
+    scale: tuple[float, float] = (0.0, 10.0)
+
+    def __init__(self, task: str, metadata: dict[str, Any] | None = None, max_tokens: int = 1024):
+        self.task = task
+        self.metadata = dict(metadata or {})
+        self.max_tokens = max_tokens
+
+    @abstractmethod
+    def requests(self, doc: dict[str, Any], response: str) -> list[ChatRequest]:
+        """The judge calls for one sample (e.g. one per reference answer)."""
+
+    @abstractmethod
+    def parse(self, text: str | None) -> Parsed:
+        """One judge answer -> rating on `scale`, or unscored with a reason."""
+
+    @abstractmethod
+    def combine(self, doc: dict[str, Any], ratings: list[Parsed]) -> Parsed:
+        """The sample's score on 0-100 from its calls' ratings (unscored when it cannot be known)."""
+
+    def call_info(self, doc: dict[str, Any], index: int) -> dict[str, Any]:
+        """Extra fields logged with the index-th call's judgement (e.g. which reference)."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"template_id": self.template_id, "template_version": self.template_version,
+                "rating_scale": list(self.scale)}
+
+
+SpecFactory = Callable[[str, dict[str, Any], int], JudgeSpec]
+_SPECS: list[tuple[Callable[[str], bool], SpecFactory]] = []
+
+
+def register_spec(matches: Callable[[str], bool], factory: SpecFactory) -> None:
+    """Let `lr-eval rejudge` find the spec of a task by its name."""
+    _SPECS.append((matches, factory))
+
+
+def spec_for_task(task: str, metadata: dict[str, Any] | None = None, max_tokens: int = 1024) -> JudgeSpec:
+    from . import longbench_chat, longbench_judged  # noqa: F401  (they register their specs)
+
+    for matches, factory in _SPECS:
+        if matches(task):
+            return factory(task, dict(metadata or {}), max_tokens)
+    raise ValueError(f"no judge is defined for task {task!r}")
+
+
+# ------------------------------------------------------------------------------ judging
+
+
+def _cost(results: Sequence[ChatResult], client: JudgeClient) -> float | None:
+    price = client.meter.price
+    if price is None:
+        return None
+    return sum((r.usage.input_tokens * price[0] + r.usage.output_tokens * price[1]) / 1e6
+               for r in results if r.ok and not r.cached)
+
+
+def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str, Any]], responses: Sequence[str],
+                  reasks: int = DEFAULT_REASKS, desc: str | None = None,
+                  close: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Judge every sample in one concurrent batch; returns one verdict per sample and a report.
+
+    `close` closes the client's connections afterwards, inside the batch's own event loop
+    (HTTP clients are bound to the loop that opened them).
+
+    A verdict: ``response``, ``score`` (0-100 or None), ``unscored`` (reason or None),
+    ``judgements`` (per call: rating, reason, clamped, rationale, cached), ``judge`` and ``cost_usd``.
+    """
+    plan = [(i, j, req) for i, (doc, resp) in enumerate(zip(docs, responses, strict=True))
+            for j, req in enumerate(spec.requests(doc, resp))]
+    call_stats = ParseStats()
+
+    async def run_all() -> list[tuple[Parsed, list[ChatResult]]]:
+        try:
+            with client.progress(desc or f"judging {spec.task}", len(plan)):
+                return await gather_or_cancel([ask_and_parse(client, req, spec.parse, reasks, call_stats)
+                                               for _, _, req in plan])
+        finally:
+            if close:
+                await client.aclose()
+
+    outcomes = run_sync(run_all)
+    per_sample: list[list[tuple[int, Parsed, list[ChatResult]]]] = [[] for _ in docs]
+    for (i, j, _), (parsed, results) in zip(plan, outcomes, strict=True):
+        per_sample[i].append((j, parsed, results))
+
+    sample_reasons: Counter[str] = Counter()
+    verdicts: list[dict[str, Any]] = []
+    scores: list[float] = []
+    total_cost: float | None = 0.0 if client.meter.price is not None else None
+    for doc, resp, calls in zip(docs, responses, per_sample, strict=True):
+        final = spec.combine(doc, [p for _, p, _ in calls])
+        all_results = [r for _, _, rs in calls for r in rs]
+        cost = _cost(all_results, client)
+        if cost is not None and total_cost is not None:
+            total_cost += cost
+        judgements = []
+        for j, parsed, results in calls:
+            entry: dict[str, Any] = {**spec.call_info(doc, j), "rating": parsed.value, "reason": parsed.reason,
+                                     "clamped": parsed.clamped,
+                                     "rationale": results[0].content if results[0].ok else None,
+                                     "error": results[-1].error, "cached": all(r.cached for r in results),
+                                     "calls": len(results)}
+            if len(results) > 1:
+                entry["reask_answer"] = results[-1].content
+            judgements.append(entry)
+        if final.scored:
+            scores.append(float(final.value))  # type: ignore[arg-type]
+        else:
+            sample_reasons[final.reason or "unknown"] += 1
+        verdicts.append({"response": resp, "score": final.value, "unscored": final.reason,
+                         "judgements": judgements,
+                         "judge": {"model": client.model, "template": f"{spec.template_id}@{spec.template_version}"},
+                         "cost_usd": cost})
+    report = {
+        "model": client.model,
+        **spec.describe(),
+        "reasks": reasks,
+        "samples": {"judged": len(docs), "scored": len(scores), "unscored": sum(sample_reasons.values()),
+                    "unscored_reasons": dict(sample_reasons)},
+        "calls": call_stats.to_dict(),
+        "usage": client.summary(),
+        "cost_usd": None if total_cost is None else round(total_cost, 6),
+    }
+    return verdicts, report
+
+
+def build_judge(task: str, metadata: dict[str, Any] | None) -> tuple[JudgeClient, JudgeConfig]:
+    """The judge client for a task, or JudgeNotConfigured."""
+    cfg = load_judge_config(metadata)
+    if not cfg.configured:
+        raise JudgeNotConfigured(no_judge_message(task))
+    return build_client(cfg), cfg
+
+
+def reasks_from(metadata: dict[str, Any] | None) -> int:
+    value = (metadata or {}).get(JUDGE_REASKS_KEY)
+    return DEFAULT_REASKS if value is None else int(value)
+
+
+# ------------------------------------------------------------------------- lm-eval glue
+
+
+def calling_task() -> Any | None:
+    """The lm-eval Task whose filters are running (found on the call stack), or None.
+
+    lm-eval 0.4.13 gives a filter only the responses and docs; the task tells us its name,
+    its --metadata (judge overrides) and whether this is a --predict_only run.
+    """
+    from lm_eval.api.task import Task
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, Task):
+            return candidate
+        frame = frame.f_back
+    return None
+
+
+def is_predict_only(task: Any) -> bool:
+    """lm-eval's --predict_only replaces the task's metrics by 'bypass' before generating."""
+    metric_fns = getattr(task, "_metric_fn_list", None) or {}
+    return bool(metric_fns) and set(metric_fns) == {"bypass"}
+
+
+def _first(resp: Any) -> str:
+    """take_first: lm-eval keeps a list of responses per request (repeats)."""
+    if isinstance(resp, (list, tuple)):
+        resp = resp[0] if resp else ""
+    return "" if resp is None else str(resp)
+
+
+class JudgeFilter(Filter):
+    """Judges every response of a task in one concurrent batch; subclasses name their JudgeSpec."""
+
+    spec_class: type[JudgeSpec]
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.options = kwargs
+        super().__init__()
+
+    def apply(self, resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[Any]:
+        responses = [_first(r) for r in resps]
+        task = calling_task()
+        if task is not None and is_predict_only(task):
+            return responses  # generation only: lr-eval rejudge scores these samples later
+        metadata = dict(getattr(task.config, "metadata", None) or {}) if task is not None else {}
+        name = str(task.config.task) if task is not None else self.options.get("task", self.spec_class.__name__)
+        client, cfg = build_judge(name, metadata)
+        spec = self.spec_class(name, metadata, cfg.max_tokens)
+        verdicts, report = judge_samples(spec, client, list(docs), responses, reasks_from(metadata))
+        report["judge"] = cfg.describe()
+        log.warning("%s: judged %d samples with %s: %d scored, %d unscored, cost %s USD", name, len(docs),
+                    client.model, report["samples"]["scored"], report["samples"]["unscored"], report["cost_usd"])
+        if task is not None:
+            if not isinstance(task.config.metadata, dict):
+                task.config.metadata = {}
+            task.config.metadata["judge"] = report
+        # JSON text, not a dict: lm-eval's samples writer turns every filtered response into str().
+        return [json.dumps(v, ensure_ascii=False) for v in verdicts]
+
+
+def register_judge_filter(name: str, cls: type[JudgeFilter]) -> None:
+    """Register a judge filter under `name` for YAML ``filter: - function: name``.
+
+    lm-eval resolves the name when the task is built; the task's ``custom_dataset: !function``
+    in the same YAML imports the module (and so registers the filter) first.
+    """
+    from lm_eval.api.registry import filter_registry
+
+    if name not in filter_registry:
+        filter_registry.register(name)(cls)
+
+
+def load_verdict(value: Any) -> dict[str, Any] | None:
+    """A verdict from a filtered response (JSON text as the filter returns it, or a dict); None if not one."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    return value if isinstance(value, dict) and "score" in value and "response" in value else None
+
+
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    """Metric values of one judged sample: score (only when scored), judge_unscored, judge_cost_usd."""
+    verdict = load_verdict(results[0])
+    if verdict is None:
+        raise RuntimeError("judged task without a judge verdict: keep the task's `judge` filter in filter_list")
+    out: dict[str, float] = {"judge_unscored": 0.0 if verdict["score"] is not None else 1.0}
+    if verdict["score"] is not None:
+        out["score"] = float(verdict["score"])
+    if verdict.get("cost_usd") is not None:
+        out["judge_cost_usd"] = float(verdict["cost_usd"])
+    return out
+
+
+def total(values: Sequence[float]) -> float:
+    """Sum aggregation (lm-eval has none built in): unscored counts and judge cost add up."""
+    return float(sum(values))
+
+
+def mean_stderr(values: Sequence[float]) -> float | str:
+    """Standard error of the mean (as lm-eval's `mean` stderr), "N/A" below two values."""
+    n = len(values)
+    if n < 2:
+        return "N/A"
+    m = sum(values) / n
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
+
