@@ -56,9 +56,11 @@ def parse_bracket_score(text: str | None, lo: float, hi: float) -> Parsed:
 
 Parser = Callable[[str | None], Parsed]
 
-REASK_VERSION = "1"
+REASK_VERSION = "2"
+# No example number here: a judge that echoes the re-ask back must not produce a score.
 REASK_PROMPT = ("Your reply did not end with a verdict in the required format. "
-                "Reply again with only the verdict in that format (for example [[7]]), nothing else.")
+                "Reply again with only the verdict, in double square brackets as the instructions say, "
+                "and nothing else.")
 
 
 @dataclass
