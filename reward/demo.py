@@ -1,0 +1,73 @@
+"""The LongReward step of `lr-eval demo`: the four scores of the demo answer, with what stands behind them.
+
+Registered as entry point `lr_eval.demo: "2-longreward"`. With the embedded
+135M judge most verdicts are weak or unparseable; the point is to show the
+whole pipeline run and report unscored dimensions honestly, not good scores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from lr_eval.judge import run_sync
+from lr_eval.progress import console
+
+from .scorer import DIMENSIONS, LongRewardScorer, RewardConfig
+
+# A small judge has a small window and writes slowly: short answers, few statements.
+DEMO_MAX_TOKENS = {"helpfulness": 160, "logicality": 160, "statements": 200, "support": 120, "extract": 240,
+                   "completeness": 160}
+
+
+def demo_config(judge: Any) -> RewardConfig:
+    """Method defaults, with the output budgets and window of a local judge when the judge is one."""
+    backend = getattr(judge, "backend", None)
+    window = getattr(backend, "max_input_tokens", None)
+    local = type(backend).__name__ in ("TransformersBackend", "VLLMBackend")
+    if not local:
+        return RewardConfig()
+    return RewardConfig(max_tokens=dict(DEMO_MAX_TOKENS), judge_window=window or 8192, max_statements=4)
+
+
+def step(ctx: Any) -> None:
+    """Score `ctx.answer` to `ctx.sample`'s question and print the four dimensions and the reward."""
+    sample = ctx.sample
+    cfg = demo_config(ctx.judge)
+    scorer = LongRewardScorer(ctx.judge, cfg)
+    try:
+        result = run_sync(lambda: scorer.score_group(sample["context"], sample["question"], [ctx.answer]))[0]
+    except (ImportError, OSError) as e:  # the local embedder could not load: fall back to BM25 retrieval
+        console.print(f"[yellow]local embedder unavailable ({e}); retrieving with BM25")
+        cfg.embedder = "bm25"
+        scorer = LongRewardScorer(ctx.judge, cfg, embedder=None)
+        result = run_sync(lambda: scorer.score_group(sample["context"], sample["question"], [ctx.answer]))[0]
+    ctx.results["longreward"] = result.to_dict()
+
+    t = Table(title="LongReward (0-10)")
+    t.add_column("dimension")
+    t.add_column("score", justify="right")
+    t.add_column("basis / reason")
+    audit = result.audit
+    for dim in DIMENSIONS:
+        value = getattr(result, dim)
+        basis = result.unscored.get(dim, "")
+        if value is not None and dim == "faithfulness":
+            rows = audit.get("faithfulness", {}).get("statements", [])
+            basis = f"{audit['faithfulness'].get('judged', 0)} of {len(rows)} statements judged"
+        elif value is not None and dim == "completeness":
+            parts = audit.get("completeness", {}).get("information", [])
+            basis = f"information from {sum(p['status'] == 'relevant' for p in parts)} of {len(parts)} parts"
+        t.add_row(dim, "-" if value is None else f"{value:.1f}", escape(basis))
+    t.add_row("[bold]reward", "-" if result.reward is None else f"[bold]{result.reward:.2f}",
+              "mean of " + (", ".join(result.averaged) or "nothing: no dimension scored"))
+    console.print(t)
+    for row in audit.get("faithfulness", {}).get("statements", [])[:4]:
+        console.print(f"  statement: {escape(row['statement'])}\n    passages {row['chunks']} → "
+                      f"{row['verdict'] or 'unscored: ' + escape(str(row.get('unscored')))}")
+    if result.flags:
+        console.print("flags: " + ", ".join(result.flags))
+    console.print(f"judge calls for this answer: {result.usage.get('calls', 0)} "
+                  f"(+{result.usage.get('group', {}).get('calls', 0)} shared per prompt)")

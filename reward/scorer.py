@@ -1,0 +1,819 @@
+"""LongReward scoring: helpfulness, logicality, faithfulness and completeness of long-context answers.
+
+This is the one implementation that evaluation tasks, DPO training and the
+leaderboards call. A judge model (through `lr_eval.judge.JudgeClient`)
+rates each response on four dimensions, 0-10; the reward is their weighted
+mean over the dimensions that could be scored, and every dimension is kept.
+
+Group scoring is the unit of work: the N sampled responses to one prompt
+share one chunking and one embedding of the context, one completeness
+extraction per (context, question), and one support judgment per distinct
+statement. Identical responses are scored once. The judge cache does the rest
+across runs.
+
+Policies where the paper is silent (each is flagged in `ResponseScore.flags`
+and counted by `LongRewardScorer.flag_counts`):
+- empty response (blank after stripping): by rule 0 on helpfulness,
+  logicality and completeness, faithfulness not applicable, no judge call
+  ("empty_response"); `RewardConfig.empty_policy="unscored"` leaves it unscored.
+- no factual statements: faithfulness is None with the reason in `unscored`,
+  the reward averages the other dimensions ("no_factual_statements").
+- a response whose prompt cannot fit the judge's window
+  (`RewardConfig.judge_window`): every dimension unscored, nothing sent
+  ("response_too_long").
+- a context over `max_context_tokens`: the middle extraction chunks are
+  dropped (head and tail kept, as LongBench cuts from the middle), retrieval
+  only sees the kept span ("context_truncated"; the audit says what was cut).
+- unparseable judge answers after `reasks` re-asks: that verdict is unscored
+  with its reason. A statement or document part without a verdict is left out
+  of faithfulness or completeness, flagged ("statements_unjudged",
+  "extraction_incomplete"); below `min_parsed_fraction` the dimension is
+  unscored instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from lr_eval.judge import JudgeClient, gather_or_cancel, run_sync
+from lr_eval.parsing import (
+    Parsed,
+    ParseStats,
+    parse_bracket_score,
+    result_to_parsed,
+    unscored,
+)
+from lr_eval.types import ChatRequest, ChatResult
+
+from . import prompts
+from .prompts import NO_INFO_AT_ALL, NO_INFO_LABEL, Template, neutralise
+
+DIMENSIONS = ("helpfulness", "logicality", "faithfulness", "completeness")
+STAGE_OF = {"helpfulness": "helpfulness", "logicality": "logicality", "faithfulness": "statements",
+            "completeness": "completeness"}
+SUPPORT_VALUES = {"fully supported": 1.0, "partially supported": 0.5, "not supported": 0.0}
+_FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named in the config
+
+
+# ---------------------------------------------------------------------------------------------------------
+# configuration and results
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class RewardConfig:
+    """Method settings; the defaults are the paper's (128-token retrieval chunks, k = 5,
+    4096-token extraction chunks, equal weights)."""
+
+    retrieval_chunk_tokens: int = 128
+    extraction_chunk_tokens: int = 4096
+    k: int = 5
+    weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # in DIMENSIONS order
+    language: str = "auto"             # "auto" (from question + context), "en" or "zh"
+    reasks: int = 1                    # bounded re-asks of an unparseable answer
+    tokenizer: str | None = None       # chunking tokenizer (None: the offline default of chunking.py)
+    embedder: str = "local"            # "local", "local:PATH", "openai:MODEL" or "bm25"
+    temperature: float = 0.0
+    max_tokens: dict[str, int] = field(default_factory=lambda: dict(prompts.DEFAULT_MAX_TOKENS))
+    judge_window: int | None = 128_000  # the judge's context window in tokens; None = unknown, never checked
+    max_context_tokens: int | None = 262_144
+    max_statements: int | None = None   # cap per response (None: judge every statement, as the paper)
+    min_parsed_fraction: float = 0.5   # of statements / document parts that need a verdict
+    empty_policy: str = "zero"         # "zero" or "unscored"
+
+    def __post_init__(self) -> None:
+        self.weights = tuple(float(w) for w in self.weights)  # type: ignore[assignment]
+        if len(self.weights) != 4 or any(w < 0 for w in self.weights) or not any(self.weights):
+            raise ValueError("weights: four non-negative numbers (helpfulness, logicality, faithfulness, "
+                             "completeness), not all zero")
+        if self.language not in ("auto", *prompts.LANGUAGES):
+            raise ValueError(f"language must be auto, {' or '.join(prompts.LANGUAGES)}, not {self.language!r}")
+        if self.empty_policy not in ("zero", "unscored"):
+            raise ValueError(f"empty_policy must be 'zero' or 'unscored', not {self.empty_policy!r}")
+        if self.k < 1 or self.retrieval_chunk_tokens < 1 or self.extraction_chunk_tokens < 1:
+            raise ValueError("k and the chunk sizes must be positive")
+        if not 0.0 <= self.min_parsed_fraction <= 1.0:
+            raise ValueError("min_parsed_fraction must be between 0 and 1")
+        self.max_tokens = {**prompts.DEFAULT_MAX_TOKENS, **self.max_tokens}
+
+    def weight(self, dim: str) -> float:
+        return self.weights[DIMENSIONS.index(dim)]
+
+    def enabled(self) -> list[str]:
+        """Dimensions with a positive weight; the others are not computed at all."""
+        return [d for d in DIMENSIONS if self.weight(d) > 0]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["weights"] = list(self.weights)
+        return d
+
+
+@dataclass
+class ResponseScore:
+    """The LongReward verdict on one response, with everything needed to audit it.
+
+    A dimension is a float in [0, 10] or None; every enabled dimension that is
+    None has its reason in `unscored`. `reward` is the weighted mean of the
+    dimensions listed in `averaged` (None when that list is empty).
+    """
+
+    helpfulness: float | None = None
+    logicality: float | None = None
+    faithfulness: float | None = None
+    completeness: float | None = None
+    reward: float | None = None
+    averaged: list[str] = field(default_factory=list)
+    unscored: dict[str, str] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    audit: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def scores(self) -> dict[str, float | None]:
+        return {d: getattr(self, d) for d in DIMENSIONS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.scores(), "reward": self.reward, "averaged": list(self.averaged),
+                "unscored": dict(self.unscored), "flags": list(self.flags), "audit": self.audit,
+                "usage": self.usage}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> ResponseScore:
+        return ResponseScore(**{k: d.get(k) for k in DIMENSIONS}, reward=d.get("reward"),
+                             averaged=list(d.get("averaged") or []), unscored=dict(d.get("unscored") or {}),
+                             flags=list(d.get("flags") or []), audit=dict(d.get("audit") or {}),
+                             usage=dict(d.get("usage") or {}))
+
+
+def combine(scores: Mapping[str, float | None], weights: Mapping[str, float] | None = None,
+            dims: Iterable[str] = DIMENSIONS) -> tuple[float | None, list[str]]:
+    """Weighted mean of the scored dimensions among `dims`, and which dimensions it used.
+
+    The agreement ablations use this too, so a leave-one-out reward is computed
+    exactly like the full one.
+    """
+    weights = weights or {}
+    used = [d for d in dims if scores.get(d) is not None and weights.get(d, 1.0) > 0]
+    if not used:
+        return None, []
+    total = sum(weights.get(d, 1.0) for d in used)
+    return sum(weights.get(d, 1.0) * float(scores[d]) for d in used) / total, used  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# parsers for the list and label verdicts (the 0-10 scores use lr_eval.parsing.parse_bracket_score)
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ParsedItems(Parsed):
+    """A parsed list verdict: `items` are the lines; `value` is their number (0 is a valid "none")."""
+
+    items: tuple[str, ...] = ()
+
+
+_BULLET = re.compile(r"^\s*(?:[-*•·]+|\(?\d{1,3}[.)、:]|（\d{1,3}）)\s*")
+
+
+def _marker_re(name: str) -> re.Pattern[str]:
+    return re.compile(r"\[\[\s*" + r"\s+".join(map(re.escape, name.split())) + r"\s*\]\]", re.IGNORECASE)
+
+
+def parse_item_block(text: str | None, start: str, none: str, end: str = "END") -> ParsedItems:
+    """Items listed between [[start]] and [[end]], or none when [[none]] comes last.
+
+    Whichever of the two markers appears last in the answer wins (a judge that
+    quotes the format first and answers after is read correctly). A missing
+    [[end]] is tolerated: the list runs to the end of the answer.
+    """
+    if text is None:
+        return ParsedItems(value=None, reason="no answer")
+    starts = list(_marker_re(start).finditer(text))
+    nones = list(_marker_re(none).finditer(text))
+    last_start = starts[-1].end() if starts else -1
+    last_none = nones[-1].end() if nones else -1
+    if last_start < 0 and last_none < 0:
+        return ParsedItems(value=None, reason=f"no [[{start}]] list and no [[{none}]] in the answer", raw=text)
+    if last_none > last_start:
+        return ParsedItems(value=0.0, raw=text)
+    body = text[last_start:]
+    stop = _marker_re(end).search(body)
+    if stop:
+        body = body[:stop.start()]
+    items = []
+    for line in body.splitlines():
+        line = _BULLET.sub("", line).strip()
+        if line and not re.fullmatch(r"\[\[.*\]\]", line):
+            items.append(line)
+    return ParsedItems(value=float(len(items)), items=tuple(items), raw=text)
+
+
+def parse_statements(text: str | None) -> ParsedItems:
+    return parse_item_block(text, "STATEMENTS", "NO STATEMENTS")
+
+
+def parse_information(text: str | None) -> ParsedItems:
+    return parse_item_block(text, "INFORMATION", "NO RELEVANT INFORMATION")
+
+
+_LABEL = re.compile(r"\[\[\s*([^\[\]]{1,40}?)\s*\]\]")
+_LABELS = {
+    "fully supported": 1.0, "fully": 1.0, "full": 1.0, "supported": 1.0, "完全支持": 1.0,
+    "partially supported": 0.5, "partially": 0.5, "partial": 0.5, "部分支持": 0.5,
+    "not supported": 0.0, "not": 0.0, "unsupported": 0.0, "none": 0.0, "不支持": 0.0,
+}
+
+
+def parse_support(text: str | None) -> Parsed:
+    """The last [[fully supported]] / [[partially supported]] / [[not supported]] label → 1 / 0.5 / 0."""
+    if text is None:
+        return unscored("no answer")
+    for m in reversed(list(_LABEL.finditer(text))):
+        label = re.sub(r"\s+", " ", m.group(1).strip().lower())
+        if label in _LABELS:
+            return Parsed(value=_LABELS[label], raw=text)
+    return unscored("no [[fully/partially/not supported]] label in the answer", text)
+
+
+def parse_score(text: str | None) -> Parsed:
+    return parse_bracket_score(text, 0, 10)
+
+
+# Stage-specific re-asks. None of them contains a parseable example verdict: a weak judge that
+# parrots the re-ask must come out unscored, not with the example's score (the core REASK_PROMPT
+# shows "[[7]]", which such a judge would return verbatim).
+_REASK_SCORE = ("Your reply did not end with a verdict in the required format. Reply again with only the "
+                "score: an integer from 0 to 10 written inside double square brackets, nothing else.")
+REASK_VERSION = "1"  # bump when a re-ask text below changes (it is part of the re-ask's cache key)
+REASK = {
+    "helpfulness": _REASK_SCORE,
+    "logicality": _REASK_SCORE,
+    "completeness": _REASK_SCORE,
+    "statements": "Your reply did not follow the required format. Reply again with only the list: the line "
+                  "[[STATEMENTS]], one statement per line, then [[END]] (or only [[NO STATEMENTS]]).",
+    "extract": "Your reply did not follow the required format. Reply again with only the list: the line "
+               "[[INFORMATION]], one item per line, then [[END]] (or only [[NO RELEVANT INFORMATION]]).",
+    "support": "Your reply did not end with a verdict in the required format. Reply again with only one of "
+               "[[fully supported]], [[partially supported]] or [[not supported]], nothing else.",
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the scorer
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Ask:
+    """One verdict with the judge results that produced it."""
+
+    parsed: Parsed
+    results: list[ChatResult]
+    skipped: str | None = None   # why nothing was sent (prompt over the window, dry run placeholder...)
+
+    @property
+    def answer(self) -> str | None:
+        for r in reversed(self.results):
+            if r.content is not None:
+                return r.content
+        return None
+
+
+@dataclass
+class _Dim:
+    """The outcome of one dimension for one response."""
+
+    value: float | None
+    reason: str | None
+    audit: dict[str, Any]
+    results: list[ChatResult]
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    """What all responses to one (context, question) share."""
+
+    context: str
+    question: str
+    lang: str
+    fine: list[Any]                       # retrieval chunks (Chunk), in document order
+    coarse: list[Any]                     # extraction chunks
+    total_chars: int
+    context_tokens: int
+    dropped: list[str]                    # position labels of extraction chunks cut from the middle
+    extraction: asyncio.Future[list[dict[str, Any]]] | None = None
+    extraction_asks: list[_Ask] = field(default_factory=list)
+    retriever: asyncio.Future[Any] | None = None
+    support: dict[str, asyncio.Future[tuple[list[int], _Ask]]] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    embedded_tokens: int = 0              # context chunks and statements embedded for this group
+
+    by_index: dict[int, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_index = {c.index: c for c in self.fine}
+
+
+class LongRewardScorer:
+    """Scores responses to long-context questions with the LongReward method.
+
+    `embedder`: an `lr_eval.embed.Embedder`, None for BM25 retrieval, or left out
+    to build `config.embedder`. `tokenizer`: the chunking tokenizer object, or
+    left out to load `config.tokenizer`. Both are built lazily on first use.
+    """
+
+    def __init__(self, client: JudgeClient, config: RewardConfig | None = None, embedder: Any = _FROM_CONFIG,
+                 tokenizer: Any = _FROM_CONFIG):
+        self.client = client
+        self.config = config or RewardConfig()
+        self._embedder = embedder
+        self._tokenizer = tokenizer
+        self._build_lock = threading.Lock()    # lazy loading of the embedder and tokenizer
+        self._lock = threading.Lock()          # embedding: one model shared by all groups' threads
+        self.parse_stats: dict[str, ParseStats] = {s: ParseStats() for s in prompts.STAGES}
+        self.flag_counts: Counter[str] = Counter()
+        self.embedded_tokens = 0
+        self._count_cached = functools.lru_cache(maxsize=32768)(self._count_uncached)
+
+    # -- lazily built helpers ---------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Any:
+        with self._build_lock:
+            if self._embedder is _FROM_CONFIG:
+                from lr_eval.embed import build_embedder
+
+                self._embedder = build_embedder(self.config.embedder)
+            return self._embedder
+
+    @property
+    def tokenizer(self) -> Any:
+        with self._build_lock:
+            if self._tokenizer is _FROM_CONFIG:
+                from .chunking import load_tokenizer
+
+                self._tokenizer = load_tokenizer(self.config.tokenizer)
+            return self._tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` under the chunking tokenizer (a proxy for the judge's)."""
+        return self._count_cached(text) if text else 0
+
+    def _count_uncached(self, text: str) -> int:
+        from .chunking import token_spans
+
+        return len(token_spans(text, self.tokenizer))
+
+    def templates(self, lang: str) -> dict[str, Template]:
+        return {s: prompts.template(s, lang) for s in prompts.STAGES}
+
+    # -- public API -------------------------------------------------------------------------------------
+    def score(self, context: str, question: str, response: str) -> ResponseScore:
+        """Score one response (synchronous)."""
+        return self.score_groups([(context, question, [response])])[0][0]
+
+    def score_groups(self, items: Sequence[Any], max_in_flight: int = 16,
+                     on_done: Callable[[int, list[ResponseScore]], None] | None = None,
+                     desc: str = "LongReward") -> list[list[ResponseScore]]:
+        """Score many groups at once (synchronous), all behind one progress bar.
+
+        Each item is (context, question, responses) or a mapping with those keys.
+        Up to `max_in_flight` groups are prepared and judged concurrently (this
+        bounds the memory of chunk embeddings); all their judge calls are in
+        flight together, limited by the client's concurrency. `on_done(i, scores)`
+        is called as each group finishes, e.g. to write results incrementally.
+        A fatal judge error or a spent budget stops the batch and is raised.
+        """
+        return run_sync(lambda: self.ascore_groups(items, max_in_flight, on_done, desc))
+
+    async def ascore_groups(self, items: Sequence[Any], max_in_flight: int = 16,
+                            on_done: Callable[[int, list[ResponseScore]], None] | None = None,
+                            desc: str = "LongReward") -> list[list[ResponseScore]]:
+        groups = [_unpack(it) for it in items]
+        sem = asyncio.Semaphore(max(1, max_in_flight))
+        # A first estimate (4 calls per response); stages grow the bar when they know more.
+        estimate = sum(4 * len({x for x in r if x.strip()}) for _, _, r in groups)
+
+        async def one(i: int) -> list[ResponseScore]:
+            async with sem:
+                res = await self.score_group(*groups[i])
+            if on_done is not None:
+                on_done(i, res)
+            return res
+
+        with self.client.progress(desc, estimate):
+            return await gather_or_cancel([one(i) for i in range(len(groups))])
+
+    async def score_group(self, context: str, question: str, responses: Sequence[str]) -> list[ResponseScore]:
+        """Score the responses to one prompt, sharing every piece of work that does not depend on the response."""
+        if isinstance(responses, str) or not all(isinstance(r, str) for r in responses):
+            raise TypeError("responses must be a list of strings")
+        g = await self._prepare(context, question)
+        unique = list(dict.fromkeys(responses))
+        scored = await gather_or_cancel([self._score_response(g, r) for r in unique])
+        by_text = dict(zip(unique, scored, strict=True))
+        out: list[ResponseScore] = []
+        first: dict[str, int] = {}
+        for i, r in enumerate(responses):
+            if r in first:
+                dup = copy.deepcopy(by_text[r])
+                dup.audit["duplicate_of"] = first[r]
+                dup.usage = {**dup.usage, "calls": 0, "input_tokens": 0, "output_tokens": 0, "note":
+                             f"identical to response {first[r]}: scored once"}
+                out.append(dup)
+            else:
+                first[r] = i
+                out.append(by_text[r])
+        # Shared by the whole group: the completeness extraction and the embedding of context and statements.
+        shared = {**_usage([r for a in g.extraction_asks for r in a.results]), "embedded_tokens": g.embedded_tokens,
+                  "responses": len(responses), "distinct_responses": len(unique),
+                  "distinct_statements": len(g.support)}
+        for s in out:
+            s.usage["group"] = shared
+            self.flag_counts.update(s.flags)
+        return out
+
+    # -- group preparation ------------------------------------------------------------------------------
+    async def _prepare(self, context: str, question: str) -> _Group:
+        cfg = self.config
+        lang = cfg.language if cfg.language != "auto" else prompts.detect_language(question, context)
+        return await asyncio.to_thread(self._chunk, context, question, lang)
+
+    def _chunk(self, context: str, question: str, lang: str) -> _Group:
+        from .chunking import chunk_text
+
+        cfg = self.config
+        tok = self.tokenizer
+        coarse = chunk_text(context, cfg.extraction_chunk_tokens, tok)
+        fine = chunk_text(context, cfg.retrieval_chunk_tokens, tok)
+        total_tokens = sum(c.n_tokens for c in coarse)
+        total_chars = max(1, len(context))
+        dropped: list[str] = []
+        flags: list[str] = []
+        if cfg.max_context_tokens is not None and total_tokens > cfg.max_context_tokens:
+            from .chunking import position_label
+
+            budget = cfg.max_context_tokens
+            head: list[Any] = []
+            tail: list[Any] = []
+            lo, hi, used = 0, len(coarse) - 1, 0
+            while lo <= hi:  # alternate head and tail so that the middle is what gets cut
+                take_head = len(head) <= len(tail)
+                c = coarse[lo] if take_head else coarse[hi]
+                if used + c.n_tokens > budget:
+                    break
+                used += c.n_tokens
+                if take_head:
+                    head.append(c)
+                    lo += 1
+                else:
+                    tail.append(c)
+                    hi -= 1
+            kept = head + tail[::-1]
+            dropped = [position_label(c, total_chars) for c in coarse[lo:hi + 1]]
+            spans = [(c.start, c.end) for c in kept]
+            fine = [c for c in fine if any(a <= c.start < b for a, b in spans)]
+            coarse = kept
+            flags.append("context_truncated")
+        return _Group(context=context, question=question, lang=lang, fine=fine, coarse=coarse,
+                      total_chars=total_chars, context_tokens=total_tokens, dropped=dropped, flags=flags)
+
+    # -- asking -----------------------------------------------------------------------------------------
+    def _request(self, t: Template, stage: str, raw: tuple[str, ...] = (), **fields: str) -> ChatRequest:
+        return ChatRequest.of(t.messages(raw, **fields), max_tokens=self.config.max_tokens[stage],
+                              temperature=self.config.temperature, template_id=t.id, template_version=t.version)
+
+    def _fits(self, t: Template, stage: str, data_tokens: int) -> str | None:
+        """Why a prompt cannot be sent (over the judge window), or None when it fits."""
+        window = self.config.judge_window
+        if window is None:
+            return None
+        need = self.count_tokens(t.system) + self.count_tokens(t.user) + data_tokens + self.config.max_tokens[stage]
+        if need > window:
+            return f"prompt needs about {need} tokens with the answer, over the judge window of {window}"
+        return None
+
+    async def _ask(self, stage: str, request: ChatRequest, parser: Callable[[str | None], Parsed]) -> _Ask:
+        parsed, results = await _ask_reask(self.client, request, parser, self.config.reasks,
+                                           self.parse_stats[stage], REASK[stage])
+        return _Ask(parsed, results)
+
+    def _grow(self, n: int) -> None:
+        """Add calls to the progress bar on show (client.progress joins the running bar; none: no-op)."""
+        if n > 0:
+            self.client.progress("LongReward", n)
+
+    # -- one response -----------------------------------------------------------------------------------
+    async def _score_response(self, g: _Group, response: str) -> ResponseScore:
+        cfg = self.config
+        tpl = self.templates(g.lang)
+        enabled = cfg.enabled()
+        s = ResponseScore()
+        s.flags.extend(g.flags)
+        s.audit = {"language": g.lang, "templates": {k: f"{t.id}@{t.version}" for k, t in tpl.items()},
+                   "context_tokens": g.context_tokens, "retrieval_chunks": len(g.fine),
+                   "extraction_chunks": len(g.coarse)}
+        if g.dropped:
+            s.audit["context_dropped"] = g.dropped
+        text = response.strip()
+        if not text:
+            return self._empty(s, enabled)
+        q_tokens = self.count_tokens(g.question)
+        r_tokens = self.count_tokens(text)
+        s.audit["response_tokens"] = r_tokens
+        too_long = self._fits(tpl["helpfulness"], "helpfulness", q_tokens + r_tokens)
+        if too_long:
+            s.flags.append("response_too_long")
+            for d in enabled:
+                s.unscored[d] = f"response of {r_tokens} tokens cannot be shown to the judge: {too_long}"
+            return self._finish(s, [], g)
+
+        jobs = {
+            "helpfulness": lambda: self._simple(g, "helpfulness", tpl["helpfulness"], text),
+            "logicality": lambda: self._simple(g, "logicality", tpl["logicality"], text),
+            "faithfulness": lambda: self._faithfulness(g, tpl, text),
+            "completeness": lambda: self._completeness(g, tpl, text, q_tokens + r_tokens),
+        }
+        outcomes: list[_Dim] = await gather_or_cancel([jobs[d]() for d in enabled])
+        results: list[ChatResult] = []
+        for dim, o in zip(enabled, outcomes, strict=True):
+            setattr(s, dim, o.value)
+            if o.value is None:
+                s.unscored[dim] = o.reason or "unscored"
+            s.audit[dim] = o.audit
+            results.extend(o.results)
+            s.flags.extend(f for f in o.flags if f not in s.flags)
+        return self._finish(s, results, g)
+
+    def _empty(self, s: ResponseScore, enabled: list[str]) -> ResponseScore:
+        s.flags.append("empty_response")
+        s.audit["rule"] = "empty response: no judge call"
+        for d in enabled:
+            if d == "faithfulness":
+                s.unscored[d] = "not applicable: an empty response makes no factual statement"
+            elif self.config.empty_policy == "zero":
+                setattr(s, d, 0.0)
+            else:
+                s.unscored[d] = "empty response (empty_policy=unscored)"
+        return self._finish(s, [], None)
+
+    def _finish(self, s: ResponseScore, results: list[ChatResult], g: _Group | None) -> ResponseScore:
+        weights = dict(zip(DIMENSIONS, self.config.weights, strict=True))
+        s.reward, s.averaged = combine(s.scores(), weights, self.config.enabled())
+        s.usage = _usage(results)
+        return s
+
+    async def _simple(self, g: _Group, stage: str, t: Template, response: str) -> _Dim:
+        """Helpfulness or logicality: question + response, analysis, then [[0-10]]."""
+        req = self._request(t, stage, question=g.question, response=response)
+        a = await self._ask(stage, req, parse_score)
+        return _Dim(a.parsed.value, a.parsed.reason, _verdict_audit(a), a.results)
+
+    # -- faithfulness -----------------------------------------------------------------------------------
+    async def _faithfulness(self, g: _Group, tpl: dict[str, Template], response: str) -> _Dim:
+        cfg = self.config
+        req = self._request(tpl["statements"], "statements", question=g.question, response=response)
+        ext = await self._ask("statements", req, parse_statements)
+        audit: dict[str, Any] = {"extraction": _verdict_audit(ext)}
+        results = list(ext.results)
+        flags: list[str] = []
+        parsed = ext.parsed
+        if self.client.dry_run:
+            # Nothing was answered: estimate with one statement per sentence, as the paper's judge roughly does.
+            parsed = ParsedItems(value=1.0, items=tuple(_sentences(response)) or (response,))
+            flags.append("dry_run_estimate")
+        if not parsed.scored:
+            return _Dim(None, f"statement extraction: {parsed.reason}", audit, results, flags)
+        statements = list(dict.fromkeys(" ".join(x.split()) for x in getattr(parsed, "items", ())))
+        if cfg.max_statements is not None and len(statements) > cfg.max_statements:
+            audit["statements_dropped"] = statements[cfg.max_statements:]
+            statements = statements[:cfg.max_statements]
+            flags.append("statements_capped")
+        if not statements:
+            flags.append("no_factual_statements")
+            audit["statements"] = []
+            return _Dim(None, "not applicable: the response makes no factual statement", audit, results, flags)
+
+        verdicts = await self._supports(g, tpl["support"], statements)
+        rows = []
+        judged: list[float] = []
+        for st, (chunk_ids, a) in zip(statements, verdicts, strict=True):
+            results.extend(a.results)
+            row = {"statement": st, "chunks": chunk_ids, "support": a.parsed.value,
+                   "verdict": _support_label(a.parsed.value), "rationale": a.answer}
+            if not a.parsed.scored:
+                row["unscored"] = a.skipped or a.parsed.reason
+            else:
+                judged.append(float(a.parsed.value))  # type: ignore[arg-type]
+            rows.append(row)
+        audit["statements"] = rows
+        audit["judged"] = len(judged)
+        if len(judged) < len(statements):
+            flags.append("statements_unjudged")
+        if not judged or len(judged) < cfg.min_parsed_fraction * len(statements):
+            reasons = Counter(r.get("unscored") for r in rows if "unscored" in r)
+            return _Dim(None, f"only {len(judged)} of {len(statements)} statements got a support verdict "
+                              f"({_top_reasons(reasons)})", audit, results, flags)
+        return _Dim(10.0 * sum(judged) / len(judged), None, audit, results, flags)
+
+    async def _supports(self, g: _Group, t: Template, statements: list[str]) -> list[tuple[list[int], _Ask]]:
+        """Support verdicts for statements, each distinct statement retrieved and judged once per group."""
+        new = [st for st in statements if st not in g.support]
+        if new:
+            self._grow(len(new))
+            retrieval = asyncio.ensure_future(self._retrieve(g, new))
+            for i, st in enumerate(new):
+                g.support[st] = asyncio.ensure_future(self._support_one(g, t, st, retrieval, i))
+        return list(await gather_or_cancel([_shielded(g.support[st]) for st in statements]))
+
+    async def _retrieve(self, g: _Group, statements: list[str]) -> list[list[int]]:
+        if self.client.dry_run:  # no embedding in a dry run: the first k chunks stand in for the evidence
+            return [[c.index for c in g.fine[:self.config.k]] for _ in statements]
+        if g.retriever is None:
+            g.retriever = asyncio.ensure_future(asyncio.to_thread(self._build_retriever, g.fine))
+        retriever = await asyncio.shield(g.retriever)
+        ids, _ = await asyncio.to_thread(self._top_k, retriever, statements)
+        g.embedded_tokens = retriever.embedded_tokens
+        return ids
+
+    def _build_retriever(self, chunks: list[Any]) -> Any:
+        from .retrieval import Retriever
+
+        embedder = self.embedder
+        with self._lock:
+            r = Retriever.build(chunks, embedder)
+            self.embedded_tokens += r.embedded_tokens
+        return r
+
+    def _top_k(self, retriever: Any, statements: list[str]) -> tuple[list[list[int]], int]:
+        with self._lock:  # one retriever per group, but the embedder is shared by all groups
+            before = retriever.embedded_tokens
+            ids = retriever.top_k(statements, self.config.k)
+            tokens = retriever.embedded_tokens - before
+            self.embedded_tokens += tokens
+        return ids, tokens
+
+    async def _support_one(self, g: _Group, t: Template, statement: str, retrieval: asyncio.Future[Any],
+                           i: int) -> tuple[list[int], _Ask]:
+        ids = (await asyncio.shield(retrieval))[i]
+        chunks = [g.by_index[j] for j in ids]
+        passages = "\n".join(f'<passage id="{c.index}">\n{neutralise(c.text)}\n</passage>' for c in chunks)
+        if not chunks:
+            passages = "(the document is empty)"
+        why = self._fits(t, "support", sum(c.n_tokens for c in chunks) + self.count_tokens(statement))
+        if why:
+            return ids, _Ask(unscored(why), [], skipped=why)
+        req = self._request(t, "support", raw=("passages",), passages=passages, statement=statement)
+        return ids, await self._ask("support", req, parse_support)
+
+    # -- completeness -----------------------------------------------------------------------------------
+    async def _completeness(self, g: _Group, tpl: dict[str, Template], response: str, data_tokens: int) -> _Dim:
+        if g.extraction is None:
+            g.extraction = asyncio.ensure_future(self._extract_all(g, tpl["extract"]))
+        parts = await asyncio.shield(g.extraction)
+        flags: list[str] = []
+        audit: dict[str, Any] = {"information": parts}
+        if not parts:
+            flags.append("empty_context")
+        if self.client.dry_run:  # nothing was answered: stand-in information of a typical size, for the estimate
+            parts = [{**p, "status": "relevant", "items": ["x" * 400] * 3} for p in parts]
+            flags.append("dry_run_estimate")
+        ok = [p for p in parts if p["status"] != "unparsed"]
+        if len(ok) < len(parts):
+            flags.append("extraction_incomplete")
+        if parts and (not ok or len(ok) < self.config.min_parsed_fraction * len(parts)):
+            reasons = Counter(p.get("reason") for p in parts if p["status"] == "unparsed")
+            return _Dim(None, f"information extraction failed for {len(parts) - len(ok)} of {len(parts)} "
+                              f"document parts ({_top_reasons(reasons)})", audit, [], flags)
+        if not any(p["status"] == "relevant" for p in ok):
+            flags.append("no_relevant_information")
+        info = _render_information(ok, g.lang)
+        why = self._fits(tpl["completeness"], "completeness", data_tokens + self.count_tokens(info))
+        if why:
+            return _Dim(None, why, audit, [], flags)
+        req = self._request(tpl["completeness"], "completeness", raw=("information",), question=g.question,
+                            information=info, response=response)
+        a = await self._ask("completeness", req, parse_score)
+        audit.update(_verdict_audit(a))
+        return _Dim(a.parsed.value, a.parsed.reason, audit, a.results, flags)
+
+    async def _extract_all(self, g: _Group, t: Template) -> list[dict[str, Any]]:
+        """Per extraction chunk, the information relevant to the question: once per (context, question)."""
+        from .chunking import position_label
+
+        self._grow(len(g.coarse))
+        q_tokens = self.count_tokens(g.question)
+
+        async def one(c: Any) -> dict[str, Any]:
+            pos = position_label(c, g.total_chars)
+            why = self._fits(t, "extract", q_tokens + c.n_tokens)
+            if why:
+                a = _Ask(unscored(why), [], skipped=why)
+            else:
+                req = self._request(t, "extract", question=g.question, position=pos, chunk=c.text)
+                a = await self._ask("extract", req, parse_information)
+            g.extraction_asks.append(a)
+            part: dict[str, Any] = {"chunk": c.index, "position": pos}
+            if not a.parsed.scored:
+                part.update(status="unparsed", reason=a.parsed.reason, items=None)
+            else:
+                items = list(getattr(a.parsed, "items", ()))
+                part.update(status="relevant" if items else "none", items=items)
+            part["rationale"] = a.answer
+            return part
+
+        return list(await gather_or_cancel([one(c) for c in g.coarse]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------------
+
+async def _shielded(fut: asyncio.Future[Any]) -> Any:
+    """Await a task shared by several responses without one response's cancellation cancelling it."""
+    return await asyncio.shield(fut)
+
+
+async def _ask_reask(client: JudgeClient, request: ChatRequest, parser: Callable[[str | None], Parsed],
+                     reasks: int, stats: ParseStats, reask_prompt: str) -> tuple[Parsed, list[ChatResult]]:
+    """lr_eval.parsing.ask_and_parse with this stage's re-ask message (same bounded policy, same
+    counting, same "+reask" template version), growing the progress bar for each re-ask."""
+    results = [await client.chat(request)]
+    parsed = result_to_parsed(results[-1], parser)
+    req = request
+    for _ in range(reasks):
+        if parsed.scored or not results[-1].ok:
+            break
+        req = replace(req, messages=req.messages + (
+            {"role": "assistant", "content": results[-1].content or ""},
+            {"role": "user", "content": reask_prompt}),
+            template_version=f"{request.template_version}+reask-lr{REASK_VERSION}")
+        stats.reasked += 1
+        client.progress("LongReward", 1)
+        results.append(await client.chat(req))
+        parsed = result_to_parsed(results[-1], parser)
+    stats.add(parsed)
+    return parsed, results
+
+
+def _top_reasons(reasons: Counter[Any]) -> str:
+    return "; ".join(f"{n}x {r}" for r, n in reasons.most_common(2))
+
+
+def _verdict_audit(a: _Ask) -> dict[str, Any]:
+    out: dict[str, Any] = {"rationale": a.answer}
+    if a.parsed.clamped:
+        out["clamped"] = True
+    if len(a.results) > 1:
+        out["reasked"] = len(a.results) - 1
+    if a.skipped:
+        out["not_sent"] = a.skipped
+    return out
+
+
+def _support_label(value: float | None) -> str | None:
+    return {1.0: "fully supported", 0.5: "partially supported", 0.0: "not supported"}.get(value)  # type: ignore[arg-type]
+
+
+def _render_information(parts: list[dict[str, Any]], lang: str) -> str:
+    """The extracted information as <part position=...> blocks; each judge-written item is neutralised."""
+    if not parts or not any(p["status"] == "relevant" for p in parts):
+        return NO_INFO_AT_ALL[lang]
+    blocks = []
+    for p in parts:
+        body = "\n".join(f"- {neutralise(x)}" for x in p["items"]) if p["items"] else NO_INFO_LABEL[lang]
+        blocks.append(f'<part position="{p["position"]}">\n{body}\n</part>')
+    return "\n".join(blocks)
+
+
+def _usage(results: Iterable[ChatResult]) -> dict[str, Any]:
+    """Judge calls and tokens behind a verdict (cached answers count their original tokens)."""
+    calls = inp = out = cached = failed = 0
+    for r in results:
+        calls += 1
+        inp += r.usage.input_tokens
+        out += r.usage.output_tokens
+        cached += int(r.cached)
+        failed += int(not r.ok)
+    return {"calls": calls, "input_tokens": inp, "output_tokens": out, "cached": cached, "failed": failed}
+
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_SPLIT.split(text) if len(s.strip()) > 3]
+
+
+def _unpack(item: Any) -> tuple[str, str, list[str]]:
+    if isinstance(item, Mapping):
+        return str(item["context"]), str(item["question"]), list(item["responses"])
+    context, question, responses = item
+    if isinstance(responses, str):
+        raise TypeError("responses must be a list of strings, not one string")
+    return context, question, list(responses)
