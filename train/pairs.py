@@ -1,0 +1,353 @@
+"""`lr-train pairs`: preference pairs from scored samples (chosen = highest reward, rejected = lowest).
+
+Rules, in order, for each prompt (the reason a prompt is dropped is counted in the report):
+
+1. ``sampling_failed``: the samples file has no responses for the prompt.
+2. ``not_scored``: no score record, or one for other responses (the sha of the responses, or their
+   number when the scores come from ``lr-eval score``, does not match).
+3. Candidates are the responses with a reward that are not blank (a blank response scores 0 by the
+   scorer's rule, but it cannot be a DPO completion); with ``exclude_cut`` the responses that hit
+   ``max_tokens`` are left out too.  ``too_few_scored``: fewer than ``min_scored`` candidates
+   (default 5, as the reference code).
+4. ``all_tied``: every candidate has the same reward (no preference to learn).
+5. Ties at the top or the bottom (several candidates share the highest or the lowest reward):
+   ``ties="first"`` (default) takes the lowest sample index on both sides, the reference's file
+   order; ``"shortest"`` takes the shortest of the best as chosen and the longest of the worst as
+   rejected (then the lowest index), which works against DPO's length bias; ``"drop"`` drops the
+   prompt (``tied_extremes``).
+6. ``below_min_margin``: reward(chosen) − reward(rejected) < ``min_margin``.  The default 0 keeps
+   every strict difference.
+
+Rewards are compared with a tolerance of 1e-9 (means of four dimensions are floats).
+
+Output JSONL, readable by ``train/data.py``: ``{"id", "context", "question", "chosen", "rejected",
+"chosen_reward", "rejected_reward", "margin", "chosen_scores", "rejected_scores", "provenance"}``;
+the report (rich table + JSON) gives kept/dropped counts by reason, the margin distribution, tie
+counts and the chosen/rejected length statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lr_eval.jsonl import InputError, read_jsonl, write_jsonl_atomic
+
+EPS = 1e-9
+TIE_RULES = ("first", "shortest", "drop")
+DROP_REASONS = ("sampling_failed", "not_scored", "too_few_scored", "all_tied", "tied_extremes",
+                "below_min_margin")
+SCORE_KEYS = ("helpfulness", "logicality", "faithfulness", "completeness", "reward")
+MARGIN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def responses_sha(responses: Sequence[str]) -> str:
+    """Identity of a prompt's response list (written by the score step, checked here)."""
+    blob = json.dumps(list(responses), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PairPolicy:
+    """How pairs are chosen; see the module docstring."""
+
+    min_margin: float = 0.0
+    min_scored: int = 5
+    ties: str = "first"
+    exclude_cut: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ties not in TIE_RULES:
+            raise ValueError(f"ties must be one of {', '.join(TIE_RULES)}, not {self.ties!r}")
+        if self.min_margin < 0:
+            raise ValueError("min_margin must be >= 0")
+        if self.min_scored < 2:
+            raise ValueError("min_scored must be >= 2 (a pair needs two responses)")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome for one prompt: a pair (chosen/rejected sample indices) or the reason there is none."""
+
+    chosen: int | None = None
+    rejected: int | None = None
+    margin: float | None = None
+    candidates: int = 0
+    chosen_ties: int = 0       # candidates sharing the highest reward (1 = no tie)
+    rejected_ties: int = 0
+    dropped: str | None = None
+
+
+def select_pair(responses: Sequence[str], rewards: Sequence[float | None], policy: PairPolicy,
+                finish_reasons: Sequence[str | None] | None = None) -> Selection:
+    """Pick chosen and rejected among one prompt's responses (indices into ``responses``)."""
+    cand = [i for i, (text, r) in enumerate(zip(responses, rewards, strict=True))
+            if r is not None and text.strip()
+            and not (policy.exclude_cut and finish_reasons is not None and finish_reasons[i] == "length")]
+    if len(cand) < policy.min_scored:
+        return Selection(candidates=len(cand), dropped="too_few_scored")
+    best = max(float(rewards[i]) for i in cand)  # type: ignore[arg-type]
+    worst = min(float(rewards[i]) for i in cand)  # type: ignore[arg-type]
+    margin = best - worst
+    top = [i for i in cand if float(rewards[i]) >= best - EPS]  # type: ignore[arg-type]
+    bottom = [i for i in cand if float(rewards[i]) <= worst + EPS]  # type: ignore[arg-type]
+    base = dict(candidates=len(cand), chosen_ties=len(top), rejected_ties=len(bottom), margin=margin)
+    if margin <= EPS:
+        return Selection(**base, dropped="all_tied")  # type: ignore[arg-type]
+    if policy.ties == "drop" and (len(top) > 1 or len(bottom) > 1):
+        return Selection(**base, dropped="tied_extremes")  # type: ignore[arg-type]
+    if policy.ties == "shortest":
+        chosen = min(top, key=lambda i: (len(responses[i]), i))
+        rejected = min(bottom, key=lambda i: (-len(responses[i]), i))
+    else:
+        chosen, rejected = top[0], bottom[0]
+    if margin < policy.min_margin - EPS:
+        return Selection(**base, dropped="below_min_margin")  # type: ignore[arg-type]
+    return Selection(chosen=chosen, rejected=rejected, **base)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------------------
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's default) of already sorted values."""
+    pos = q * (len(sorted_values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def margin_summary(margins: Iterable[float]) -> dict[str, float | None]:
+    """min, p10, p25, p50, p75, p90, max and mean of the margins (None when there are none)."""
+    values = sorted(margins)
+    keys = ["min", *(f"p{round(q * 100)}" for q in MARGIN_QUANTILES), "max", "mean"]
+    if not values:
+        return dict.fromkeys(keys)
+    out: dict[str, float | None] = {"min": values[0]}
+    for q in MARGIN_QUANTILES:
+        out[f"p{round(q * 100)}"] = _quantile(values, q)
+    out["max"] = values[-1]
+    out["mean"] = sum(values) / len(values)
+    return {k: None if v is None else round(v, 4) for k, v in out.items()}
+
+
+def margin_histogram(margins: Iterable[float]) -> dict[str, int]:
+    """Counts of margins in one-point bins 0-1, 1-2, ..., 9-10 (10 goes to the last bin)."""
+    hist = {f"{b}-{b + 1}": 0 for b in range(10)}
+    for m in margins:
+        b = min(9, max(0, int(m)))
+        hist[f"{b}-{b + 1}"] += 1
+    return hist
+
+
+@dataclass
+class PairsReport:
+    """Kept/dropped counts, margins, ties and lengths of one pairs run."""
+
+    policy: PairPolicy
+    prompts: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    dropped_ids: dict[str, list[str]] = field(default_factory=dict)
+    margins: list[float] = field(default_factory=list)
+    chosen_rewards: list[float] = field(default_factory=list)
+    rejected_rewards: list[float] = field(default_factory=list)
+    chosen_chars: list[int] = field(default_factory=list)
+    rejected_chars: list[int] = field(default_factory=list)
+    chosen_tied: int = 0       # kept pairs whose chosen was picked among tied candidates
+    rejected_tied: int = 0
+    chosen_cut: int = 0        # kept pairs whose chosen response hit max_tokens
+    responses: int = 0
+    scored: int = 0
+    blank: int = 0
+    truncated_prompts: int = 0  # kept pairs whose prompt was cut for the policy
+    unmatched_scores: int = 0  # score records without a sampled prompt
+
+    def drop(self, pid: str, reason: str) -> None:
+        self.dropped[reason] += 1
+        ids = self.dropped_ids.setdefault(reason, [])
+        if len(ids) < 20:
+            ids.append(pid)
+
+    def to_dict(self) -> dict[str, Any]:
+        n = self.kept
+        longer = sum(c > r for c, r in zip(self.chosen_chars, self.rejected_chars, strict=True))
+        return {
+            "policy": {"min_margin": self.policy.min_margin, "min_scored": self.policy.min_scored,
+                       "ties": self.policy.ties, "exclude_cut": self.policy.exclude_cut},
+            "prompts": self.prompts,
+            "kept": n,
+            "dropped": {r: self.dropped.get(r, 0) for r in DROP_REASONS},
+            "dropped_ids": self.dropped_ids,
+            "margin": margin_summary(self.margins),
+            "margin_histogram": margin_histogram(self.margins),
+            "chosen_reward_mean": round(sum(self.chosen_rewards) / n, 4) if n else None,
+            "rejected_reward_mean": round(sum(self.rejected_rewards) / n, 4) if n else None,
+            "ties": {"chosen_among_tied": self.chosen_tied, "rejected_among_tied": self.rejected_tied},
+            "length": {
+                "chosen_mean_chars": round(sum(self.chosen_chars) / n, 1) if n else None,
+                "rejected_mean_chars": round(sum(self.rejected_chars) / n, 1) if n else None,
+                "chosen_longer_fraction": round(longer / n, 4) if n else None,
+            },
+            "chosen_cut_at_max_tokens": self.chosen_cut,
+            "kept_with_truncated_prompt": self.truncated_prompts,
+            "responses": {"total": self.responses, "scored": self.scored, "blank": self.blank},
+            "unmatched_score_records": self.unmatched_scores,
+        }
+
+
+def print_report(report: PairsReport, console: Any = None) -> None:
+    """The report as rich tables (stdout unless a console is given)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    d = report.to_dict()
+    t = Table(title=f"preference pairs: {d['kept']} kept of {d['prompts']} prompts", show_header=False)
+    t.add_row("kept", str(d["kept"]))
+    for reason, n in d["dropped"].items():
+        if n:
+            t.add_row(f"dropped: {reason}", str(n))
+    t.add_row("responses (scored / blank)", f"{d['responses']['total']} ({d['responses']['scored']} / "
+                                            f"{d['responses']['blank']})")
+    t.add_row("chosen / rejected picked among ties", f"{d['ties']['chosen_among_tied']} / "
+                                                     f"{d['ties']['rejected_among_tied']}")
+    if d["kept"]:
+        t.add_row("reward chosen / rejected (mean)", f"{d['chosen_reward_mean']:.2f} / {d['rejected_reward_mean']:.2f}")
+        ln = d["length"]
+        t.add_row("chars chosen / rejected (mean)", f"{ln['chosen_mean_chars']:.0f} / {ln['rejected_mean_chars']:.0f} "
+                                                    f"(chosen longer in {ln['chosen_longer_fraction']:.0%})")
+    t.add_row("chosen cut at max_tokens", str(d["chosen_cut_at_max_tokens"]))
+    t.add_row("kept with a truncated prompt", str(d["kept_with_truncated_prompt"]))
+    if d["unmatched_score_records"]:
+        t.add_row("score records without samples", str(d["unmatched_score_records"]))
+    console.print(t)
+    m = d["margin"]
+    mt = Table(title="margin (reward chosen − rejected) of kept pairs")
+    for key in m:
+        mt.add_column(key, justify="right")
+    mt.add_row(*("-" if v is None else f"{v:.2f}" for v in m.values()))
+    console.print(mt)
+    ht = Table(title="margin histogram")
+    for key in d["margin_histogram"]:
+        ht.add_column(key, justify="right")
+    ht.add_row(*(str(v) for v in d["margin_histogram"].values()))
+    console.print(ht)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# building the pairs
+# ---------------------------------------------------------------------------------------------------------
+
+def _records(path: str | Path, what: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for n, rec in read_jsonl(path):
+        if isinstance(rec, InputError):
+            raise InputError(path, n, None, f"{what}: {rec.problem}")
+        if rec.get("id") is None:
+            raise InputError(path, n, "id", "missing")
+        out[str(rec["id"])] = rec
+    return out
+
+
+def _scores(result: dict[str, Any]) -> dict[str, float | None]:
+    return {k: result.get(k) for k in SCORE_KEYS}
+
+
+def build_pairs(samples: Sequence[dict[str, Any]], scores: dict[str, dict[str, Any]],
+                policy: PairPolicy) -> tuple[list[dict[str, Any]], PairsReport]:
+    """Pairs (in sample order) and the report, from sample records and score records by id."""
+    report = PairsReport(policy)
+    pairs: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for rec in samples:
+        if rec.get("id") is None:
+            continue  # a bad input line of the sample step
+        pid = str(rec["id"])
+        seen.add(pid)
+        report.prompts += 1
+        responses = rec.get("responses")
+        if "error" in rec or not isinstance(responses, list) or not responses:
+            report.drop(pid, "sampling_failed")
+            continue
+        report.responses += len(responses)
+        report.blank += sum(not str(r).strip() for r in responses)
+        srec = scores.get(pid)
+        results = srec.get("results") if srec else None
+        stale = (srec is None or "error" in srec or not isinstance(results, list)
+                 or len(results) != len(responses)
+                 or ("responses_sha" in srec and srec["responses_sha"] != responses_sha(responses)))
+        if stale:
+            report.drop(pid, "not_scored")
+            continue
+        rewards = [r.get("reward") if isinstance(r, dict) else None for r in results]  # type: ignore[union-attr]
+        report.scored += sum(r is not None for r in rewards)
+        finish = rec.get("finish_reasons")
+        sel = select_pair(responses, rewards, policy, finish if isinstance(finish, list) else None)
+        if sel.dropped is not None:
+            report.drop(pid, sel.dropped)
+            continue
+        assert sel.chosen is not None and sel.rejected is not None and sel.margin is not None
+        c, r = sel.chosen, sel.rejected
+        seeds = rec.get("seeds") or list(range(len(responses)))
+        sampling = rec.get("sampling") or {}
+        reasons = finish if isinstance(finish, list) else [None] * len(responses)
+        pairs.append({
+            "id": pid,
+            "context": rec["context"],
+            "question": rec["question"],
+            "chosen": responses[c],
+            "rejected": responses[r],
+            "chosen_reward": rewards[c],
+            "rejected_reward": rewards[r],
+            "margin": round(sel.margin, 6),
+            "chosen_scores": _scores(results[c]),  # type: ignore[index]
+            "rejected_scores": _scores(results[r]),  # type: ignore[index]
+            "provenance": {
+                "policy": sampling.get("model"), "temperature": sampling.get("temperature"),
+                "judge": srec.get("judge") if srec else None,
+                "chosen_index": c, "rejected_index": r, "chosen_seed": seeds[c], "rejected_seed": seeds[r],
+                "chosen_finish": reasons[c], "rejected_finish": reasons[r],
+                "n_responses": len(responses), "n_candidates": sel.candidates,
+                "chosen_ties": sel.chosen_ties, "rejected_ties": sel.rejected_ties, "tie_rule": policy.ties,
+                "prompt_truncated": bool(rec.get("truncated")),
+            },
+        })
+        report.kept += 1
+        report.margins.append(sel.margin)
+        report.chosen_rewards.append(float(rewards[c]))  # type: ignore[arg-type]
+        report.rejected_rewards.append(float(rewards[r]))  # type: ignore[arg-type]
+        report.chosen_chars.append(len(responses[c]))
+        report.rejected_chars.append(len(responses[r]))
+        report.chosen_tied += sel.chosen_ties > 1
+        report.rejected_tied += sel.rejected_ties > 1
+        report.chosen_cut += reasons[c] == "length"
+        report.truncated_prompts += bool(rec.get("truncated"))
+    report.unmatched_scores = sum(k not in seen for k in scores)
+    return pairs, report
+
+
+def report_path(output: str | Path) -> Path:
+    """Default report file beside the pairs (``pairs.jsonl`` → ``pairs.report.json``)."""
+    return Path(output).with_suffix(".report.json")
+
+
+def run_pairs(samples_path: str | Path, scores_path: str | Path, output: str | Path, policy: PairPolicy,
+              report_file: str | Path | None = None) -> PairsReport:
+    """Read samples and scores, write the pairs JSONL and the JSON report (both atomically)."""
+    samples = [rec for _, rec in read_jsonl(samples_path) if not isinstance(rec, InputError)]
+    scores = _records(scores_path, "score record")
+    pairs, report = build_pairs(samples, scores, policy)
+    write_jsonl_atomic(output, pairs)
+    path = Path(report_file) if report_file else report_path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return report

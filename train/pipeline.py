@@ -1,0 +1,297 @@
+"""The score step and `lr-train run CONFIG`, which chains sample → score → pairs → dpo.
+
+Score step: every prompt's response group goes through ``LongRewardScorer.score_groups`` (the
+context chunked and embedded once per prompt, the completeness extraction shared by its responses,
+identical responses scored once).  Each finished group is appended to the output at once
+``{"id", "responses_sha", "judge", "results": [one ResponseScore per response]}``; a rerun skips
+the ids already scored for the same responses, and the judge cache makes any repeated call free.
+
+Run config (TOML): a ``[run]`` table and one table per step, whose keys are that subcommand's long
+options with ``_`` or ``-`` (``base_url = "..."`` is ``--base-url``; ``true`` / ``false`` switch a
+flag; a list becomes a comma-separated value) or its positional arguments by name.  Files are
+chained through ``[run] workdir``::
+
+    [run]
+    workdir = "runs/exp1"      # samples.jsonl, scores.jsonl, pairs.jsonl, pairs.report.json, dpo/
+    steps = ["sample", "score", "pairs", "dpo"]   # the default
+    keep_going = false         # stop at the first step that fails (default)
+
+    [sample]                   # the policy
+    input = "prompts.jsonl"
+    model = "sft-model"
+    base_url = "http://localhost:8000/v1"
+
+    [score]                    # the judge and the LongReward method
+    model = "glm-4"
+    base_url = "https://open.bigmodel.cn/api/paas/v4"
+
+    [pairs]
+    min_margin = 0.5
+
+    [dpo]
+    model = "/models/sft"      # defaults to [sample] model when the policy runs in-process
+
+Relative paths are relative to the working directory.  Every step is resumable, so rerunning the
+same config continues where it stopped (``dpo`` resumes from its latest checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from lr_eval.jsonl import InputError, read_done_ids, read_jsonl, write_jsonl_atomic
+
+from .pairs import responses_sha
+from .sample import AppendWriter
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STEPS = ("sample", "score", "pairs", "dpo")
+POSITIONALS = {"sample": ("input",), "score": ("input",), "pairs": ("samples", "scores"), "dpo": ("train_file",)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# score step
+# ---------------------------------------------------------------------------------------------------------
+
+def read_groups(path: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """(sampled prompts with responses, number of records without any: failed or bad lines)."""
+    groups: list[dict[str, Any]] = []
+    skipped = 0
+    for n, rec in read_jsonl(path):
+        if isinstance(rec, InputError) or "error" in rec:
+            skipped += 1
+            continue
+        responses = rec.get("responses")
+        if (rec.get("id") is None or not isinstance(rec.get("context"), str) or not isinstance(rec.get("question"), str)
+                or not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses)):
+            raise InputError(path, n, None, "expected a sample record {id, context, question, responses: [str, ...]}")
+        groups.append({"id": str(rec["id"]), "context": rec["context"], "question": rec["question"],
+                       "responses": responses, "sha": responses_sha(responses)})
+    return groups, skipped
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """`lr-train score`: returns the number of prompts left unscored (0: all done)."""
+    from lr_eval.config import JudgeConfig
+    from lr_eval.report import print_usage
+    from lr_eval.reward.cli import (
+        build_scorer,
+        print_estimate,
+        print_summary,
+        result_record,
+        reward_config,
+        score_closing,
+    )
+    from lr_eval.types import BudgetExceeded, JudgeFatalError
+
+    from .cli import err_console
+
+    judge = JudgeConfig.from_args(args)
+    cfg = reward_config(args, judge)
+    groups, skipped = read_groups(args.input)
+    out = Path(args.output)
+    by_id = {g["id"]: g for g in groups}
+    done = {} if judge.dry_run else {k: v for k, v in read_done_ids(out).items()
+                                     if k in by_id and v.get("responses_sha") == by_id[k]["sha"]}
+    todo = [g for g in groups if g["id"] not in done]
+    if skipped:
+        err_console.print(f"{skipped} sample records without responses (failed sampling or bad lines) are skipped")
+    if done:
+        err_console.print(f"resuming: {len(done)} of {len(groups)} prompts already scored in {out}")
+    scorer = build_scorer(args, judge, cfg)
+    new: dict[str, dict[str, Any]] = {}
+    writer = None
+    if not judge.dry_run:
+        write_jsonl_atomic(out, [done[g["id"]] for g in groups if g["id"] in done])
+        writer = AppendWriter(out)
+
+    def on_done(i: int, scores: list[Any]) -> None:
+        g = todo[i]
+        rec = {"id": g["id"], "responses_sha": g["sha"], "judge": scorer.client.model,
+               **{k: v for k, v in result_record(g, scores, not args.no_audit).items() if k != "id"}}
+        new[g["id"]] = rec
+        if writer is not None:
+            writer.write(rec)
+
+    stop: Exception | None = None
+    try:
+        score_closing(scorer, [(g["context"], g["question"], g["responses"]) for g in todo],
+                      args.groups_in_flight, on_done, "LongReward")
+    except (JudgeFatalError, BudgetExceeded) as e:
+        stop = e
+    finally:
+        if writer is not None:
+            writer.close()
+    if judge.dry_run:
+        print_estimate(scorer, todo)
+        return 0
+    final = [done.get(g["id"]) or new[g["id"]] for g in groups if g["id"] in done or g["id"] in new]
+    write_jsonl_atomic(out, final)
+    print_summary(final, scorer)
+    print_usage(scorer.client.meter)
+    missing = len(groups) - len(final)
+    if stop is not None:
+        err_console.print(f"[bold red]stopped: {stop}; rerun to continue (finished prompts are kept)")
+    elif missing:
+        err_console.print(f"[red]{missing} prompts not scored")
+    return missing
+
+
+# ---------------------------------------------------------------------------------------------------------
+# run CONFIG
+# ---------------------------------------------------------------------------------------------------------
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The TOML run config, with its tables checked."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"run config not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{p}: invalid TOML: {e}") from None
+    unknown = set(data) - {"run", *STEPS}
+    if unknown:
+        raise ValueError(f"{p}: unknown table(s) {', '.join(sorted(unknown))} (known: run, {', '.join(STEPS)})")
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"{p}: [{name}] must be a table")
+    return data
+
+
+def _option_index(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.Action, str]]:
+    """Long option name (underscored) → (action, option string); dests as a fallback."""
+    index: dict[str, tuple[argparse.Action, str]] = {}
+    for action in parser._actions:  # argparse has no public accessor
+        if isinstance(action, argparse._HelpAction) or not action.option_strings:
+            continue
+        for s in action.option_strings:
+            if s.startswith("--"):
+                index.setdefault(s[2:].replace("-", "_"), (action, s))
+    for action in parser._actions:
+        longs = [s for s in action.option_strings if s.startswith("--")]
+        if longs and not isinstance(action, argparse._HelpAction):
+            index.setdefault(action.dest, (action, longs[0]))
+    return index
+
+
+def table_argv(parser: argparse.ArgumentParser, table: dict[str, Any], where: str) -> list[str]:
+    """Options of one step's table as command-line arguments for its subcommand's parser."""
+    index = _option_index(parser)
+    argv: list[str] = []
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in index:
+            known = ", ".join(sorted(k for k in index if not k.startswith("judge_")))
+            raise ValueError(f"{where}: unknown key {key!r} (known: {known})")
+        action, flag = index[name]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}: {key} must be true or false")
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif action.nargs == 0:
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}: {key} must be true or false")
+            if value:
+                argv.append(flag)
+        else:
+            if isinstance(value, bool):
+                raise ValueError(f"{where}: {key} takes a value, not {str(value).lower()}")
+            if isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            argv += [flag, str(value)]
+    return argv
+
+
+def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str, list[str]]]:
+    """(step, argv of its subcommand) for every step of the config, files chained through the workdir."""
+    run = dict(config.get("run", {}))
+    unknown = set(run) - {"workdir", "steps", "keep_going"}
+    if unknown:
+        raise ValueError(f"{config_name} [run]: unknown key(s) {', '.join(sorted(unknown))} "
+                         "(known: workdir, steps, keep_going)")
+    if "workdir" not in run:
+        raise ValueError(f"{config_name} [run]: workdir is required (the folder of the step outputs)")
+    work = Path(str(run["workdir"]))
+    tables = {s: dict(config.get(s, {})) for s in STEPS}
+    sample_out = str(tables["sample"].pop("output", work / "samples.jsonl"))
+    score_out = str(tables["score"].pop("output", work / "scores.jsonl"))
+    pairs_out = str(tables["pairs"].pop("output", work / "pairs.jsonl"))
+    tables["pairs"].setdefault("report", str(work / "pairs.report.json"))
+    dpo_dir = str(tables["dpo"].pop("output_dir", work / "dpo"))
+    if "model" not in tables["dpo"] and tables["sample"].get("backend") == "transformers":
+        tables["dpo"]["model"] = tables["sample"]["model"]
+    positional = {
+        "sample": [tables["sample"].pop("input", None)],
+        "score": [tables["score"].pop("input", sample_out)],
+        "pairs": [tables["pairs"].pop("samples", sample_out), tables["pairs"].pop("scores", score_out)],
+        "dpo": [tables["dpo"].pop("train_file", pairs_out)],
+    }
+    outputs = {"sample": ["-o", sample_out], "score": ["-o", score_out], "pairs": ["-o", pairs_out],
+               "dpo": ["--output-dir", dpo_dir]}
+    steps = run.get("steps", list(STEPS))
+    if isinstance(steps, str):
+        steps = [s.strip() for s in steps.split(",") if s.strip()]
+    bad = [s for s in steps if s not in STEPS]
+    if bad or not steps:
+        raise ValueError(f"{config_name} [run]: steps must be among {', '.join(STEPS)}, got {steps!r}")
+    from .cli import build_parser
+
+    parsers = subparsers(build_parser())
+    out: list[tuple[str, list[str]]] = []
+    for step in STEPS:
+        if step not in steps:
+            continue
+        args = positional[step]
+        if any(a is None for a in args):
+            raise ValueError(f"{config_name} [{step}]: {', '.join(POSITIONALS[step])} is required")
+        if step == "dpo" and "model" not in tables["dpo"]:
+            raise ValueError(f"{config_name} [dpo]: model is required (the SFT model to train: HF id or folder)")
+        argv = [str(a) for a in args] + outputs[step] + table_argv(parsers[step], tables[step],
+                                                                   f"{config_name} [{step}]")
+        out.append((step, argv))
+    return out
+
+
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommand parsers of `lr-train`, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def run_pipeline(config_path: str | Path, steps: list[str] | None = None, keep_going: bool | None = None) -> int:
+    """`lr-train run`: each planned step in turn, stopping at the first failure unless keep_going."""
+    from .cli import build_parser, err_console
+
+    config = load_config(config_path)
+    if steps:
+        config.setdefault("run", {})["steps"] = steps
+    todo = plan(config, str(config_path))
+    keep = bool(config.get("run", {}).get("keep_going", False)) if keep_going is None else keep_going
+    parser = build_parser()
+    worst = 0
+    for n, (step, argv) in enumerate(todo, 1):
+        err_console.print(f"== step {n}/{len(todo)}: lr-train {step} {shlex.join(argv)}", markup=False,
+                          highlight=False, style="bold")
+        args = parser.parse_args([step, *argv])
+        rc = int(args.func(args) or 0)
+        gc.collect()  # an in-process policy of the sample step must not stay in memory during DPO
+        if rc:
+            worst = max(worst, rc)
+            if not keep:
+                err_console.print(f"[bold red]step {step} failed (exit {rc}); fix it and rerun "
+                                  f"`lr-train run {config_path}`: finished work is kept")
+                return rc
+            err_console.print(f"[yellow]step {step} exited {rc}; keep_going: continuing")
+    return worst
