@@ -1,0 +1,289 @@
+"""LongReward as a metric: ``longreward_longqa`` and ``longreward_longqa_longbench_<dataset>``.
+
+The model answers long-context questions; every answer is then scored by the LongReward scorer of
+``lr_eval.reward`` (helpfulness, logicality, faithfulness, completeness, 0-10, and their mean, the
+reward) -- the same code path as ``lr-eval score`` and the DPO pipeline: ``reward.cli.reward_config``,
+``reward.cli.build_scorer`` and ``reward.cli.score_closing`` (``LongRewardScorer.score_groups``), with
+one group per question.
+
+Tasks:
+
+* ``longreward_longqa``: the questions of a file named by ``--metadata '{"longqa_data": "FILE"}'`` or
+  ``LR_LONGQA_DATA`` (JSON list or JSONL; each record ``context`` and ``question``, optionally ``id``,
+  ``answers`` (kept for the log) and ``prompt`` (the model's prompt; default: :data:`DEFAULT_PROMPT`,
+  or ``longqa_prompt`` with ``{context}`` and ``{question}``)). Without a file: all single- and
+  multi-document QA questions of LongBench, dataset after dataset.
+* ``longreward_longqa_longbench_<dataset>`` for narrativeqa, qasper, multifieldqa_en, multifieldqa_zh
+  (group ``longreward_longqa_longbench_single_doc_qa``) and hotpotqa, 2wikimqa, musique, dureader
+  (``..._multi_doc_qa``); ``longreward_longqa_longbench`` groups both (unweighted means).
+  Rows, official prompt templates and ``pred.py`` truncation come from
+  :mod:`lr_eval.tasks.longbench_data` (overrides ``longbench_data`` / ``LR_LONGBENCH_DATA`` and
+  ``longbench_prompts`` / ``LR_LONGBENCH_PROMPTS``).
+
+The model sees the prompt middle-truncated to 64k tokens of its tokenizer (or its window minus 1024;
+``--metadata '{"max_length": N}'`` sets the budget) and generates greedily up to 1024 new tokens (the
+paper's LongBench setting). The scorer sees the whole context and the question.
+
+LongReward settings: ``--metadata`` keys ``reward_<option>`` mirror ``lr-eval score``'s options
+(``reward_embedder``, ``reward_k``, ``reward_weights``, ``reward_language``, ``reward_tokenizer``,
+``reward_judge_window``, ``reward_max_statements``, ...; defaults: the paper's settings, with the
+scorer's default embedder, the local MiniLM; ``reward_embedder: bm25`` needs no model). The judge is set up as for
+every judged task (``LR_JUDGE_*``, ``LR_JUDGE_CONFIG`` or ``judge_*`` metadata keys).
+
+Metrics: ``helpfulness``, ``logicality``, ``faithfulness``, ``completeness``, ``longreward`` (means
+over the answers where they are scored, 0-10) and ``<metric>_unscored`` (counts of answers where the
+metric could not be scored; e.g. faithfulness of an answer that states no fact). Each sample's
+``filtered_resps`` holds the scorer's full verdict, audit trail included; the results' ``configs.<task>.
+metadata.judge`` holds the judge, the LongReward settings, flag and parse counts and usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict
+from lm_eval.api.filter import Filter
+
+from .judging import (
+    JudgeNotConfigured,
+    _first,
+    calling_task,
+    is_predict_only,
+    load_judge_config,
+    no_judge_message,
+    prompt_budget,
+    prompt_tokenizer,
+    require_judge,
+)
+from .longbench import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+TASK = "longreward_longqa"
+LONGBENCH_PREFIX = "longreward_longqa_longbench"
+FILTER_NAME = "longreward_reward_longqa"
+QA_DATASETS: tuple[str, ...] = (*CATEGORIES["single_doc_qa"], *CATEGORIES["multi_doc_qa"])
+MAX_NEW_TOKENS = 1024
+DATA_KEY, DATA_ENV = "longqa_data", "LR_LONGQA_DATA"
+PROMPT_KEY = "longqa_prompt"
+REWARD_PREFIX = "reward_"
+#: Metric name per ResponseScore field.
+METRICS = {"helpfulness": "helpfulness", "logicality": "logicality", "faithfulness": "faithfulness",
+           "completeness": "completeness", "reward": "longreward"}
+
+DEFAULT_PROMPT = ("Read the following text and answer the question.\n\n{context}\n\n"
+                  "Question: {question}\nAnswer:")
+
+
+# ------------------------------------------------------------------------------------------ settings
+
+
+def reward_settings(metadata: Mapping[str, Any] | None) -> argparse.Namespace:
+    """``reward_<option>`` metadata keys, parsed by ``lr-eval score``'s own option parser.
+
+    One parser: the metric and the training reward accept the same settings, names, types and defaults.
+    """
+    from lr_eval.reward.cli import add_reward_args
+
+    parser = argparse.ArgumentParser(prog="--metadata reward_*", add_help=False, allow_abbrev=False,
+                                     exit_on_error=False)
+    add_reward_args(parser)
+    argv: list[str] = []
+    for key, value in (metadata or {}).items():
+        if key.startswith(REWARD_PREFIX):
+            if isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            argv += ["--" + key[len(REWARD_PREFIX):].replace("_", "-"), str(value)]
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except argparse.ArgumentError as e:
+        raise ValueError(f"--metadata reward_*: {e}") from None
+    if extra:
+        known = sorted(REWARD_PREFIX + a.dest for a in parser._actions if a.option_strings)
+        raise ValueError(f"unknown LongReward option(s) {[x for x in extra if x.startswith('--')]}; "
+                         f"known metadata keys: {', '.join(known)}")
+    return args
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        data = json.loads(text)
+    else:
+        data = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list or JSON lines of {{context, question}} records")
+    return data
+
+
+def _answers(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def file_docs(path: Path, template: str, tokenizer: Any, budget: int) -> list[dict[str, Any]]:
+    """Docs from our own long-context QA file: the prompt is the record's, or the template filled in."""
+    from .longbench_data import middle_truncate
+
+    docs = []
+    for n, rec in enumerate(_read_records(path)):
+        if not isinstance(rec, dict) or not isinstance(rec.get("context"), str) \
+                or not isinstance(rec.get("question"), str):
+            raise ValueError(f"{path}: record {n} needs string fields 'context' and 'question'")
+        raw = rec.get("prompt") or template.format(context=rec["context"], question=rec["question"])
+        prompt, truncated, n_tokens = middle_truncate(str(raw), tokenizer, budget)
+        docs.append({"id": str(rec.get("id", n)), "source": path.stem, "question": rec["question"],
+                     "context": rec["context"], "prompt": prompt, "prompt_tokens": n_tokens, "truncated": truncated,
+                     "answers": _answers(rec.get("answers", rec.get("answer")))})
+    return docs
+
+
+def longbench_docs(datasets: Sequence[str], metadata: Mapping[str, Any], tokenizer: Any,
+                   budget: int) -> list[dict[str, Any]]:
+    """LongBench QA rows with the official prompts and truncation; the scorer gets the whole context."""
+    from .longbench_data import build_docs, load_prompts, load_rows
+
+    source = metadata.get("longbench_data") or os.environ.get("LR_LONGBENCH_DATA") or None
+    templates = load_prompts(metadata.get("longbench_prompts") or os.environ.get("LR_LONGBENCH_PROMPTS") or None)
+    docs = []
+    for dataset in datasets:
+        rows = load_rows(dataset, source, revision=metadata.get("longbench_revision"))
+        for row, built in zip(rows, build_docs(rows, dataset, templates[dataset], tokenizer=tokenizer,
+                                               max_length=budget), strict=True):
+            docs.append({"id": str(row.get("_id", "")), "source": dataset, "question": str(row["input"]),
+                         "context": str(row["context"]), "prompt": built["prompt"],
+                         "prompt_tokens": built["prompt_tokens"], "truncated": built["prompt_truncated"],
+                         "answers": _answers(row.get("answers"))})
+    return docs
+
+
+def load(*, longbench_dataset: str | None = None, **metadata: Any) -> DatasetDict:
+    """custom_dataset hook: judge and LongReward settings checked first (before generation), then the docs."""
+    if longbench_dataset is not None and longbench_dataset not in QA_DATASETS:
+        raise ValueError(f"{longbench_dataset!r} is not a LongBench QA dataset: {', '.join(QA_DATASETS)}")
+    task = f"{LONGBENCH_PREFIX}_{longbench_dataset}" if longbench_dataset else TASK
+    judge = require_judge(task, metadata)
+    args = reward_settings(metadata)
+    if judge is not None:  # settings errors (e.g. reward_weights) surface now, not after generation
+        from lr_eval.reward.cli import reward_config
+
+        reward_config(args, judge)
+    tokenizer = prompt_tokenizer(metadata, task)
+    budget = prompt_budget(metadata, MAX_NEW_TOKENS)
+    source = None if longbench_dataset else (metadata.get(DATA_KEY) or os.environ.get(DATA_ENV) or None)
+    if source:
+        path = Path(str(source)).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{DATA_KEY}: {path} does not exist")
+        docs = file_docs(path, str(metadata.get(PROMPT_KEY) or DEFAULT_PROMPT), tokenizer, budget)
+    else:
+        docs = longbench_docs([longbench_dataset] if longbench_dataset else QA_DATASETS, metadata, tokenizer, budget)
+    if not docs:
+        raise ValueError(f"{task}: no questions")
+    log.info("%s: %d questions (%s), %d prompts truncated", task, len(docs), source or "LongBench",
+             sum(d["truncated"] for d in docs))
+    return DatasetDict({"test": Dataset.from_list(docs)})
+
+
+# ------------------------------------------------------------------------------------------ scoring
+
+
+def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]], responses: Sequence[str],
+                  task: str = TASK) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """LongReward verdicts for every answer (all groups in one batch) and a report for the results file."""
+    from lr_eval.reward.cli import build_scorer, reward_config, score_closing
+    from lr_eval.reward.scorer import DIMENSIONS
+
+    judge = load_judge_config(dict(metadata))
+    if not judge.configured:
+        raise JudgeNotConfigured(no_judge_message(task))
+    args = reward_settings(metadata)
+    cfg = reward_config(args, judge)
+    scorer = build_scorer(args, judge, cfg)
+    groups = [(str(doc["context"]), str(doc["question"]), [resp]) for doc, resp in zip(docs, responses, strict=True)]
+    scores = score_closing(scorer, groups, args.groups_in_flight, None, f"LongReward {task}")
+    verdicts = [{"response": resp, **group[0].to_dict()} for resp, group in zip(responses, scores, strict=True)]
+    unscored: dict[str, Counter[str]] = {d: Counter() for d in DIMENSIONS}
+    for v in verdicts:
+        for dim, reason in v["unscored"].items():
+            unscored[dim][reason] += 1
+    report = {
+        "model": scorer.client.model,
+        "judge": judge.describe(),
+        "method": "LongReward (lr_eval.reward.scorer)",
+        "reward_config": cfg.to_dict(),
+        "samples": {"judged": len(verdicts), "rewarded": sum(v["reward"] is not None for v in verdicts),
+                    "unscored": {d: sum(c.values()) for d, c in unscored.items()},
+                    "unscored_reasons": {d: dict(c) for d, c in unscored.items() if c}},
+        "flags": dict(scorer.flag_counts),
+        "calls": {stage: stats.to_dict() for stage, stats in scorer.parse_stats.items()},
+        "embedded_tokens": scorer.embedded_tokens,
+        "usage": scorer.client.summary(),
+    }
+    return verdicts, report
+
+
+class LongRewardFilter(Filter):
+    """Scores every answer of the task with LongReward in one batch; verdicts become filtered_resps (JSON)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.options = kwargs
+        super().__init__()
+
+    def apply(self, resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[Any]:
+        responses = [_first(r) for r in resps]
+        task = calling_task()
+        if task is not None and is_predict_only(task):
+            return responses
+        metadata = dict(getattr(task.config, "metadata", None) or {}) if task is not None else {}
+        name = str(task.config.task) if task is not None else TASK
+        verdicts, report = score_answers(metadata, docs, responses, name)
+        log.warning("%s: LongReward scored %d answers with %s: %d rewarded", name, len(verdicts), report["model"],
+                    report["samples"]["rewarded"])
+        if task is not None:
+            if not isinstance(task.config.metadata, dict):
+                task.config.metadata = {}
+            task.config.metadata["judge"] = report
+        # JSON text: lm-eval's samples writer applies str() to every filtered response.
+        return [json.dumps(v, ensure_ascii=False, default=str) for v in verdicts]
+
+
+def _register_filter() -> None:
+    from lm_eval.api.registry import filter_registry
+
+    if FILTER_NAME not in filter_registry:
+        filter_registry.register(FILTER_NAME)(LongRewardFilter)
+
+
+_register_filter()
+
+
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    """The four dimensions and the reward (only when scored, so the means skip the rest) and unscored counts."""
+    verdict = results[0]
+    if isinstance(verdict, str):
+        try:
+            verdict = json.loads(verdict)
+        except json.JSONDecodeError:
+            verdict = None
+    if not isinstance(verdict, dict) or "reward" not in verdict:
+        raise RuntimeError(f"{TASK} without a LongReward verdict: keep the task's `longreward` filter in filter_list")
+    out: dict[str, float] = {}
+    for field, metric in METRICS.items():
+        value = verdict.get(field)
+        if value is not None:
+            out[metric] = float(value)
+        missing = value is None and (field == "reward" or field in (verdict.get("unscored") or {}))
+        out[f"{metric}_unscored"] = 1.0 if missing else 0.0
+    return out
