@@ -1,0 +1,806 @@
+"""The leaderboard model: sections and columns as in the paper's tables, cells with bootstrap CIs, judge metadata.
+
+A cell is an estimator tree over (task, metric[, length bucket]) leaves: a
+category is the unweighted mean of its datasets (the paper's definition), the
+paper's Avg the mean of its four columns. Intervals resample items within each
+task independently (stratified bootstrap) and combine the replicates through
+the same tree, so a category's interval accounts for every dataset in it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import published as pub
+from .reader import Run, TaskResult
+from .stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, rng_for
+
+# ----------------------------------------------------------------------------------------- task names
+
+#: LongBench v1 categories (the benchmark's own grouping; the paper's judged LongBench uses the first three).
+CATEGORIES: dict[str, list[str]] = {
+    "single_doc_qa": ["narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh"],
+    "multi_doc_qa": ["hotpotqa", "2wikimqa", "musique", "dureader"],
+    "summarization": ["gov_report", "qmsum", "multi_news", "vcsum"],
+    "few_shot": ["trec", "triviaqa", "samsum", "lsht"],
+    "synthetic": ["passage_count", "passage_retrieval_en", "passage_retrieval_zh"],
+    "code": ["lcc", "repobench-p"],
+}
+CATEGORY_LABELS = {"single_doc_qa": "Single-Doc QA", "multi_doc_qa": "Multi-Doc QA", "summarization": "Summarization",
+                   "few_shot": "Few-shot", "synthetic": "Synthetic", "code": "Code"}
+DATASET_CATEGORY = {d: c for c, ds in CATEGORIES.items() for d in ds}
+LENGTH_BUCKETS = ("0-4k", "4-8k", "8k+")
+LONGQA_DIMS = ("helpfulness", "logicality", "faithfulness", "completeness", "longreward")
+JUDGED_KINDS = {"chat", "judged", "alpaca", "longqa", "longqa_lb", "mtbench"}
+#: metrics reported beside a score as its standard error (AlpacaEval's own), used when lm-eval wrote none.
+STDERR_ALIASES = {"win_rate": "standard_error", "length_controlled_winrate": "lc_standard_error"}
+NOT_SCORES = {"standard_error", "lc_standard_error", "avg_length", "position_consistency"}
+
+_PREFIX = r"(?:longreward_)?"
+
+
+def _dataset(name: str) -> str:
+    return name.replace("-", "_").lower()
+
+
+_DATASETS_NORM = {_dataset(d): d for d in DATASET_CATEGORY}
+
+
+def classify(task: str) -> tuple[str, str | None]:
+    """(kind, dataset) of a task name: chat, judged, e, official, alpaca, longqa, longqa_lb, mtbench or other."""
+    t = task.lower()
+    if re.fullmatch(_PREFIX + r"longbench_chat", t):
+        return "chat", None
+    if re.fullmatch(_PREFIX + r"alpaca_?eval_?2?(?:_.*)?", t):
+        return "alpaca", None
+    m = re.fullmatch(_PREFIX + r"longqa_longbench_(.+)", t)
+    if m and _dataset(m[1]) in _DATASETS_NORM:
+        return "longqa_lb", _DATASETS_NORM[_dataset(m[1])]
+    if re.fullmatch(_PREFIX + r"longqa(?:_.*)?", t):
+        return "longqa", None
+    if re.fullmatch(_PREFIX + r"mt_?bench(?:_.*)?", t):
+        return "mtbench", None
+    m = re.fullmatch(_PREFIX + r"longbench_judged_(.+)", t)
+    if m and _dataset(m[1]) in _DATASETS_NORM:
+        return "judged", _DATASETS_NORM[_dataset(m[1])]
+    m = re.fullmatch(_PREFIX + r"longbench_e_(.+)", t) or re.fullmatch(_PREFIX + r"longbench_(.+)_e", t)
+    if m and _dataset(m[1]) in _DATASETS_NORM:
+        return "e", _DATASETS_NORM[_dataset(m[1])]
+    m = re.fullmatch(_PREFIX + r"longbench_(.+)", t)
+    if m and _dataset(m[1]) in _DATASETS_NORM:
+        return "official", _DATASETS_NORM[_dataset(m[1])]
+    return "other", None
+
+
+def length_bucket(length: float) -> str:
+    """LongBench-E bucket of a document's ``length`` field: <4000, 4000-7999, >=8000."""
+    return "0-4k" if length < 4000 else "4-8k" if length < 8000 else "8k+"
+
+
+def sample_bucket(sample: Any) -> str | None:
+    """A sample's length bucket: from its document's length, else from a ``<metric>_<bucket>`` key it carries."""
+    return length_bucket(sample.length) if sample.length is not None else sample.bucket
+
+
+def is_judge_metric(metric: str) -> bool:
+    """Bookkeeping metrics (judge counts and costs, per-dimension unscored counts), never a column's score."""
+    return (metric.startswith("judge_") or metric.endswith(("_unscored", "_cost_usd"))
+            or metric in {"unscored", "n_unscored", "cost_usd"})
+
+
+def primary_metric(tr: TaskResult, preferred: tuple[str, ...] = ("score",)) -> str | None:
+    """The metric a task's column shows: a preferred name, else the first higher-is-better non-judge metric."""
+    for m in preferred:
+        if m in tr.metrics:
+            return m
+    cands = [m for m in tr.metrics if not is_judge_metric(m) and m not in NOT_SCORES
+             and not re.search(r"_(0-4k|4-8k|8k\+)$", m)]
+    better = [m for m in cands if tr.higher_is_better.get(m, True)]
+    return (better or cands or [None])[0]
+
+
+# ----------------------------------------------------------------------------------------- estimators
+
+@dataclass(frozen=True)
+class Leaf:
+    """One metric of one task, optionally restricted to the documents of one length bucket."""
+
+    task: str
+    metric: str
+    bucket: str | None = None
+
+    def key(self) -> str:
+        return f"{self.task}|{self.metric}|{self.bucket or ''}"
+
+
+@dataclass(frozen=True)
+class Mean:
+    """Unweighted mean of its children (a category over datasets, an average over columns).
+
+    `skip_missing`: average the children that have a value (a length bucket that some
+    dataset has no documents in) instead of leaving the whole cell empty.
+    """
+
+    children: tuple[Est, ...]
+    skip_missing: bool = False
+
+
+Est = Leaf | Mean
+
+
+def leaves(est: Est) -> list[Leaf]:
+    return [est] if isinstance(est, Leaf) else [lf for c in est.children for lf in leaves(c)]
+
+
+def detect_scale(values: list[float | None], reported: float | None) -> float | None:
+    """The factor k with mean(scored sample values) * k == reported (1, 100 or 0.01), or None.
+
+    The check guards the intervals: a bootstrap over per-sample values is only a
+    CI of the reported number when that number is their mean (a corpus-level
+    metric such as AlpacaEval's LC win rate is not, and gets no sample CI).
+    """
+    xs = [v for v in values if v is not None]
+    if not xs or reported is None:
+        return None
+    m = sum(xs) / len(xs)
+    for k in (1.0, 100.0, 0.01):
+        if math.isclose(m * k, reported, rel_tol=1e-6, abs_tol=1e-9):
+            return k
+    return None
+
+
+@dataclass
+class LeafData:
+    """What a run says about one leaf: the value, the scored items (in reported units), stderr and counts."""
+
+    value: float | None
+    items: np.ndarray | None = None
+    keys: list[tuple] | None = None
+    stderr: float | None = None
+    n: int | None = None
+    unscored: int = 0
+    note: str | None = None
+
+
+def unscored_flags(tr: TaskResult, metric: str) -> list[bool] | None:
+    """Per sample, whether the judge left `metric` unscored: from ``judge_unscored`` or ``<metric>_unscored``
+    when the task logs them (our judged tasks do), else None (then a missing or null value counts)."""
+    if not tr.samples:
+        return None
+    for key in (f"{metric}_unscored", "judge_unscored"):
+        if any(key in smp.values for smp in tr.samples):
+            return [bool(smp.values.get(key)) for smp in tr.samples]
+    return None
+
+
+def leaf_data(run: Run, leaf: Leaf) -> LeafData:
+    """Read one leaf from a run; the bucket restriction needs samples with a document length (or bucket key)."""
+    tr = run.tasks.get(leaf.task)
+    if tr is None:
+        return LeafData(None, note="not run")
+    reported = tr.metrics.get(leaf.metric)
+    samples = tr.samples
+    if samples is not None:
+        vals = [smp.values.get(leaf.metric) for smp in samples]
+        scale = detect_scale(vals, reported) if reported is not None else 1.0
+        if scale is not None:
+            use_hash = all(smp.doc_hash for smp in samples)
+            flags = unscored_flags(tr, leaf.metric) or [v is None for v in vals]
+            rows = [(smp.key(use_hash), None if v is None else v * scale, sample_bucket(smp), f)
+                    for smp, v, f in zip(samples, vals, flags, strict=True)]
+            if leaf.bucket is not None:
+                if all(b is None for _, _, b, _ in rows):
+                    return LeafData(_bucket_metric(tr, leaf), note="no document lengths in samples")
+                rows = [r for r in rows if r[2] == leaf.bucket]
+            scored = [(k, v) for k, v, _, _ in rows if v is not None]
+            items = np.array([v for _, v in scored], dtype=float)
+            if leaf.bucket is None and reported is not None:
+                value: float | None = reported
+            else:
+                value = float(items.mean()) if len(items) else None
+            return LeafData(value, items, [k for k, _ in scored], n=len(items),
+                            unscored=sum(1 for r in rows if r[3]))
+        note = "aggregate is not a mean of per-sample values: no sample CI"
+    else:
+        note = "no samples logged"
+    if leaf.bucket is not None:
+        return LeafData(_bucket_metric(tr, leaf), note=note)
+    se = tr.stderr.get(leaf.metric)
+    if se is None and leaf.metric in STDERR_ALIASES:
+        se = tr.metrics.get(STDERR_ALIASES[leaf.metric])
+    return LeafData(reported, stderr=se, n=tr.n, note=note)
+
+
+def _bucket_metric(tr: TaskResult, leaf: Leaf) -> float | None:
+    """A bucket score reported as a metric key (e.g. ``score_0-4k`` or ``0-4k``), when samples cannot give it."""
+    for key in (f"{leaf.metric}_{leaf.bucket}", f"{leaf.metric}@{leaf.bucket}", str(leaf.bucket)):
+        if tr.metrics.get(key) is not None:
+            return tr.metrics[key]
+    return None
+
+
+@dataclass
+class Estimate:
+    value: float | None
+    reps: np.ndarray | None = None
+    stderr: float | None = None
+    n: int = 0
+    unscored: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Estimator:
+    """Evaluates estimator trees on one run, caching each leaf's bootstrap replicates."""
+
+    def __init__(self, run: Run, iters: int = DEFAULT_ITERS, seed: int = DEFAULT_SEED) -> None:
+        self.run, self.iters, self.seed = run, iters, seed
+        self._cache: dict[Leaf, Estimate] = {}
+
+    def leaf(self, leaf: Leaf) -> Estimate:
+        if leaf not in self._cache:
+            d = leaf_data(self.run, leaf)
+            reps = None
+            if d.items is not None and len(d.items):
+                reps = bootstrap_means(d.items, self.iters, rng_for(self.seed, leaf.key()))
+            self._cache[leaf] = Estimate(d.value, reps, d.stderr, d.n or 0, d.unscored,
+                                         [f"{leaf.task}: {d.note}"] if d.note else [])
+        return self._cache[leaf]
+
+    def estimate(self, est: Est) -> Estimate:
+        if isinstance(est, Leaf):
+            return self.leaf(est)
+        parts = [self.estimate(c) for c in est.children]
+        if est.skip_missing:
+            parts = [p for p in parts if p.value is not None]
+        if not parts or any(p.value is None for p in parts):
+            return Estimate(None)
+        value = float(np.mean([p.value for p in parts]))
+        reps = np.mean([p.reps for p in parts], axis=0) if all(p.reps is not None for p in parts) else None
+        se = None
+        if reps is None and all(p.stderr is not None for p in parts):  # independent tasks: Var(mean) = sum(var)/k^2
+            se = math.sqrt(sum(p.stderr**2 for p in parts)) / len(parts)  # type: ignore[operator]
+        notes = sorted({n for p in parts for n in p.notes})
+        return Estimate(value, reps, se, sum(p.n for p in parts), sum(p.unscored for p in parts), notes)
+
+
+# ----------------------------------------------------------------------------------------- board model
+
+@dataclass
+class Cell:
+    value: float | None
+    ci: tuple[float, float] | None = None
+    ci_method: str | None = None
+    n: int | None = None
+    unscored: int = 0
+    coverage: str | None = None
+    notes: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    title: str
+    build: Callable[[Run], tuple[Est | None, str | None]]
+    decimals: int = 1
+    higher_is_better: bool = True
+
+
+@dataclass
+class Row:
+    label: str
+    source: str  # "measured" or "published"
+    cells: dict[str, Cell]
+    run: Run | None = None
+    judge: JudgeInfo | None = None
+    notes: list[str] = field(default_factory=list)
+    section_judge: dict[str, Any] | None = None
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    description: str
+    columns: list[Column]
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _tasks_of(run: Run, kind: str, datasets: list[str] | None = None) -> list[str]:
+    out = []
+    for t in run.tasks:
+        k, d = classify(t)
+        if k == kind and (datasets is None or d in datasets):
+            out.append(t)
+    if datasets is not None:  # the category's own dataset order
+        out.sort(key=lambda t: datasets.index(classify(t)[1]))  # type: ignore[arg-type]
+    return out
+
+
+def _metric(run: Run, task: str, preferred: tuple[str, ...] = ("score",)) -> str | None:
+    return primary_metric(run.tasks[task], preferred)
+
+
+def _category_col(kind: str, cat: str, metric: str | None = None) -> Callable[[Run], tuple[Est | None, str | None]]:
+    def build(run: Run) -> tuple[Est | None, str | None]:
+        ts = _tasks_of(run, kind, CATEGORIES[cat])
+        if metric:
+            leaves_ = [Leaf(t, metric) for t in ts if metric in run.tasks[t].metrics]
+        else:
+            leaves_ = [Leaf(t, m) for t in ts if (m := _metric(run, t))]
+        if not leaves_:
+            return None, None
+        cov = f"{len(leaves_)}/{len(CATEGORIES[cat])} datasets"
+        return (leaves_[0] if len(leaves_) == 1 else Mean(tuple(leaves_))), cov
+    return build
+
+
+def _single_col(kind: str, preferred: tuple[str, ...], strict: bool = False
+                ) -> Callable[[Run], tuple[Est | None, str | None]]:
+    def build(run: Run) -> tuple[Est | None, str | None]:
+        ts = _tasks_of(run, kind)
+        if not ts:
+            return None, None
+        m = next((p for p in preferred if p in run.tasks[ts[0]].metrics), None)
+        if m is None and not strict:
+            m = _metric(run, ts[0], preferred)
+        return (Leaf(ts[0], m), None) if m else (None, None)
+    return build
+
+
+def is_partial(coverage: str | None) -> bool:
+    """True when a coverage string says some of a column's parts are missing ("1/4 datasets", "..., 2 partial")."""
+    if not coverage:
+        return False
+    have, total = coverage.split()[0].split("/")
+    return have != total or "partial" in coverage
+
+
+def _mean_of(builders: list[Callable[[Run], tuple[Est | None, str | None]]], what: str
+             ) -> Callable[[Run], tuple[Est | None, str | None]]:
+    def build(run: Run) -> tuple[Est | None, str | None]:
+        built = [b(run) for b in builders]
+        present = [p for p, _ in built if p is not None]
+        if not present:
+            return None, None
+        if len(present) < len(built):
+            return None, f"{len(present)}/{len(built)} {what}"
+        partial = sum(is_partial(c) for _, c in built)
+        return Mean(tuple(present)), (f"{len(built)}/{len(built)} {what}, {partial} partial" if partial else None)
+    return build
+
+
+def _bucket_col(bucket: str | None) -> Callable[[Run], tuple[Est | None, str | None]]:
+    def build(run: Run) -> tuple[Est | None, str | None]:
+        ts = _tasks_of(run, "e")
+        leaves_ = [Leaf(t, m, bucket) for t in ts if (m := _metric(run, t))]
+        if not leaves_:
+            return None, None
+        return (leaves_[0] if len(leaves_) == 1 else Mean(tuple(leaves_), skip_missing=bucket is not None)), \
+            f"{len(leaves_)}/13 datasets"
+    return build
+
+
+def standard_sections() -> list[Section]:
+    """The fixed sections: the paper's two tables, then our other benchmarks."""
+    chat = _single_col("chat", ("score",))
+    sdoc, mdoc, summ = (_category_col("judged", c) for c in ("single_doc_qa", "multi_doc_qa", "summarization"))
+    main = Section("main", "Long-context (paper's main table)",
+                   "LongBench-Chat and the judged LongBench categories (0-100).", [
+                       Column("lb_chat", "LB-Chat", pub.PROTOCOL["lb_chat"]["note"], chat),
+                       Column("sdoc", "S-Doc QA", pub.PROTOCOL["sdoc"]["note"], sdoc),
+                       Column("mdoc", "M-Doc QA", pub.PROTOCOL["mdoc"]["note"], mdoc),
+                       Column("summ", "Summ", pub.PROTOCOL["summ"]["note"], summ),
+                       Column("avg", "Avg", pub.PROTOCOL["avg"]["note"], _mean_of([chat, sdoc, mdoc, summ], "columns")),
+                   ])
+    short = Section("short", "Short instructions (paper's short-instruction table)",
+                    "MT-Bench (1-10) and AlpacaEval 2 (win rates, %).", [
+                        Column("mt_bench", "MT-Bench", pub.PROTOCOL["mt_bench"]["note"],
+                               _single_col("mtbench", ("score",)), decimals=2),
+                        Column("alpaca_lc", "AlpacaEval2 LC", pub.PROTOCOL["alpaca_lc"]["note"],
+                               _single_col("alpaca", ("length_controlled_winrate", "lc_winrate"), strict=True)),
+                        Column("alpaca_wr", "AlpacaEval2 WR", "AlpacaEval 2 raw win rate vs the reference outputs",
+                               _single_col("alpaca", ("win_rate",), strict=True)),
+                    ])
+    cats = [_category_col("official", c) for c in CATEGORIES]
+    longbench = Section("longbench", "LongBench (official metrics)",
+                        "LongBench v1 with its official per-dataset metrics (F1, ROUGE-L, accuracy, edit similarity), "
+                        "category = mean of its datasets; not comparable with the judged columns above.",
+                        [Column(f"lb_{c}", CATEGORY_LABELS[c], f"LongBench {CATEGORY_LABELS[c]}: " + ", ".join(ds),
+                                b) for (c, ds), b in zip(CATEGORIES.items(), cats, strict=True)]
+                        + [Column("lb_avg", "Avg", "mean of the six categories", _mean_of(cats, "categories"))])
+    longbench_e = Section("longbench_e", "LongBench-E by context length",
+                          "Score by document length bucket (LongBench-E datasets; bucket = mean over datasets of "
+                          "the per-dataset bucket means).",
+                          [Column(f"e_{b}", b, f"documents with length in {b}", _bucket_col(b)) for b in LENGTH_BUCKETS]
+                          + [Column("e_all", "All", "all lengths", _bucket_col(None))])
+    def dim_label(d: str) -> str:
+        return "LongReward" if d == "longreward" else d.capitalize()
+
+    longqa = Section("longqa", "LongReward as a metric",
+                     "Our judge's four dimensions and their mean (0-10) on long-context QA (longreward_longqa).",
+                     [Column(f"lq_{d}", dim_label(d), f"LongReward {d} (0-10)",
+                             _single_col("longqa", (d,), strict=True), decimals=2) for d in LONGQA_DIMS])
+    qa_cats = ("single_doc_qa", "multi_doc_qa")
+    longqa_lb = Section(
+        "longqa_lb", "LongReward on LongBench QA",
+        "LongReward (0-10) of the answers to LongBench single- and multi-doc QA (longreward_longqa_longbench_*): "
+        "each dimension is the mean of the two categories, each the mean of its datasets.",
+        [Column(f"lqlb_{d}", dim_label(d), f"LongReward {d} (0-10), mean of S-Doc and M-Doc QA",
+                _mean_of([_category_col("longqa_lb", c, d) for c in qa_cats], "categories"), decimals=2)
+         for d in LONGQA_DIMS]
+        + [Column(f"lqlb_{c}", f"LongReward {lab}", f"LongReward (0-10) on LongBench {CATEGORY_LABELS[c]}",
+                  _category_col("longqa_lb", c, "longreward"), decimals=2)
+           for c, lab in zip(qa_cats, ("S-Doc", "M-Doc"), strict=True)])
+    return [main, short, longbench, longbench_e, longqa, longqa_lb]
+
+
+def other_section(runs: list[Run]) -> Section | None:
+    """One column per task (primary metric) for tasks the standard sections do not know."""
+    cols: dict[str, Column] = {}
+    for run in runs:
+        for t in run.tasks:
+            if classify(t)[0] != "other" or t in cols:
+                continue
+            m = primary_metric(run.tasks[t])
+            if m is None:
+                continue
+            cols[t] = Column(f"other_{t}", f"{t} ({m})", f"task {t}, metric {m}",
+                             (lambda r, t=t, m=m: (Leaf(t, m), None) if t in r.tasks else (None, None)), decimals=2)
+    if not cols:
+        return None
+    return Section("other", "Other tasks", "Tasks outside the LongReward suite, primary metric each.",
+                   [cols[k] for k in sorted(cols)])
+
+
+# ----------------------------------------------------------------------------------------- judge metadata
+
+@dataclass
+class JudgeInfo:
+    """Judge metadata of one run, from metric keys, task-config metadata, samples and sidecar files."""
+
+    models: list[str] = field(default_factory=list)
+    templates: dict[str, str] = field(default_factory=dict)
+    judged_items: int = 0
+    unscored: int = 0
+    unscored_rate: float | None = None
+    cost_usd: float | None = None
+    per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
+    self_judged: bool = False
+    sources: list[str] = field(default_factory=list)
+
+
+_MODEL_KEYS = ("judge_model", "judge", "judge_name", "model")
+_TEMPLATE_KEYS = ("judge_template_versions", "judge_template_version", "template_versions", "template_version",
+                  "judge_templates", "templates", "prompt_version", "prompt_versions")
+_COST_KEYS = ("judge_cost_usd", "cost_usd", "cost")
+_UNSCORED_KEYS = ("judge_unscored", "unscored", "n_unscored", "unscored_count")
+
+
+def _find(obj: Any, keys: tuple[str, ...]) -> Any:
+    """The value of the first of `keys` found breadth-first in nested dicts."""
+    queue = [obj]
+    while queue:
+        cur = queue.pop(0)
+        if isinstance(cur, dict):
+            for k in keys:
+                if k in cur and cur[k] not in (None, "", {}):
+                    return cur[k]
+            queue.extend(v for v in cur.values() if isinstance(v, dict))
+    return None
+
+
+def _as_templates(value: Any, default_name: str) -> dict[str, str]:
+    """Template id -> version from a dict, a list of ids, a bare version (named after the task) or an id."""
+    if isinstance(value, dict):  # {id: version}, or {stage: "id@version"} as LongReward's audit logs them
+        return dict(str(v).split("@", 1) if "@" in str(v) else (str(k), str(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return {str(v): "" for v in value}
+    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"v?[\d.]+", value)):
+        return {default_name: str(value)}
+    if isinstance(value, str) and "@" in value:  # "id@version"
+        tid, _, ver = value.partition("@")
+        return {tid: ver}
+    if value not in (None, ""):
+        return {str(value): ""}
+    return {}
+
+
+def _model_str(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict):
+        return _model_str(value.get("model") or value.get("name"))
+    return None
+
+
+def _norm_model(name: str) -> str:
+    base = re.split(r"[/\\]", name.strip().rstrip("/\\"))[-1].lower()
+    base = re.sub(r"\.gguf$", "", base)
+    return re.sub(r"[.\-_]q\d.*$", "", base)
+
+
+def is_self_judged(run: Run, judge_models: list[str]) -> bool:
+    """True when a judge model is (by name) the model being evaluated: its scores are then self-preference."""
+    evaluated = {_norm_model(x) for x in (run.model_name, str(run.model_args.get("pretrained", "")),
+                                          str(run.model_args.get("model", ""))) if x}
+    evaluated.discard("")
+    for j in judge_models:
+        jn = _norm_model(j)
+        if jn == "embedded":
+            jn = "smollm2-135m-instruct"
+        for e in evaluated:
+            if jn == e or (min(len(jn), len(e)) >= 6 and (jn in e or e in jn)):
+                return True
+    return False
+
+
+def _templates_of(obj: Any, default_name: str) -> dict[str, str]:
+    """Template versions anywhere in `obj`: ``{template_id, template_version}`` pairs, ``template: "id@v"``,
+    ``templates: {...}`` and ``judge_template_version(s)`` keys."""
+    out: dict[str, str] = {}
+    queue = [obj]
+    while queue:
+        cur = queue.pop(0)
+        if not isinstance(cur, dict):
+            continue
+        if cur.get("template_id"):
+            out[str(cur["template_id"])] = str(cur.get("template_version", ""))
+        elif isinstance(cur.get("template"), str) and cur["template"]:
+            tid, _, ver = cur["template"].partition("@")
+            out[tid] = ver
+        for k in _TEMPLATE_KEYS:
+            if k in cur and k not in ("template_version",):
+                out.update(_as_templates(cur[k], default_name))
+        if "template_version" in cur and not cur.get("template_id"):
+            out.update(_as_templates(cur["template_version"], default_name))
+        queue.extend(v for v in cur.values() if isinstance(v, dict))
+    return out
+
+
+def _report_counts(report: Any) -> tuple[int, int] | None:
+    """(judged, unscored) from a judge report's ``samples`` block (a per-dimension dict counts its reward)."""
+    smp = report.get("samples") if isinstance(report, dict) else None
+    if not isinstance(smp, dict) or not isinstance(smp.get("judged"), int):
+        return None
+    uns = smp.get("unscored")
+    if isinstance(uns, dict):  # LongReward: unscored per dimension; the reward is what the column shows
+        if isinstance(smp.get("rewarded"), int):
+            return smp["judged"], smp["judged"] - smp["rewarded"]
+        uns = max((v for v in uns.values() if isinstance(v, int)), default=0)
+    return (smp["judged"], uns) if isinstance(uns, int) else None
+
+
+def _report_cost(report: Any) -> float | None:
+    if not isinstance(report, dict):
+        return None
+    for c in (report.get("cost_usd"), (report.get("usage") or {}).get("cost_usd")):
+        if isinstance(c, (int, float)) and not isinstance(c, bool):
+            return float(c)
+    return None
+
+
+def _task_judge(name: str, tr: TaskResult) -> dict[str, Any] | None:
+    """Judge metadata of one task; None when nothing says it was judged."""
+    kind = classify(name)[0]
+    md = tr.metadata
+    report = md.get("judge") if isinstance(md.get("judge"), dict) else {}
+    judge_md = {k: v for k, v in md.items() if "judge" in k or "template" in k}
+    jmetrics = {m: v for m, v in tr.metrics.items() if is_judge_metric(m)}
+    sample_keys = set(tr.samples[0].values) if tr.samples else set()
+    if (kind not in JUDGED_KINDS and not judge_md and not jmetrics and not tr.sample_judge
+            and not any(is_judge_metric(k) for k in sample_keys)):
+        return None
+    entry: dict[str, Any] = {}
+    model = (_model_str(md.get("judge_model")) or _model_str(report) or _model_str(md.get("judge"))
+             or _model_str(tr.sample_judge))
+    if model:
+        entry["model"] = model
+    tmpl = {**_templates_of(tr.sample_judge, name), **_templates_of(judge_md, name)}
+    if tmpl:
+        entry["templates"] = tmpl
+    prim = primary_metric(tr, ("score", "longreward", "length_controlled_winrate", "win_rate"))
+    flags = unscored_flags(tr, prim) if prim else None
+    counts = _report_counts(report)
+    if flags is not None:
+        entry.update(items=len(flags), unscored=sum(flags), unscored_source="samples")
+    elif counts is not None:
+        entry.update(items=counts[0], unscored=counts[1], unscored_source="configs.metadata.judge.samples")
+    elif tr.samples is not None and prim:
+        uns = sum(1 for smp in tr.samples if smp.values.get(prim) is None)
+        entry.update(items=len(tr.samples), unscored=uns, unscored_source=f"samples: missing/null {prim}")
+    else:
+        for key in ("judge_unscored", f"{prim}_unscored"):
+            v = tr.metrics.get(key)
+            if v is not None and tr.n:
+                uns = int(round(v)) if tr.aggregated_by_sum(key) else int(round(v * tr.n))
+                entry.update(items=tr.n, unscored=uns, unscored_source=f"results: {key}")
+                break
+    costs = [smp.values.get("judge_cost_usd") for smp in tr.samples or [] if "judge_cost_usd" in smp.values]
+    if costs:
+        entry.update(cost_usd=float(sum(c for c in costs if c is not None)), cost_source="samples")
+    elif _report_cost(report) is not None:
+        entry.update(cost_usd=_report_cost(report), cost_source="configs.metadata.judge")
+    elif tr.metrics.get("judge_cost_usd") is not None:
+        v = float(tr.metrics["judge_cost_usd"])  # type: ignore[arg-type]
+        if tr.aggregation("judge_cost_usd") == "mean" and tr.n:
+            v *= tr.n
+        entry.update(cost_usd=v, cost_source="results: judge_cost_usd")
+    extra = {m: v for m, v in jmetrics.items() if m not in ("judge_unscored", "judge_cost_usd")}
+    if extra:
+        entry["other_metrics"] = extra
+    if judge_md:
+        entry["metadata"] = judge_md
+    return entry
+
+
+def judge_info(run: Run) -> JudgeInfo:
+    """Collect the judge metadata a run carries (see the reader's docstring for where it looks)."""
+    info = JudgeInfo()
+    models: list[str] = []
+    cost_total, cost_found = 0.0, False
+    for name, tr in run.tasks.items():
+        entry = _task_judge(name, tr)
+        if entry is None:
+            continue
+        if entry.get("model"):
+            models.append(entry["model"])
+        info.templates.update(entry.get("templates", {}))
+        if "cost_usd" in entry:
+            cost_total += float(entry["cost_usd"])
+            cost_found = True
+        if "items" in entry:
+            info.judged_items += entry["items"]
+            info.unscored += entry["unscored"]
+        info.per_task[name] = entry
+    if info.per_task:
+        info.sources.append("task results/samples/configs")
+    for fname, side in run.sidecars.items():
+        info.sources.append(fname)
+        m = _model_str(_find(side, _MODEL_KEYS))
+        if m:
+            models.append(m)
+        elif _find(side, ("backend", "judge_backend")) == "embedded":
+            models.append("SmolLM2-135M-Instruct (embedded)")
+        for k, v in _templates_of(side, fname).items():
+            info.templates.setdefault(k, v)
+        if not cost_found:
+            c = _find(side, _COST_KEYS)
+            if isinstance(c, (int, float)) and not isinstance(c, bool):
+                cost_total, cost_found = float(c), True
+        if not info.judged_items:
+            u = _find(side, _UNSCORED_KEYS)
+            n = _find(side, ("judged_items", "judged", "items", "n", "total"))
+            if isinstance(u, int) and isinstance(n, int) and n:
+                info.unscored, info.judged_items = u, n
+    info.models = sorted(set(models), key=models.index)
+    info.cost_usd = cost_total if cost_found else None
+    info.unscored_rate = info.unscored / info.judged_items if info.judged_items else None
+    info.self_judged = is_self_judged(run, info.models)
+    return info
+
+
+# ----------------------------------------------------------------------------------------- building
+
+@dataclass
+class Board:
+    sections: list[Section]
+    runs: list[Run]
+    judges: dict[str, JudgeInfo]
+    iters: int
+    seed: int
+    level: float
+    with_published: bool
+
+    def cells_for(self, run_label: str) -> dict[str, Cell]:
+        return {f"{s.key}.{k}": c for s in self.sections for r in s.rows if r.label == run_label
+                for k, c in r.cells.items()}
+
+
+def _fmt_judges(models: set[str]) -> str:
+    return ", ".join(sorted(models)) or "unknown judge"
+
+
+def build_board(runs: list[Run], with_published: bool = True, iters: int = DEFAULT_ITERS,
+                seed: int = DEFAULT_SEED, level: float = 0.95) -> Board:
+    """Evaluate every column on every run, attach CIs, judge metadata and protocol notes."""
+    sections = standard_sections()
+    extra = other_section(runs)
+    if extra:
+        sections.append(extra)
+    judges = {r.label: judge_info(r) for r in runs}
+    pub_rows = pub.published_rows() if with_published else {}
+    for run in runs:
+        est = Estimator(run, iters, seed)
+        jinfo = judges[run.label]
+        for sec in sections:
+            cells: dict[str, Cell] = {}
+            for col in sec.columns:
+                tree, coverage = col.build(run)
+                if tree is None:
+                    if coverage:
+                        cells[col.key] = Cell(None, coverage=coverage, notes=[f"needs all parts ({coverage})"])
+                    continue
+                e = est.estimate(tree)
+                cell = Cell(e.value, n=e.n or None, unscored=e.unscored, coverage=coverage, notes=list(e.notes),
+                            tasks=sorted({lf.task for lf in leaves(tree)}))
+                if e.reps is not None:
+                    cell.ci, cell.ci_method = percentile_ci(e.reps, level), "bootstrap"
+                elif e.stderr is not None and e.value is not None:
+                    z = 1.959963984540054 if level == 0.95 else _z(level)
+                    cell.ci = (e.value - z * e.stderr, e.value + z * e.stderr)
+                    cell.ci_method = "normal (lm-eval stderr)"
+                proto = pub.PROTOCOL.get(col.key)
+                if proto and e.value is not None:
+                    cell.notes.extend(_protocol_diffs(run, tree, proto, jinfo, col.label))
+                cells[col.key] = cell
+            if any(c.value is not None for c in cells.values()):
+                row = Row(run.label, "measured", cells, run=run, judge=jinfo,
+                          section_judge=section_judge(jinfo, {t for c in cells.values() for t in c.tasks}))
+                if jinfo.self_judged:
+                    row.notes.append("judge is the evaluated model (self-judged)")
+                sec.rows.append(row)
+    for sec in sections:
+        for pr in pub_rows.get(sec.key, []):
+            pjudges = sorted({pub.PROTOCOL[k]["judge"] for k in pr["values"] if pub.PROTOCOL.get(k, {}).get("judge")})
+            sec.rows.append(Row(pr["label"], "published", {k: Cell(v) for k, v in pr["values"].items()},
+                                notes=[pub.SOURCE],
+                                section_judge={"models": pjudges, "items": 0, "unscored": 0, "unscored_rate": None,
+                                               "cost_usd": None, "templates": {}, "self_judged": False}))
+        if sec.key in pub_rows:
+            sec.notes.append(f"Published rows: {pub.SOURCE}; {pub.GENERATION_NOTE}.")
+            sec.notes += [f"{c.label} (published): {pub.PROTOCOL[c.key]['note']}." for c in sec.columns
+                          if c.key in pub.PROTOCOL]
+        for row in sec.rows:
+            if row.source != "measured":
+                continue
+            diffs = sorted({n for c in row.cells.values() for n in c.notes if n.startswith("protocol:")})
+            if diffs and sec.key in pub_rows:
+                sec.notes.append(f"{row.label} differs from the paper's protocol: "
+                                 + "; ".join(d[len("protocol: "):] for d in diffs))
+    sections = [s for s in sections if s.rows]
+    return Board(sections, runs, judges, iters, seed, level, with_published)
+
+
+def section_judge(j: JudgeInfo, tasks: set[str]) -> dict[str, Any] | None:
+    """Judge model(s), unscored count and cost over the tasks behind one section's cells; None if none judged."""
+    per = [j.per_task[t] for t in sorted(tasks) if t in j.per_task]
+    if not per:
+        return None
+    models = sorted({p["model"] for p in per if p.get("model")}) or list(j.models)
+    items = sum(p.get("items", 0) for p in per)
+    unscored = sum(p.get("unscored", 0) for p in per)
+    costs = [p["cost_usd"] for p in per if p.get("cost_usd") is not None]
+    templates = {k: v for p in per for k, v in p.get("templates", {}).items()}
+    return {"models": models, "items": items, "unscored": unscored,
+            "unscored_rate": unscored / items if items else None, "cost_usd": sum(costs) if costs else None,
+            "templates": templates, "self_judged": j.self_judged}
+
+
+def _z(level: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + level / 2))
+
+
+def _protocol_diffs(run: Run, tree: Est, proto: dict[str, Any], jinfo: JudgeInfo, label: str) -> list[str]:
+    """Where a measured cell departs from how the paper measured that column (judge, item count)."""
+    out = []
+    judges = {jinfo.per_task.get(lf.task, {}).get("model") for lf in leaves(tree)} - {None}
+    if not judges:
+        judges = set(jinfo.models)
+    if proto.get("judge") and judges != {proto["judge"]}:
+        out.append(f"protocol: judge {_fmt_judges(judges)} (paper: {proto['judge']})")  # type: ignore[arg-type]
+    n = sum((run.tasks[t].n or 0) for t in {lf.task for lf in leaves(tree)})
+    if proto.get("n") and n and n != proto["n"]:
+        lim = run.limit
+        out.append(f"protocol: {label}: {n} items (paper: {proto['n']})" + (f", --limit {lim}" if lim else ""))
+    return out
