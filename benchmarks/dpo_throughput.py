@@ -54,11 +54,9 @@ M = _train_modules()
 
 
 def llama8b_config():
-    """Llama-3.1-8B's shape (no weights are downloaded: the model is random-init)."""
-    from transformers import LlamaConfig
-
-    return LlamaConfig(
-        vocab_size=128256,
+    """Llama-3.1-8B's shape (no weights are downloaded: the model is random-init), with tiny.py's token ids."""
+    return M["tiny"].tiny_llama_config(
+        128256,
         hidden_size=4096,
         intermediate_size=14336,
         num_hidden_layers=32,
@@ -74,10 +72,6 @@ def llama8b_config():
             "high_freq_factor": 4.0,
             "original_max_position_embeddings": 8192,
         },
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-        tie_word_embeddings=False,
     )
 
 

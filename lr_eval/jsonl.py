@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class InputError(ValueError):
@@ -34,6 +36,28 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | InputEr
                 yield n, InputError(path, n, None, f"expected a JSON object, got {type(rec).__name__}")
                 continue
             yield n, rec
+
+
+def read_unique(path: str | Path, parse: Callable[[dict[str, Any], int], tuple[str, T]],
+                error_id: Callable[[dict[str, Any]], Any]) -> tuple[list[T], list[dict[str, Any]]]:
+    """(items, error records ``{"id", "line", "error"}``): `parse` turns a record and its line number into
+    (id, item) or raises InputError; a repeated id is an error too. A bad line never stops the others;
+    `error_id` names the id of a bad record."""
+    items: list[T] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for n, rec in read_jsonl(path):
+        try:
+            if isinstance(rec, InputError):
+                raise rec
+            rid, item = parse(rec, n)
+            if rid in seen:
+                raise InputError(path, n, "id", f"duplicate id {rid!r}")
+            seen.add(rid)
+            items.append(item)
+        except InputError as e:
+            errors.append({"id": error_id(rec) if isinstance(rec, dict) else None, "line": n, "error": str(e)})
+    return items, errors
 
 
 def require(rec: dict[str, Any], field: str, kind: type | tuple[type, ...], path: str | Path, line: int,

@@ -170,6 +170,11 @@ class JudgeClient:
             return self._progress.grow(total)
         return BatchProgress(self, desc, total, enabled=self.show_progress)
 
+    def expect_more(self, n: int) -> None:
+        """Announce `n` more calls to the bar being shown (re-asks, stages that learn their size late)."""
+        if self._progress is not None:
+            self._progress.grow(n)
+
     async def aclose(self) -> None:
         await self.backend.aclose()
 

@@ -91,11 +91,23 @@ def result_to_parsed(res: ChatResult, parser: Parser) -> Parsed:
     return parser(res.content)
 
 
+def reask_request(request: ChatRequest, answer: str, prompt: str, template_version: str) -> ChatRequest:
+    """The same conversation continued: the judge's unparseable answer, then the re-ask message.
+
+    The re-ask's own `template_version` keeps it from ever sharing a cache key with a first ask.
+    """
+    return replace(request, messages=request.messages + ({"role": "assistant", "content": answer},
+                                                         {"role": "user", "content": prompt}),
+                   template_version=template_version)
+
+
 async def ask_and_parse(client: JudgeClient, request: ChatRequest, parser: Parser, reasks: int = 1,
-                        stats: ParseStats | None = None) -> tuple[Parsed, list[ChatResult]]:
+                        stats: ParseStats | None = None, reask_prompt: str = REASK_PROMPT,
+                        reask_tag: str = f"reask{REASK_VERSION}") -> tuple[Parsed, list[ChatResult]]:
     """Ask, parse, and if unparseable re-ask up to `reasks` times in the same conversation.
 
-    Returns the final verdict and every judge result (for the audit trail and token counts).
+    A failed call is not re-asked (its error is the reason). Returns the final verdict and every
+    judge result (for the audit trail and token counts).
     """
     results = [await client.chat(request)]
     parsed = result_to_parsed(results[-1], parser)
@@ -103,12 +115,11 @@ async def ask_and_parse(client: JudgeClient, request: ChatRequest, parser: Parse
     for _ in range(reasks):
         if parsed.scored or not results[-1].ok:
             break
-        req = replace(req, messages=req.messages + (
-            {"role": "assistant", "content": results[-1].content or ""},
-            {"role": "user", "content": REASK_PROMPT}),
-            template_version=f"{request.template_version}+reask{REASK_VERSION}")
+        req = reask_request(req, results[-1].content or "", reask_prompt,
+                            f"{request.template_version}+{reask_tag}")
         if stats is not None:
             stats.reasked += 1
+        client.expect_more(1)
         results.append(await client.chat(req))
         parsed = result_to_parsed(results[-1], parser)
     if stats is not None:

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import InputError, read_done_ids, read_jsonl, require, write_jsonl_atomic
+from lr_eval.jsonl import InputError, read_done_ids, read_unique, require, write_jsonl_atomic
 from lr_eval.progress import console as err_console
 from lr_eval.report import print_usage
 from lr_eval.types import BudgetExceeded, JudgeFatalError
@@ -72,6 +73,9 @@ def add_reward_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-context-tokens", type=int, default=d.max_context_tokens, metavar="N",
                    help="longer contexts lose their middle (flag context_truncated; 0 = no limit)")
     g.add_argument("--max-statements", type=int, metavar="N", help="judge at most N statements per response")
+    g.add_argument("--support-batch", type=int, default=d.support_batch, metavar="N",
+                   help="statements judged per support call, their passages shown once (default %(default)s; "
+                        "1 = one call per statement, as the paper)")
     g.add_argument("--judge-max-tokens", type=int, metavar="N", help="output budget of every judge call")
     g.add_argument("--groups-in-flight", type=int, default=16, metavar="N",
                    help="prompts prepared and judged at the same time (default %(default)s)")
@@ -84,6 +88,8 @@ def reward_config(args: argparse.Namespace, judge: JudgeConfig) -> RewardConfig:
         raise ValueError(f"--weights: expected four numbers like 1,1,1,1, got {args.weights!r}") from None
     if len(weights) != 4:
         raise ValueError(f"--weights: expected four numbers like 1,1,1,1, got {args.weights!r}")
+    batch = getattr(args, "support_batch", None)
+    batch = RewardConfig().support_batch if batch is None else batch
     window = args.judge_window
     if window is None:
         window = EMBEDDED_WINDOW if judge.backend == "embedded" else RewardConfig().judge_window
@@ -91,7 +97,7 @@ def reward_config(args: argparse.Namespace, judge: JudgeConfig) -> RewardConfig:
                        extraction_chunk_tokens=args.extraction_chunk_tokens, k=args.k, weights=weights,  # type: ignore[arg-type]
                        language=args.language, reasks=args.reasks, tokenizer=args.tokenizer, embedder=args.embedder,
                        judge_window=window or None, max_context_tokens=args.max_context_tokens or None,
-                       max_statements=args.max_statements)
+                       max_statements=args.max_statements, support_batch=batch)
     if args.judge_max_tokens:
         cfg.max_tokens = {k: args.judge_max_tokens for k in cfg.max_tokens}
     return cfg
@@ -117,30 +123,20 @@ def build_scorer(args: argparse.Namespace, judge: JudgeConfig, cfg: RewardConfig
 
 def read_items(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(valid items with their line number, error records for bad lines); a bad line never stops the others."""
-    items: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for n, rec in read_jsonl(path):
-        try:
-            if isinstance(rec, InputError):
-                raise rec
-            rid = str(require(rec, "id", (str, int), path, n))
-            context = require(rec, "context", str, path, n)
-            question = require(rec, "question", str, path, n)
-            responses = require(rec, "responses", list, path, n)
-            if not responses:
-                raise InputError(path, n, "responses", "empty list")
-            for i, r in enumerate(responses):
-                if not isinstance(r, str):
-                    raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
-            if rid in seen:
-                raise InputError(path, n, "id", f"duplicate id {rid!r}")
-            seen.add(rid)
-            items.append({"id": rid, "line": n, "context": context, "question": question, "responses": responses})
-        except InputError as e:
-            rid = rec.get("id") if isinstance(rec, dict) else None
-            errors.append({"id": rid, "line": n, "error": str(e)})
-    return items, errors
+
+    def parse(rec: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
+        rid = str(require(rec, "id", (str, int), path, n))
+        context = require(rec, "context", str, path, n)
+        question = require(rec, "question", str, path, n)
+        responses = require(rec, "responses", list, path, n)
+        if not responses:
+            raise InputError(path, n, "responses", "empty list")
+        for i, r in enumerate(responses):
+            if not isinstance(r, str):
+                raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
+        return rid, {"id": rid, "line": n, "context": context, "question": question, "responses": responses}
+
+    return read_unique(path, parse, lambda rec: rec.get("id"))
 
 
 def result_record(item: dict[str, Any], scores: list[ResponseScore], audit: bool) -> dict[str, Any]:
@@ -166,29 +162,9 @@ def run_score(args: argparse.Namespace) -> int:
     if done:
         err_console.print(f"resuming: {len(items) - len(todo)} of {len(items)} items already in {out}")
     scorer = build_scorer(args, judge, cfg)
-    if not judge.dry_run:
-        # Start from the complete records only (a line cut by a crash goes), then append as items finish.
-        write_jsonl_atomic(out, [done[it["id"]] for it in items if it["id"] in done])
-    new: dict[str, dict[str, Any]] = {}
-    stop: Exception | None = None
-    fh = None if judge.dry_run else open(out, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-
-    def on_done(i: int, scores: list[ResponseScore]) -> None:
-        rec = result_record(todo[i], scores, not args.no_audit)
-        new[todo[i]["id"]] = rec
-        if fh is not None:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    try:
-        score_closing(scorer, [(it["context"], it["question"], it["responses"]) for it in todo],
-                      args.groups_in_flight, on_done, "LongReward")
-    except (JudgeFatalError, BudgetExceeded) as e:
-        stop = e
-    finally:
-        if fh is not None:
-            fh.close()
+    new, stop = score_appending(scorer, todo, lambda it, scores: result_record(it, scores, not args.no_audit),
+                                None if judge.dry_run else out,
+                                [done[it["id"]] for it in items if it["id"] in done], args.groups_in_flight)
     if judge.dry_run:
         print_estimate(scorer, todo)
         return 0
@@ -209,6 +185,41 @@ def run_score(args: argparse.Namespace) -> int:
     if failed:
         err_console.print(f"[red]{failed} of {len(final)} lines not scored (see 'error' in {out})")
     return failed
+
+
+def score_appending(scorer: LongRewardScorer, todo: list[dict[str, Any]],
+                    record: Callable[[dict[str, Any], list[ResponseScore]], dict[str, Any]], out: Path | None,
+                    kept: list[dict[str, Any]], in_flight: int) -> tuple[dict[str, dict[str, Any]], Exception | None]:
+    """Score the `todo` items ({id, context, question, responses}), writing as they finish.
+
+    `out` (None: a dry run, nothing written) starts from the `kept` records only (a line cut by a crash
+    goes); each finished item's ``record(item, scores)`` is then appended and synced at once. Returns the
+    new records by id and the error that stopped the run (a fatal judge error or the budget), or None.
+    """
+    new: dict[str, dict[str, Any]] = {}
+    fh = None
+    if out is not None:
+        write_jsonl_atomic(out, kept)
+        fh = open(out, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+
+    def on_done(i: int, scores: list[ResponseScore]) -> None:
+        rec = record(todo[i], scores)
+        new[todo[i]["id"]] = rec
+        if fh is not None:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    stop: Exception | None = None
+    try:
+        score_closing(scorer, [(it["context"], it["question"], it["responses"]) for it in todo], in_flight,
+                      on_done, "LongReward")
+    except (JudgeFatalError, BudgetExceeded) as e:
+        stop = e
+    finally:
+        if fh is not None:
+            fh.close()
+    return new, stop
 
 
 def score_closing(scorer: LongRewardScorer, groups: list[Any], in_flight: int, on_done: Any,

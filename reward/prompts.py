@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (the Chinese prompt prose is measured in display width; its lines are kept whole)
-"""The LongReward judge prompts: six templates, each in English and Chinese.
+"""The LongReward judge prompts: seven templates, each in English and Chinese.
 
 Layout, chosen for cost and safety:
 - The system message is fully static (a marker line naming the template,
@@ -14,6 +14,11 @@ Layout, chosen for cost and safety:
   our verdict syntax (`[[...]]`) or our block tags, so a response cannot
   close its block early or plant a verdict the judge might copy.
 
+- `support_batch` judges several statements in one call: the union of
+  their passages once (document order, each with its chunk id), then the
+  statements, each listing the ids of its own passages; the judge answers
+  one `S<n>: [[verdict]]` line per statement after a short analysis of each.
+
 Each template has an id (`longreward.<stage>.<lang>`) and a version; both
 enter the judge cache key, so editing a prompt means bumping its version.
 The verdict formats are language independent: bracketed markers in English,
@@ -25,10 +30,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 LANGUAGES = ("en", "zh")
-STAGES = ("helpfulness", "logicality", "statements", "support", "extract", "completeness")
+STAGES = ("helpfulness", "logicality", "statements", "support", "support_batch", "extract", "completeness")
 
-_TAG_NAMES = ("question", "response", "statement", "passages", "passage", "document_part", "information",
-              "part")
+_TAG_NAMES = ("question", "response", "statements", "statement", "passages", "passage", "document_part",
+              "information", "part")
 _TAG_RE = re.compile(r"<(/?)\s*(" + "|".join(_TAG_NAMES) + r")\b", re.IGNORECASE)
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -275,6 +280,63 @@ Example 3
 </passage></passages>
 Analysis: The passage says three states signed, which contradicts five.
 Verdict: [[not supported]]"""
+
+_EN_SUPPORT_BATCH = f"""\
+You check several statements, each against passages taken from a long document. The <passages> block \
+holds, once each and in document order, the passages retrieved for all the statements; every passage has \
+an id, and passages may be cut at their edges. Each <statement> has an id (S1, S2, ...) and lists the ids \
+of its own passages. Judge every statement only against the passages listed for it, as if the other \
+passages were not there, and judge the statements independently of each other.
+
+Verdicts (the same three for every statement):
+- [[fully supported]]: everything the statement asserts is stated in, or directly follows from, its \
+passages.
+- [[partially supported]]: more than half of what the statement asserts is supported, but some detail is \
+missing from its passages or differs from them.
+- [[not supported]]: half or less of the statement is supported, or its passages contradict it.
+Use only the passages, not your own knowledge.
+
+{_EN_DATA_RULE}
+
+Answer in two parts. First "Analysis:", then for each statement in order one or two sentences comparing \
+it with its passages, starting with its id. Then "Verdicts:", then exactly one line per statement, in \
+order: the id, a colon and one verdict exactly as written above, in double square brackets, and nothing \
+else on the line.
+
+Example 1 (three statements; real ones list more passages each)
+<passages>
+<passage id="4">... After inspectors found corrosion in the cables, the bridge was closed to traffic from \
+April to November 2019 while repairs were carried out ...</passage>
+<passage id="11">... museum visitor numbers passed two million for the first time in 2022 ...</passage>
+<passage id="12">... the new wing, built for the Asian art collection, opened in spring ...</passage>
+<passage id="30">... the treaty, signed by the three founding states, entered into force ...</passage>
+</passages>
+<statements>
+<statement id="S1" passages="4, 30">The bridge was closed for repairs in 2019.</statement>
+<statement id="S2" passages="11">The museum received 2 million visitors in 2022, mostly tourists from \
+Asia.</statement>
+<statement id="S3" passages="12, 30">The treaty was signed by five countries.</statement>
+</statements>
+Analysis:
+S1: Passage 4 states a closure in 2019 for repairs; everything is supported.
+S2: Passage 11 supports the count and the year; the origin of the visitors is not in passage 11 (passage \
+12 is not listed for S2). The larger part is supported.
+S3: Passage 30 says three states signed, which contradicts five.
+Verdicts:
+S1: [[fully supported]]
+S2: [[partially supported]]
+S3: [[not supported]]"""
+
+_EN_USER_SUPPORT_BATCH = """\
+<passages>
+{passages}
+</passages>
+
+<statements>
+{statements}
+</statements>
+
+Now write the analysis of each statement against its own passages, then the verdict lines ({ids})."""
 
 _EN_EXTRACT = f"""\
 You read one part of a long document and pick out the information that is useful for answering a \
@@ -591,6 +653,54 @@ _ZH_SUPPORT = f"""\
 分析：段落说是三个国家签署，与五个国家相矛盾。
 结论：[[not supported]]"""
 
+_ZH_SUPPORT_BATCH = f"""\
+你负责判断若干条陈述是否各自得到长文档中段落的支持。<passages> 区块按文档顺序列出为所有陈述检索到的段落，每个段落只出现一次，\
+都有编号（id），首尾可能被截断。每条 <statement> 都有编号（S1、S2……），并列出它自己的段落编号。判断每条陈述时只依据为它\
+列出的段落，就当其他段落不存在；各条陈述相互独立地判断。
+
+结论（每条陈述都用这三种之一）：
+- [[fully supported]]（完全支持）：陈述的全部内容都在它的段落中写明，或可由这些段落直接推出。
+- [[partially supported]]（部分支持）：陈述一半以上的内容得到支持，但有细节在它的段落中缺失或与之不符。
+- [[not supported]]（不支持）：陈述只有一半或更少得到支持，或它的段落与之矛盾。
+只依据段落，不要使用你自己的知识。
+
+{_ZH_DATA_RULE}
+
+回答分两部分。先写"分析："，然后按顺序对每条陈述用一两句话把它与它的段落作比较，每条以其编号开头。再写"Verdicts:"，\
+然后每条陈述恰好一行、按顺序：编号、冒号、用双方括号照原样（英文）写出的上述结论之一，该行不写其他内容。
+
+示例 1（三条陈述；实际每条会列出更多段落）
+<passages>
+<passage id="4">……检查人员发现缆索锈蚀后，这座桥在 2019 年 4 月至 11 月期间禁止通行，进行维修……</passage>
+<passage id="11">……2022 年博物馆游客人数首次突破两百万……</passage>
+<passage id="12">……为亚洲艺术藏品而建的新展厅于春季开放……</passage>
+<passage id="30">……这项由三个创始国签署的条约生效后……</passage>
+</passages>
+<statements>
+<statement id="S1" passages="4, 30">这座桥于 2019 年因维修而关闭。</statement>
+<statement id="S2" passages="11">博物馆 2022 年接待了 200 万名游客，大多来自亚洲。</statement>
+<statement id="S3" passages="12, 30">该条约由五个国家签署。</statement>
+</statements>
+分析：
+S1：段落 4 写明 2019 年因维修而关闭，全部得到支持。
+S2：段落 11 支持人数和年份；游客来源不在段落 11 中（段落 12 没有列给 S2）。大部分内容得到支持。
+S3：段落 30 说是三个国家签署，与五个国家相矛盾。
+Verdicts:
+S1: [[fully supported]]
+S2: [[partially supported]]
+S3: [[not supported]]"""
+
+_ZH_USER_SUPPORT_BATCH = """\
+<passages>
+{passages}
+</passages>
+
+<statements>
+{statements}
+</statements>
+
+现在请逐条写出陈述与其自身段落的比较分析，然后写出结论行（{ids}）。"""
+
 _ZH_EXTRACT = f"""\
 你负责阅读长文档的一个部分，挑出对回答某个问题有用的信息。之后会根据你从所有部分提取的信息来检查对该问题的回答，所以要准确、\
 完整，但不要自己回答问题。
@@ -737,19 +847,21 @@ _ZH_USER_STATEMENTS = """\
 
 # Default output budgets (tokens) per stage; RewardConfig can override them.
 DEFAULT_MAX_TOKENS: dict[str, int] = {"helpfulness": 512, "logicality": 512, "statements": 1024,
-                                      "support": 384, "extract": 768, "completeness": 512}
+                                      "support": 384, "support_batch": 1536, "extract": 768, "completeness": 512}
 
 _SOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("helpfulness", "en"): (_EN_HELPFULNESS, _EN_USER_QR),
     ("logicality", "en"): (_EN_LOGICALITY, _EN_USER_QR),
     ("statements", "en"): (_EN_STATEMENTS, _EN_USER_STATEMENTS),
     ("support", "en"): (_EN_SUPPORT, _EN_USER_SUPPORT),
+    ("support_batch", "en"): (_EN_SUPPORT_BATCH, _EN_USER_SUPPORT_BATCH),
     ("extract", "en"): (_EN_EXTRACT, _EN_USER_EXTRACT),
     ("completeness", "en"): (_EN_COMPLETENESS, _EN_USER_COMPLETENESS),
     ("helpfulness", "zh"): (_ZH_HELPFULNESS, _ZH_USER_QR),
     ("logicality", "zh"): (_ZH_LOGICALITY, _ZH_USER_QR),
     ("statements", "zh"): (_ZH_STATEMENTS, _ZH_USER_STATEMENTS),
     ("support", "zh"): (_ZH_SUPPORT, _ZH_USER_SUPPORT),
+    ("support_batch", "zh"): (_ZH_SUPPORT_BATCH, _ZH_USER_SUPPORT_BATCH),
     ("extract", "zh"): (_ZH_EXTRACT, _ZH_USER_EXTRACT),
     ("completeness", "zh"): (_ZH_COMPLETENESS, _ZH_USER_COMPLETENESS),
 }

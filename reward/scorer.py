@@ -11,6 +11,20 @@ extraction per (context, question), and one support judgment per distinct
 statement. Identical responses are scored once. The judge cache does the rest
 across runs.
 
+Support judging is batched (`RewardConfig.support_batch`, default 8; 1 is
+the paper's one call per statement). Once every response of a group has its
+statements, the group's distinct statements are packed, in the document
+order of their evidence and greedily by shared passages, into balanced calls
+of at most `support_batch` statements (template `support_batch`): the union
+of their retrieved passages is shown once, in document order, each statement
+lists the ids of its own top-k passages and is judged against those only,
+and the judge answers one `S<n>: [[verdict]]` line per statement. Statements
+without a parseable line get one re-ask naming only them; still missing,
+they are unscored like any unparseable verdict. A statement alone in its
+batch gets the per-statement prompt, byte-identical to `support_batch=1`.
+The packing depends only on the responses and their extracted statements,
+not on timing, so a rerun sends the same prompts (cache hits).
+
 Policies where the paper is silent (each is flagged in `ResponseScore.flags`
 and counted by `LongRewardScorer.flag_counts`):
 - empty response (blank after stripping): by rule 0 on helpfulness,
@@ -40,15 +54,16 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lr_eval.judge import JudgeClient, gather_or_cancel, run_sync
 from lr_eval.parsing import (
     Parsed,
     ParseStats,
+    ask_and_parse,
     parse_bracket_score,
-    result_to_parsed,
+    reask_request,
     unscored,
 )
 from lr_eval.types import ChatRequest, ChatResult
@@ -87,6 +102,7 @@ class RewardConfig:
     max_statements: int | None = None   # cap per response (None: judge every statement, as the paper)
     min_parsed_fraction: float = 0.5   # of statements / document parts that need a verdict
     empty_policy: str = "zero"         # "zero" or "unscored"
+    support_batch: int = 8             # statements per support call (1: one call per statement, as the paper)
 
     def __post_init__(self) -> None:
         self.weights = tuple(float(w) for w in self.weights)  # type: ignore[assignment]
@@ -99,6 +115,8 @@ class RewardConfig:
             raise ValueError(f"empty_policy must be 'zero' or 'unscored', not {self.empty_policy!r}")
         if self.k < 1 or self.retrieval_chunk_tokens < 1 or self.extraction_chunk_tokens < 1:
             raise ValueError("k and the chunk sizes must be positive")
+        if self.support_batch < 1:
+            raise ValueError("support_batch must be at least 1 (1 = one support call per statement)")
         if not 0.0 <= self.min_parsed_fraction <= 1.0:
             raise ValueError("min_parsed_fraction must be between 0 and 1")
         self.max_tokens = {**prompts.DEFAULT_MAX_TOKENS, **self.max_tokens}
@@ -241,6 +259,29 @@ def parse_support(text: str | None) -> Parsed:
     return unscored("no [[fully/partially/not supported]] label in the answer", text)
 
 
+# A verdict line of a batched support answer: "S3: [[partially supported]]" (markdown bold and a full-width
+# colon tolerated). Anywhere in the answer; per id the last line with a known label wins, as in parse_support.
+_VERDICT_LINE = re.compile(r"(?<![\w\[])S(\d{1,3})\s*\**\s*[:：]\s*\**\s*\[\[\s*([^\[\]]{1,40}?)\s*\]\]")
+
+
+def parse_support_lines(text: str | None, labels: Sequence[str]) -> dict[str, Parsed]:
+    """The verdict of each statement of a batched support answer, by its id ("S1", "S2", ...).
+
+    A statement without a `S<n>: [[label]]` line with a known label is unscored with its reason. Only the
+    judge's answer is read: statements and passages reach the judge neutralised, so text copied from them
+    cannot form a verdict line.
+    """
+    if text is None:
+        return {lab: unscored("no answer") for lab in labels}
+    found: dict[str, float] = {}
+    for m in _VERDICT_LINE.finditer(text):
+        label = re.sub(r"\s+", " ", m.group(2).strip().lower())
+        if label in _LABELS:
+            found[f"S{int(m.group(1))}"] = _LABELS[label]
+    return {lab: Parsed(value=found[lab], raw=text) if lab in found else
+            unscored(f"no verdict line for {lab} in the answer", text) for lab in labels}
+
+
 def parse_score(text: str | None) -> Parsed:
     return parse_bracket_score(text, 0, 10)
 
@@ -262,6 +303,14 @@ REASK = {
     "support": "Your reply did not end with a verdict in the required format. Reply again with only one of "
                "[[fully supported]], [[partially supported]] or [[not supported]], nothing else.",
 }
+
+
+def reask_support_batch(missing: Sequence[str]) -> str:
+    """The re-ask of a batched support answer, naming only the statements still without a verdict line.
+    It shows no verdict line itself: a judge that parrots it gets nothing parseable."""
+    return (f"Your reply has no verdict line for {', '.join(missing)}. Reply again with only the verdict lines of "
+            "these statements, one line each: the statement's id, a colon, then its verdict written exactly as "
+            "in the instructions, inside double square brackets. Nothing else.")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -296,6 +345,18 @@ class _Dim:
 
 
 @dataclass
+class _Support:
+    """The support verdict of one statement, and the judge call(s) behind it."""
+
+    chunks: list[int]                     # its own top-k evidence chunk ids, in document order
+    parsed: Parsed
+    ask: _Ask                             # shared by every statement of a batch
+    label: str | None = None              # its id in a batched call ("S3"); None: a call of its own
+    batch_size: int = 1
+    passages: list[int] = field(default_factory=list)  # batched: the union of passage ids shown in the call
+
+
+@dataclass
 class _Group:
     """What all responses to one (context, question) share."""
 
@@ -310,7 +371,11 @@ class _Group:
     extraction: asyncio.Future[list[dict[str, Any]]] | None = None
     extraction_asks: list[_Ask] = field(default_factory=list)
     retriever: asyncio.Future[Any] | None = None
-    support: dict[str, asyncio.Future[tuple[list[int], _Ask]]] = field(default_factory=dict)
+    support: dict[str, asyncio.Future[_Support]] = field(default_factory=dict)
+    # Batched support (support_batch > 1): each distinct response puts its statements in its slot; once every
+    # slot is filled, one round packs the group's distinct statements into support calls.
+    slots: list[asyncio.Future[list[str]]] = field(default_factory=list)
+    support_round: asyncio.Future[None] | None = None
     flags: list[str] = field(default_factory=list)
     embedded_tokens: int = 0              # context chunks and statements embedded for this group
 
@@ -415,7 +480,10 @@ class LongRewardScorer:
             raise TypeError("responses must be a list of strings")
         g = await self._prepare(context, question)
         unique = list(dict.fromkeys(responses))
-        scored = await gather_or_cancel([self._score_response(g, r) for r in unique])
+        if self.config.support_batch > 1 and "faithfulness" in self.config.enabled():
+            loop = asyncio.get_running_loop()
+            g.slots = [loop.create_future() for _ in unique]
+        scored = await gather_or_cancel([self._score_in_slot(g, r, i) for i, r in enumerate(unique)])
         by_text = dict(zip(unique, scored, strict=True))
         out: list[ResponseScore] = []
         first: dict[str, int] = {}
@@ -499,17 +567,19 @@ class LongRewardScorer:
         return None
 
     async def _ask(self, stage: str, request: ChatRequest, parser: Callable[[str | None], Parsed]) -> _Ask:
-        parsed, results = await _ask_reask(self.client, request, parser, self.config.reasks,
-                                           self.parse_stats[stage], REASK[stage])
+        parsed, results = await ask_and_parse(self.client, request, parser, self.config.reasks,
+                                              self.parse_stats[stage], reask_prompt=REASK[stage],
+                                              reask_tag=f"reask-lr{REASK_VERSION}")
         return _Ask(parsed, results)
 
-    def _grow(self, n: int) -> None:
-        """Add calls to the progress bar on show (client.progress joins the running bar; none: no-op)."""
-        if n > 0:
-            self.client.progress("LongReward", n)
-
     # -- one response -----------------------------------------------------------------------------------
-    async def _score_response(self, g: _Group, response: str) -> ResponseScore:
+    async def _score_in_slot(self, g: _Group, response: str, slot: int) -> ResponseScore:
+        try:
+            return await self._score_response(g, response, slot)
+        finally:
+            self._release(g, slot, [])  # an empty or too long response judges no statement
+
+    async def _score_response(self, g: _Group, response: str, slot: int | None = None) -> ResponseScore:
         cfg = self.config
         tpl = self.templates(g.lang)
         enabled = cfg.enabled()
@@ -536,7 +606,7 @@ class LongRewardScorer:
         jobs = {
             "helpfulness": lambda: self._simple(g, "helpfulness", tpl["helpfulness"], text),
             "logicality": lambda: self._simple(g, "logicality", tpl["logicality"], text),
-            "faithfulness": lambda: self._faithfulness(g, tpl, text),
+            "faithfulness": lambda: self._faithfulness(g, tpl, text, slot),
             "completeness": lambda: self._completeness(g, tpl, text, q_tokens + r_tokens),
         }
         outcomes: list[_Dim] = await gather_or_cancel([jobs[d]() for d in enabled])
@@ -575,7 +645,15 @@ class LongRewardScorer:
         return _Dim(a.parsed.value, a.parsed.reason, _verdict_audit(a), a.results)
 
     # -- faithfulness -----------------------------------------------------------------------------------
-    async def _faithfulness(self, g: _Group, tpl: dict[str, Template], response: str) -> _Dim:
+    async def _faithfulness(self, g: _Group, tpl: dict[str, Template], response: str,
+                            slot: int | None = None) -> _Dim:
+        try:
+            return await self._faithfulness_of(g, tpl, response, slot)
+        finally:
+            self._release(g, slot, [])  # no statements to judge (or failed): the group round need not wait
+
+    async def _faithfulness_of(self, g: _Group, tpl: dict[str, Template], response: str,
+                               slot: int | None) -> _Dim:
         cfg = self.config
         req = self._request(tpl["statements"], "statements", question=g.question, response=response)
         ext = await self._ask("statements", req, parse_statements)
@@ -599,17 +677,28 @@ class LongRewardScorer:
             audit["statements"] = []
             return _Dim(None, "not applicable: the response makes no factual statement", audit, results, flags)
 
-        verdicts = await self._supports(g, tpl["support"], statements)
+        if cfg.support_batch > 1:
+            verdicts = await self._supports_batched(g, tpl, statements, slot)
+        else:
+            verdicts = await self._supports(g, tpl["support"], statements)
         rows = []
         judged: list[float] = []
-        for st, (chunk_ids, a) in zip(statements, verdicts, strict=True):
-            results.extend(a.results)
-            row = {"statement": st, "chunks": chunk_ids, "support": a.parsed.value,
-                   "verdict": _support_label(a.parsed.value), "rationale": a.answer}
-            if not a.parsed.scored:
-                row["unscored"] = a.skipped or a.parsed.reason
+        counted: set[int] = set()
+        for st, v in zip(statements, verdicts, strict=True):
+            if id(v.ask) not in counted:  # a batched call counts once per response, however many statements
+                counted.add(id(v.ask))
+                results.extend(v.ask.results)
+            row: dict[str, Any] = {"statement": st, "chunks": v.chunks, "support": v.parsed.value,
+                                   "verdict": _support_label(v.parsed.value), "rationale": v.ask.answer}
+            if v.label is not None:
+                row["rationale"] = _batch_rationale(v.ask)
+                row["batch"] = {"id": v.label, "statements": v.batch_size, "passages": v.passages}
+                if len(v.ask.results) > 1:
+                    row["reasked"] = len(v.ask.results) - 1
+            if not v.parsed.scored:
+                row["unscored"] = v.ask.skipped or v.parsed.reason
             else:
-                judged.append(float(a.parsed.value))  # type: ignore[arg-type]
+                judged.append(float(v.parsed.value))  # type: ignore[arg-type]
             rows.append(row)
         audit["statements"] = rows
         audit["judged"] = len(judged)
@@ -621,15 +710,178 @@ class LongRewardScorer:
                               f"({_top_reasons(reasons)})", audit, results, flags)
         return _Dim(10.0 * sum(judged) / len(judged), None, audit, results, flags)
 
-    async def _supports(self, g: _Group, t: Template, statements: list[str]) -> list[tuple[list[int], _Ask]]:
+    # -- support: one call per statement (support_batch = 1, the paper's protocol) ---------------------
+    async def _supports(self, g: _Group, t: Template, statements: list[str]) -> list[_Support]:
         """Support verdicts for statements, each distinct statement retrieved and judged once per group."""
         new = [st for st in statements if st not in g.support]
         if new:
-            self._grow(len(new))
+            self.client.expect_more(len(new))
             retrieval = asyncio.ensure_future(self._retrieve(g, new))
             for i, st in enumerate(new):
                 g.support[st] = asyncio.ensure_future(self._support_one(g, t, st, retrieval, i))
         return list(await gather_or_cancel([_shielded(g.support[st]) for st in statements]))
+
+    async def _support_one(self, g: _Group, t: Template, statement: str, retrieval: asyncio.Future[Any],
+                           i: int) -> _Support:
+        ids = (await asyncio.shield(retrieval))[i]
+        return await self._judge_one(g, t, statement, ids)
+
+    async def _judge_one(self, g: _Group, t: Template, statement: str, ids: list[int]) -> _Support:
+        """One statement against its own passages, in a call of its own (template `support`)."""
+        chunks = [g.by_index[j] for j in ids]
+        passages = "\n".join(f'<passage id="{c.index}">\n{neutralise(c.text)}\n</passage>' for c in chunks)
+        if not chunks:
+            passages = "(the document is empty)"
+        why = self._fits(t, "support", sum(c.n_tokens for c in chunks) + self.count_tokens(statement))
+        if why:
+            return _Support(ids, unscored(why), _Ask(unscored(why), [], skipped=why))
+        req = self._request(t, "support", raw=("passages",), passages=passages, statement=statement)
+        a = await self._ask("support", req, parse_support)
+        return _Support(ids, a.parsed, a)
+
+    # -- support: batched (support_batch > 1) ---------------------------------------------------------
+    @staticmethod
+    def _release(g: _Group, slot: int | None, statements: list[str] | None = None) -> None:
+        """Put a response's statements (or none) in its slot of the group round; only the first call counts."""
+        if slot is not None and slot < len(g.slots) and not g.slots[slot].done():
+            g.slots[slot].set_result(list(statements or []))
+
+    async def _supports_batched(self, g: _Group, tpl: dict[str, Template], statements: list[str],
+                                slot: int | None) -> list[_Support]:
+        """Support verdicts with several statements per call.
+
+        In a group (slot given) the distinct statements of all responses are packed together once every
+        response has put its statements in its slot, so the batches do not depend on which response's
+        extraction finished first (same batches, same prompts, same cache keys on a rerun). A response
+        scored outside a group round (slot None) has its own new statements packed at once.
+        """
+        if slot is None or slot >= len(g.slots):
+            new = [st for st in statements if st not in g.support]
+            if new:
+                self._plan_support(g, tpl, new)
+        else:
+            self._release(g, slot, statements)
+            if g.support_round is None:
+                g.support_round = asyncio.ensure_future(self._support_round(g, tpl))
+            await asyncio.shield(g.support_round)
+        return list(await gather_or_cancel([_shielded(g.support[st]) for st in statements]))
+
+    async def _support_round(self, g: _Group, tpl: dict[str, Template]) -> None:
+        lists = await asyncio.gather(*g.slots)  # in response order: the packing is deterministic
+        new = [st for st in dict.fromkeys(st for sts in lists for st in sts) if st not in g.support]
+        if new:
+            self._plan_support(g, tpl, new)
+
+    def _plan_support(self, g: _Group, tpl: dict[str, Template], statements: list[str]) -> None:
+        """Register a verdict future for each statement and start retrieving and judging them."""
+        loop = asyncio.get_running_loop()
+        futs: dict[str, asyncio.Future[_Support]] = {st: loop.create_future() for st in statements}
+        g.support.update(futs)
+        task = asyncio.ensure_future(self._judge_statements(g, tpl, statements, futs))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # errors reach the futures' waiters
+
+    async def _judge_statements(self, g: _Group, tpl: dict[str, Template], statements: list[str],
+                                futs: dict[str, asyncio.Future[_Support]]) -> None:
+        try:
+            ids = await self._retrieve(g, statements)
+            batches = self._pack(g, tpl["support_batch"], statements, ids)
+            self.client.expect_more(len(batches))
+
+            async def one(batch: list[int]) -> None:
+                out = await self._support_batch(g, tpl, [statements[i] for i in batch], [ids[i] for i in batch])
+                for i, v in zip(batch, out, strict=True):
+                    futs[statements[i]].set_result(v)
+
+            await gather_or_cancel([one(b) for b in batches])
+        except BaseException as e:
+            for f in futs.values():
+                if not f.done():
+                    if isinstance(e, asyncio.CancelledError):
+                        f.cancel()
+                    else:
+                        f.set_exception(e)
+            raise
+
+    def _pack(self, g: _Group, t: Template, statements: list[str], ids: list[list[int]]) -> list[list[int]]:
+        """Statement indices packed into calls of at most `support_batch`, sizes balanced.
+
+        Deterministic: statements are taken in the document order of their evidence, and each batch is
+        filled greedily with the statement adding the fewest passages not already shown (statements about
+        the same facts retrieve the same chunks), so the union of passages stays small. A batch over the
+        judge window is halved until it fits (one statement: the per-statement template).
+        """
+        n = len(statements)
+        n_batches = -(-n // self.config.support_batch)
+        cap = -(-n // n_batches)
+        own = [set(x) for x in ids]
+        remaining = sorted(range(n), key=lambda i: (ids[i], i))
+        batches: list[list[int]] = []
+        while remaining:
+            batch = [remaining.pop(0)]
+            union = set(own[batch[0]])
+            while len(batch) < cap and remaining:
+                # candidates: the next statements in evidence order (bounded, so packing stays linear in n)
+                j = min(range(min(len(remaining), 64)), key=lambda x: (len(own[remaining[x]] - union), x))
+                i = remaining.pop(j)
+                batch.append(i)
+                union |= own[i]
+            batches.append(sorted(batch, key=lambda i: (ids[i], i)))
+        return [part for b in batches for part in self._split_to_fit(g, t, b, statements, ids)]
+
+    def _split_to_fit(self, g: _Group, t: Template, batch: list[int], statements: list[str],
+                      ids: list[list[int]]) -> list[list[int]]:
+        if len(batch) == 1 or self.config.judge_window is None:
+            return [batch]
+        union = set().union(*(ids[i] for i in batch))
+        data = sum(g.by_index[j].n_tokens + 12 for j in union) + sum(
+            self.count_tokens(statements[i]) + 16 + 3 * len(ids[i]) for i in batch)
+        if not self._fits(t, "support_batch", data):
+            return [batch]
+        mid = len(batch) // 2
+        return (self._split_to_fit(g, t, batch[:mid], statements, ids)
+                + self._split_to_fit(g, t, batch[mid:], statements, ids))
+
+    async def _support_batch(self, g: _Group, tpl: dict[str, Template], members: list[str],
+                             ids: list[list[int]]) -> list[_Support]:
+        """Several statements in one call (template `support_batch`): the union of their passages shown once,
+        in document order, each statement with the ids of its own passages; one verdict line per statement,
+        one bounded re-ask naming only the statements still without one."""
+        if len(members) == 1:
+            return [await self._judge_one(g, tpl["support"], members[0], ids[0])]
+        t = tpl["support_batch"]
+        labels = [f"S{i + 1}" for i in range(len(members))]
+        union = sorted(set().union(*ids))
+        passages = "\n".join(f'<passage id="{j}">\n{neutralise(g.by_index[j].text)}\n</passage>' for j in union)
+        stmts = "\n".join(f'<statement id="{lab}" passages="{", ".join(map(str, own))}">\n{neutralise(st)}\n'
+                          f'</statement>' for lab, st, own in zip(labels, members, ids, strict=True))
+        req = self._request(t, "support_batch", raw=("passages", "statements"),
+                            passages=passages or "(the document is empty)", statements=stmts,
+                            ids=f"{labels[0]}-{labels[-1]}")
+        stats = self.parse_stats["support_batch"]
+        results = [await self.client.chat(req)]
+        if results[-1].ok:
+            verdicts = parse_support_lines(results[-1].content, labels)
+        else:
+            verdicts = {lab: unscored(f"judge call failed: {results[-1].error}") for lab in labels}
+        for _ in range(self.config.reasks):
+            missing = [lab for lab in labels if not verdicts[lab].scored]
+            if not missing or not results[-1].ok:
+                break
+            req = reask_request(req, results[-1].content or "", reask_support_batch(missing),
+                                f"{t.version}+reask-lr{REASK_VERSION}")
+            stats.reasked += 1
+            self.client.expect_more(1)
+            results.append(await self.client.chat(req))
+            if results[-1].ok:
+                again = parse_support_lines(results[-1].content, missing)
+                verdicts.update({lab: p for lab, p in again.items() if p.scored})
+        done = sum(p.scored for p in verdicts.values())
+        ask = _Ask(Parsed(value=float(done)), results)
+        out = []
+        for lab, own in zip(labels, ids, strict=True):
+            stats.add(verdicts[lab])
+            out.append(_Support(own, verdicts[lab], ask, label=lab, batch_size=len(labels), passages=union))
+        return out
 
     async def _retrieve(self, g: _Group, statements: list[str]) -> list[list[int]]:
         if self.client.dry_run:  # no embedding in a dry run: the first k chunks stand in for the evidence
@@ -657,19 +909,6 @@ class LongRewardScorer:
             tokens = retriever.embedded_tokens - before
             self.embedded_tokens += tokens
         return ids, tokens
-
-    async def _support_one(self, g: _Group, t: Template, statement: str, retrieval: asyncio.Future[Any],
-                           i: int) -> tuple[list[int], _Ask]:
-        ids = (await asyncio.shield(retrieval))[i]
-        chunks = [g.by_index[j] for j in ids]
-        passages = "\n".join(f'<passage id="{c.index}">\n{neutralise(c.text)}\n</passage>' for c in chunks)
-        if not chunks:
-            passages = "(the document is empty)"
-        why = self._fits(t, "support", sum(c.n_tokens for c in chunks) + self.count_tokens(statement))
-        if why:
-            return ids, _Ask(unscored(why), [], skipped=why)
-        req = self._request(t, "support", raw=("passages",), passages=passages, statement=statement)
-        return ids, await self._ask("support", req, parse_support)
 
     # -- completeness -----------------------------------------------------------------------------------
     async def _completeness(self, g: _Group, tpl: dict[str, Template], response: str, data_tokens: int) -> _Dim:
@@ -706,7 +945,7 @@ class LongRewardScorer:
         """Per extraction chunk, the information relevant to the question: once per (context, question)."""
         from .chunking import position_label
 
-        self._grow(len(g.coarse))
+        self.client.expect_more(len(g.coarse))
         q_tokens = self.count_tokens(g.question)
 
         async def one(c: Any) -> dict[str, Any]:
@@ -739,28 +978,6 @@ async def _shielded(fut: asyncio.Future[Any]) -> Any:
     return await asyncio.shield(fut)
 
 
-async def _ask_reask(client: JudgeClient, request: ChatRequest, parser: Callable[[str | None], Parsed],
-                     reasks: int, stats: ParseStats, reask_prompt: str) -> tuple[Parsed, list[ChatResult]]:
-    """lr_eval.parsing.ask_and_parse with this stage's re-ask message (same bounded policy, same
-    counting, same "+reask" template version), growing the progress bar for each re-ask."""
-    results = [await client.chat(request)]
-    parsed = result_to_parsed(results[-1], parser)
-    req = request
-    for _ in range(reasks):
-        if parsed.scored or not results[-1].ok:
-            break
-        req = replace(req, messages=req.messages + (
-            {"role": "assistant", "content": results[-1].content or ""},
-            {"role": "user", "content": reask_prompt}),
-            template_version=f"{request.template_version}+reask-lr{REASK_VERSION}")
-        stats.reasked += 1
-        client.progress("LongReward", 1)
-        results.append(await client.chat(req))
-        parsed = result_to_parsed(results[-1], parser)
-    stats.add(parsed)
-    return parsed, results
-
-
 def _top_reasons(reasons: Counter[Any]) -> str:
     return "; ".join(f"{n}x {r}" for r, n in reasons.most_common(2))
 
@@ -774,6 +991,12 @@ def _verdict_audit(a: _Ask) -> dict[str, Any]:
     if a.skipped:
         out["not_sent"] = a.skipped
     return out
+
+
+def _batch_rationale(a: _Ask) -> str | None:
+    """A batched call's answer, with the re-ask's answer after it when there was one."""
+    answers = [r.content for r in a.results if r.content is not None]
+    return "\n\n[answer to the re-ask]\n".join(answers) if answers else None
 
 
 def _support_label(value: float | None) -> str | None:

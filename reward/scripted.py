@@ -4,8 +4,9 @@ Every LongReward prompt starts its system message with a marker line
 `[template longreward.<stage>.<lang> v<version>]`; `CannedJudge` routes on it
 and answers each stage in the format the scorer parses. By default it is a
 deterministic word-overlap "judge" (statements = sentences of the response,
-support = share of a statement's words found in the passages, extraction =
-sentences of the document part sharing words with the question), so that a
+support = share of a statement's words found in its own passages, also for
+each statement of a batched support call, extraction = sentences of the
+document part sharing words with the question), so that a
 workload gets realistic call counts and answer sizes. Any stage can be
 replaced by a fixed string or a function of the request body.
 """
@@ -19,7 +20,6 @@ from lr_eval.scripted_server import Reply
 
 _MARKER = re.compile(r"^\[template (longreward\.(\w+)\.(\w+)) v([^\]]+)\]")
 _WORDS = re.compile(r"\w+")
-
 
 
 def template_of(body: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -73,6 +73,35 @@ def default_support(body: dict[str, Any]) -> str:
     return f"Analysis: {share:.0%} of the statement's words occur in the passages.\nVerdict: [[{label}]]"
 
 
+_PASSAGE = re.compile(r'<passage id="(\d+)">\n?(.*?)\n?</passage>', re.DOTALL)
+_STATEMENT = re.compile(r'<statement id="(S\d+)" passages="([\d, ]*)">\n?(.*?)\n?</statement>', re.DOTALL)
+
+
+def batch_statements(body: dict[str, Any]) -> list[tuple[str, list[int], str]]:
+    """(id, own passage ids, text) of each statement of a batched support request."""
+    return [(m.group(1), [int(x) for x in re.findall(r"\d+", m.group(2))], m.group(3))
+            for m in _STATEMENT.finditer(block(body, "statements"))]
+
+
+def batch_passages(body: dict[str, Any]) -> dict[int, str]:
+    """{passage id: text} of a batched support request, in the order shown."""
+    return {int(m.group(1)): m.group(2) for m in _PASSAGE.finditer(block(body, "passages"))}
+
+
+def default_support_batch(body: dict[str, Any]) -> str:
+    """The word-overlap verdict of each statement against its own passages only, one line per statement."""
+    passages = batch_passages(body)
+    analysis, lines = [], []
+    for sid, own, text in batch_statements(body):
+        st = words(text)
+        ev = words(" ".join(passages.get(i, "") for i in own))
+        share = len(st & ev) / max(1, len(st))
+        label = "fully supported" if share >= 0.8 else "partially supported" if share > 0.5 else "not supported"
+        analysis.append(f"{sid}: {share:.0%} of the statement's words occur in its passages.")
+        lines.append(f"{sid}: [[{label}]]")
+    return "Analysis:\n" + "\n".join(analysis) + "\nVerdicts:\n" + "\n".join(lines)
+
+
 def default_extract(body: dict[str, Any]) -> str:
     q = words(block(body, "question"))
     found = [s for s in sentences(block(body, "document_part")) if len(words(s) & q) >= 2]
@@ -113,7 +142,7 @@ class CannedJudge:
         if stage in self.scores:
             return f"Analysis: canned verdict for {stage}.\nScore: [[{self.scores[stage]:g}]]"
         return {"statements": default_statements, "support": default_support,
-                "extract": default_extract}[stage](body)
+                "support_batch": default_support_batch, "extract": default_extract}[stage](body)
 
 
 def _answer(spec: Any, body: dict[str, Any]) -> str | Reply:

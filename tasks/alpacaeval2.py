@@ -81,7 +81,6 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, DatasetDict
-from lm_eval.api.filter import Filter
 
 from lr_eval.judge import JudgeClient, gather_or_cancel, run_sync
 from lr_eval.types import ChatRequest, ChatResult
@@ -96,7 +95,15 @@ from .alpacaeval_metrics import (
     unswap,
     win_rate_metrics,
 )
-from .judging import _first, build_judge, calling_task, download_cached, is_predict_only, require_judge
+from .judging import (
+    BatchJudgeFilter,
+    _cost,
+    build_judge,
+    decode_verdict,
+    download_cached,
+    register_judge_filter,
+    require_judge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -368,14 +375,6 @@ class Annotator:
                 "both_orders": self.both_orders}
 
 
-def _cost(results: Sequence[ChatResult], client: JudgeClient) -> float | None:
-    price = client.meter.price
-    if price is None:
-        return None
-    return sum((r.usage.input_tokens * price[0] + r.usage.output_tokens * price[1]) / 1e6
-               for r in results if r.ok and not r.cached)
-
-
 def judge_alpacaeval(annotator: Annotator, client: JudgeClient, docs: Sequence[Mapping[str, Any]],
                      responses: Sequence[str], lc: LCInputs | None = None, desc: str = "judging AlpacaEval",
                      close: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -478,54 +477,27 @@ def load(**metadata: Any) -> DatasetDict:
     return DatasetDict({"test": Dataset.from_list(rows)})
 
 
-class AlpacaEvalJudgeFilter(Filter):
+class AlpacaEvalJudgeFilter(BatchJudgeFilter):
     """Judges every answer of the task in one concurrent batch; the verdicts become filtered_resps (JSON)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        self.options = kwargs
-        super().__init__()
+    default_task = TASK
+    unit = "answers"
 
-    def apply(self, resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[Any]:
-        responses = [_first(r) for r in resps]
-        task = calling_task()
-        if task is not None and is_predict_only(task):
-            return responses
-        metadata = dict(getattr(task.config, "metadata", None) or {}) if task is not None else {}
-        name = str(task.config.task) if task is not None else TASK
+    def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
+              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client, cfg = build_judge(name, metadata)
         verdicts, report = judge_alpacaeval(Annotator.from_metadata(metadata), client, docs, responses,
                                             LCInputs.from_metadata(metadata), desc=f"judging {name}")
         report["judge"] = cfg.describe()
-        log.warning("%s: judged %d answers with %s: %d scored, %d unscored, cost %s USD", name, len(docs),
-                    client.model, report["samples"]["scored"], report["samples"]["unscored"], report["cost_usd"])
-        if task is not None:
-            if not isinstance(task.config.metadata, dict):
-                task.config.metadata = {}
-            task.config.metadata["judge"] = report
-        # JSON text: lm-eval's samples writer applies str() to every filtered response.
-        return [json.dumps(v, ensure_ascii=False) for v in verdicts]
+        return verdicts, report
 
 
-def _register_filter() -> None:
-    from lm_eval.api.registry import filter_registry
-
-    if FILTER_NAME not in filter_registry:
-        filter_registry.register(FILTER_NAME)(AlpacaEvalJudgeFilter)
-
-
-_register_filter()
+register_judge_filter(FILTER_NAME, AlpacaEvalJudgeFilter)
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     """Per-instruction values: one record (for the corpus metrics), unscored 0/1, cost, consistency."""
-    verdict = results[0]
-    if isinstance(verdict, str):
-        try:
-            verdict = json.loads(verdict)
-        except json.JSONDecodeError:
-            verdict = None
-    if not isinstance(verdict, dict) or "preference" not in verdict:
-        raise RuntimeError(f"{TASK} without a judge verdict: keep the task's `judge` filter in filter_list")
+    verdict = decode_verdict(results, ("preference",), TASK)
     record = {"index": int(doc["index"]), "preference": verdict["preference"], "length": len(verdict["response"]),
               "reference_length": len(doc["reference"]), "difficulty": verdict.get("difficulty"),
               "glm": verdict.get("glm") or "none", "gamed": verdict.get("gamed")}

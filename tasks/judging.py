@@ -389,37 +389,77 @@ def _first(resp: Any) -> str:
     return "" if resp is None else str(resp)
 
 
-class JudgeFilter(Filter):
-    """Judges every response of a task in one concurrent batch; subclasses name their JudgeSpec."""
+def store_report(task: Any, report: dict[str, Any]) -> None:
+    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``)."""
+    if not isinstance(task.config.metadata, dict):
+        task.config.metadata = {}
+    task.config.metadata["judge"] = report
 
-    spec_class: type[JudgeSpec]
+
+class BatchJudgeFilter(Filter):
+    """Skeleton of a filter that judges every response of a task in one batch.
+
+    Subclasses implement :meth:`judge` (verdicts and a report); the filter skips judging in
+    --predict_only runs, logs a summary, stores the report in the task's metadata and returns
+    the verdicts as JSON text (lm-eval's samples writer applies ``str()`` to every filtered response).
+    """
+
+    #: The task name when no lm-eval task is found on the call stack.
+    default_task: str = ""
+    #: What a sample is called in the summary line ("samples", "answers").
+    unit: str = "samples"
+    #: ``json.dumps``'s ``default`` for the verdicts (e.g. str; None: fail on values JSON does not know).
+    json_default: Callable[[Any], Any] | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         self.options = kwargs
         super().__init__()
 
+    def fallback_name(self) -> str:
+        return self.default_task
+
+    @abstractmethod
+    def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
+              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One verdict per sample and the report for the results file."""
+
+    def log_summary(self, name: str, n: int, report: dict[str, Any]) -> None:
+        log.warning("%s: judged %d %s with %s: %d scored, %d unscored, cost %s USD", name, n, self.unit,
+                    report["model"], report["samples"]["scored"], report["samples"]["unscored"], report["cost_usd"])
+
     def apply(self, resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[Any]:
         responses = [_first(r) for r in resps]
         task = calling_task()
         if task is not None and is_predict_only(task):
-            return responses  # generation only: lr-eval rejudge scores these samples later
+            return responses  # --predict_only: generation only, judged later (e.g. lr-eval rejudge)
         metadata = dict(getattr(task.config, "metadata", None) or {}) if task is not None else {}
-        name = str(task.config.task) if task is not None else self.options.get("task", self.spec_class.__name__)
+        name = str(task.config.task) if task is not None else self.fallback_name()
+        verdicts, report = self.judge(name, metadata, docs, responses)
+        self.log_summary(name, len(docs), report)
+        if task is not None:
+            store_report(task, report)
+        # JSON text, not a dict: lm-eval's samples writer turns every filtered response into str().
+        return [json.dumps(v, ensure_ascii=False, default=self.json_default) for v in verdicts]
+
+
+class JudgeFilter(BatchJudgeFilter):
+    """Judges every response of a task in one concurrent batch; subclasses name their JudgeSpec."""
+
+    spec_class: type[JudgeSpec]
+
+    def fallback_name(self) -> str:
+        return self.options.get("task", self.spec_class.__name__)
+
+    def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
+              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client, cfg = build_judge(name, metadata)
         spec = self.spec_class(name, metadata, cfg.max_tokens)
         verdicts, report = judge_samples(spec, client, list(docs), responses, reasks_from(metadata))
         report["judge"] = cfg.describe()
-        log.warning("%s: judged %d samples with %s: %d scored, %d unscored, cost %s USD", name, len(docs),
-                    client.model, report["samples"]["scored"], report["samples"]["unscored"], report["cost_usd"])
-        if task is not None:
-            if not isinstance(task.config.metadata, dict):
-                task.config.metadata = {}
-            task.config.metadata["judge"] = report
-        # JSON text, not a dict: lm-eval's samples writer turns every filtered response into str().
-        return [json.dumps(v, ensure_ascii=False) for v in verdicts]
+        return verdicts, report
 
 
-def register_judge_filter(name: str, cls: type[JudgeFilter]) -> None:
+def register_judge_filter(name: str, cls: type[Filter]) -> None:
     """Register a judge filter under `name` for YAML ``filter: - function: name``.
 
     lm-eval resolves the name when the task is built; the task's ``custom_dataset: !function``
@@ -431,21 +471,35 @@ def register_judge_filter(name: str, cls: type[JudgeFilter]) -> None:
         filter_registry.register(name)(cls)
 
 
-def load_verdict(value: Any) -> dict[str, Any] | None:
-    """A verdict from a filtered response (JSON text as the filter returns it, or a dict); None if not one."""
+def parse_verdict(value: Any, required: Sequence[str]) -> dict[str, Any] | None:
+    """A verdict from a filtered response (JSON text as the filters return it, or a dict) with every
+    `required` key; None if not one."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             return None
-    return value if isinstance(value, dict) and "score" in value and "response" in value else None
+    return value if isinstance(value, dict) and all(k in value for k in required) else None
+
+
+def load_verdict(value: Any) -> dict[str, Any] | None:
+    """A judge verdict (``score`` and ``response``) from a filtered response; None if not one."""
+    return parse_verdict(value, ("score", "response"))
+
+
+def decode_verdict(results: list[Any], required: Sequence[str], task_name: str, filter_name: str = "judge",
+                   kind: str = "judge") -> dict[str, Any]:
+    """The verdict of a process_results call's first result, or a RuntimeError naming the filter to keep."""
+    verdict = parse_verdict(results[0], required)
+    if verdict is None:
+        raise RuntimeError(f"{task_name} without a {kind} verdict: keep the task's `{filter_name}` filter "
+                           "in filter_list")
+    return verdict
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
     """Metric values of one judged sample: score (only when scored), judge_unscored, judge_cost_usd."""
-    verdict = load_verdict(results[0])
-    if verdict is None:
-        raise RuntimeError("judged task without a judge verdict: keep the task's `judge` filter in filter_list")
+    verdict = decode_verdict(results, ("score", "response"), "judged task")
     out: dict[str, float] = {"judge_unscored": 0.0 if verdict["score"] is not None else 1.0}
     if verdict["score"] is not None:
         out["score"] = float(verdict["score"])

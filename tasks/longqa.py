@@ -49,17 +49,16 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, DatasetDict
-from lm_eval.api.filter import Filter
 
 from .judging import (
+    BatchJudgeFilter,
     JudgeNotConfigured,
-    _first,
-    calling_task,
-    is_predict_only,
+    decode_verdict,
     load_judge_config,
     no_judge_message,
     prompt_budget,
     prompt_tokenizer,
+    register_judge_filter,
     require_judge,
 )
 from .longbench import CATEGORIES
@@ -234,51 +233,27 @@ def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]
     return verdicts, report
 
 
-class LongRewardFilter(Filter):
+class LongRewardFilter(BatchJudgeFilter):
     """Scores every answer of the task with LongReward in one batch; verdicts become filtered_resps (JSON)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        self.options = kwargs
-        super().__init__()
+    default_task = TASK
+    json_default = str
 
-    def apply(self, resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[Any]:
-        responses = [_first(r) for r in resps]
-        task = calling_task()
-        if task is not None and is_predict_only(task):
-            return responses
-        metadata = dict(getattr(task.config, "metadata", None) or {}) if task is not None else {}
-        name = str(task.config.task) if task is not None else TASK
-        verdicts, report = score_answers(metadata, docs, responses, name)
-        log.warning("%s: LongReward scored %d answers with %s: %d rewarded", name, len(verdicts), report["model"],
+    def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
+              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return score_answers(metadata, docs, responses, name)
+
+    def log_summary(self, name: str, n: int, report: dict[str, Any]) -> None:
+        log.warning("%s: LongReward scored %d answers with %s: %d rewarded", name, n, report["model"],
                     report["samples"]["rewarded"])
-        if task is not None:
-            if not isinstance(task.config.metadata, dict):
-                task.config.metadata = {}
-            task.config.metadata["judge"] = report
-        # JSON text: lm-eval's samples writer applies str() to every filtered response.
-        return [json.dumps(v, ensure_ascii=False, default=str) for v in verdicts]
 
 
-def _register_filter() -> None:
-    from lm_eval.api.registry import filter_registry
-
-    if FILTER_NAME not in filter_registry:
-        filter_registry.register(FILTER_NAME)(LongRewardFilter)
-
-
-_register_filter()
+register_judge_filter(FILTER_NAME, LongRewardFilter)
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
     """The four dimensions and the reward (only when scored, so the means skip the rest) and unscored counts."""
-    verdict = results[0]
-    if isinstance(verdict, str):
-        try:
-            verdict = json.loads(verdict)
-        except json.JSONDecodeError:
-            verdict = None
-    if not isinstance(verdict, dict) or "reward" not in verdict:
-        raise RuntimeError(f"{TASK} without a LongReward verdict: keep the task's `longreward` filter in filter_list")
+    verdict = decode_verdict(results, ("reward",), TASK, filter_name="longreward", kind="LongReward")
     out: dict[str, float] = {}
     for field, metric in METRICS.items():
         value = verdict.get(field)

@@ -1,7 +1,9 @@
-"""Shared fixtures: an isolated cache folder per test, and the path to ../shared/data when present."""
+"""Shared fixtures: an isolated cache folder per test, the path to ../shared/data when present, and torch on
+one thread for the tiny-model (DPO) tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (only in the project's own checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread, and far faster on a shared, busy machine.
+
+    Module-wide: ``pytestmark = pytest.mark.usefixtures("torch_one_thread")`` in a test module.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

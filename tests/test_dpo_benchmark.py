@@ -13,13 +13,7 @@ pytest.importorskip("trl")
 pytest.importorskip("datasets")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run faster on one thread, and far faster on a shared, busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dpo_throughput.py"

@@ -8,7 +8,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 import torch.nn.functional as F  # noqa: E402
-from peft import LoraConfig, get_peft_model  # noqa: E402
+from dpo_fixtures import nonzero_lora_config  # noqa: E402
+from peft import get_peft_model  # noqa: E402
 
 from lr_eval.train.attention import prefix_sdpa_attention  # noqa: E402
 from lr_eval.train.loss import dpo_nll_loss, pair_loss  # noqa: E402
@@ -25,13 +26,7 @@ from lr_eval.train.packing import (  # noqa: E402
 from lr_eval.train.tiny import tiny_llama  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run faster on one thread, and far faster on a shared, busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 TOL = 1e-5
 VOCAB = 96
@@ -55,11 +50,22 @@ def unshared_token_logps(model, prompt: list[int], completion: list[int]) -> tor
     return logp[p - 1 : -1].gather(-1, ids[0, p:, None]).squeeze(-1)
 
 
+def unshared_loss_and_grads(model, ref_c: torch.Tensor, ref_r: torch.Tensor):
+    """PROMPT + CHOSEN / REJECTED the naive way: (chosen and rejected token log-probs, loss, gradients);
+    the model's gradients are cleared afterwards."""
+    c_u = unshared_token_logps(model, PROMPT, CHOSEN)
+    r_u = unshared_token_logps(model, PROMPT, REJECTED)
+    out = pair_loss(c_u, r_u, ref_c, ref_r, BETA, LAM)
+    out.loss.backward()
+    g_u = grads(model)
+    model.zero_grad(set_to_none=True)
+    return c_u, r_u, out, g_u
+
+
 def lora_model(seed: int = 0):
     model = tiny_llama(VOCAB, seed=seed)
     torch.manual_seed(seed + 1)
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
-    return get_peft_model(model, cfg)
+    return get_peft_model(model, nonzero_lora_config())
 
 
 def grads(model) -> dict[str, torch.Tensor]:
@@ -152,12 +158,7 @@ def test_shared_equals_unshared_lora(attention: str) -> None:
     assert abs(ref_r_shared.sum().item() - ref_r.item()) < TOL
 
     # unshared: two sequences
-    c_u = unshared_token_logps(model, PROMPT, CHOSEN)
-    r_u = unshared_token_logps(model, PROMPT, REJECTED)
-    loss_u = pair_loss(c_u, r_u, ref_c, ref_r, BETA, LAM)
-    loss_u.loss.backward()
-    g_u = grads(model)
-    model.zero_grad(set_to_none=True)
+    c_u, r_u, loss_u, g_u = unshared_loss_and_grads(model, ref_c, ref_r)
 
     c_s, r_s = packed(pair)
     assert (c_s - c_u.detach()).abs().max().item() < TOL
@@ -176,12 +177,7 @@ def test_shared_equals_unshared_full_finetune_with_checkpointing_and_offload() -
     """All weights trainable (embeddings, LM head included); checkpointing and CPU offload exact too."""
     ref_c, ref_r = torch.tensor(-30.0), torch.tensor(-41.0)
     model = tiny_llama(VOCAB, seed=3)
-    c_u = unshared_token_logps(model, PROMPT, CHOSEN)
-    r_u = unshared_token_logps(model, PROMPT, REJECTED)
-    out_u = pair_loss(c_u, r_u, ref_c, ref_r, BETA, LAM)
-    out_u.loss.backward()
-    g_u = grads(model)
-    model.zero_grad(set_to_none=True)
+    _, _, out_u, g_u = unshared_loss_and_grads(model, ref_c, ref_r)
 
     packed = PackedPairModel(model, attention="split_sdpa", gradient_checkpointing=True)
     packed.train()

@@ -22,13 +22,7 @@ from lr_eval.train.tiny import save_tiny_model  # noqa: E402
 from lr_eval.train.trainer import DPOConfig, DPOTrainer, load_model_and_tokenizer, lr_multiplier, run_dpo  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run faster on one thread, and far faster on a shared, busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 TIMING_KEYS = {"step_time_s", "tokens_per_s", "mfu", "peak_mem_gib"}
 

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 datasets = pytest.importorskip("datasets")
 
-from peft import LoraConfig  # noqa: E402
+from dpo_fixtures import nonzero_lora_config  # noqa: E402
 
 from lr_eval.train.data import PreferenceExample, tokenize_example  # noqa: E402
 from lr_eval.train.loss import dpo_nll_loss  # noqa: E402
@@ -21,13 +21,7 @@ from lr_eval.train.packing import pack_pair  # noqa: E402
 from lr_eval.train.tiny import tiny_llama, word_tokenizer  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run faster on one thread, and far faster on a shared, busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 BETA, LAM = 0.15, 0.1
 ROWS = [
@@ -61,10 +55,9 @@ def _trl_trainer(tmp_path, rows, tokenizer, batch_size):
         save_strategy="no",
         dataloader_num_workers=0,
     )
-    # init_lora_weights=False: a non-zero adapter, so policy != reference and the DPO term is not log 2.
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
     return DPOTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=lora
+        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+        peft_config=nonzero_lora_config(),
     )
 
 

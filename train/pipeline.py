@@ -47,7 +47,6 @@ from typing import Any
 from lr_eval.jsonl import InputError, read_done_ids, read_jsonl, write_jsonl_atomic
 
 from .pairs import responses_sha
-from .sample import AppendWriter
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,9 +88,8 @@ def run_score(args: argparse.Namespace) -> int:
         print_summary,
         result_record,
         reward_config,
-        score_closing,
+        score_appending,
     )
-    from lr_eval.types import BudgetExceeded, JudgeFatalError
 
     from .cli import err_console
 
@@ -108,29 +106,13 @@ def run_score(args: argparse.Namespace) -> int:
     if done:
         err_console.print(f"resuming: {len(done)} of {len(groups)} prompts already scored in {out}")
     scorer = build_scorer(args, judge, cfg)
-    new: dict[str, dict[str, Any]] = {}
-    writer = None
-    if not judge.dry_run:
-        write_jsonl_atomic(out, [done[g["id"]] for g in groups if g["id"] in done])
-        writer = AppendWriter(out)
 
-    def on_done(i: int, scores: list[Any]) -> None:
-        g = todo[i]
-        rec = {"id": g["id"], "responses_sha": g["sha"], "judge": scorer.client.model,
-               **{k: v for k, v in result_record(g, scores, not args.no_audit).items() if k != "id"}}
-        new[g["id"]] = rec
-        if writer is not None:
-            writer.write(rec)
+    def record(g: dict[str, Any], scores: list[Any]) -> dict[str, Any]:
+        return {"id": g["id"], "responses_sha": g["sha"], "judge": scorer.client.model,
+                **{k: v for k, v in result_record(g, scores, not args.no_audit).items() if k != "id"}}
 
-    stop: Exception | None = None
-    try:
-        score_closing(scorer, [(g["context"], g["question"], g["responses"]) for g in todo],
-                      args.groups_in_flight, on_done, "LongReward")
-    except (JudgeFatalError, BudgetExceeded) as e:
-        stop = e
-    finally:
-        if writer is not None:
-            writer.close()
+    new, stop = score_appending(scorer, todo, record, None if judge.dry_run else out,
+                                [done[g["id"]] for g in groups if g["id"] in done], args.groups_in_flight)
     if judge.dry_run:
         print_estimate(scorer, todo)
         return 0

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lr_eval.jsonl import InputError, read_done_ids, read_jsonl, require, write_jsonl_atomic
+from lr_eval.jsonl import read_done_ids, read_unique, require, write_jsonl_atomic
 from lr_eval.types import ChatRequest, ChatResult
 
 TEMPLATE_ID = "lr-train.sample"
@@ -74,24 +74,18 @@ def _first(rec: dict[str, Any], names: tuple[str, ...]) -> str:
 
 def read_prompts(path: str | Path) -> tuple[list[Prompt], list[dict[str, Any]]]:
     """(prompts, error records ``{"id", "line", "error"}`` for bad lines); a bad line never stops the rest."""
-    prompts: list[Prompt] = []
-    errors: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for n, rec in read_jsonl(path):
-        try:
-            if isinstance(rec, InputError):
-                raise rec
-            pid = str(require(rec, _first(rec, ("id", "idx")), (str, int), path, n))
-            context = require(rec, "context", str, path, n)
-            question = require(rec, _first(rec, ("question", "query")), str, path, n)
-            if pid in seen:
-                raise InputError(path, n, "id", f"duplicate id {pid!r}")
-            seen.add(pid)
-            prompts.append(Prompt(pid, context, question, n))
-        except InputError as e:
-            rid = rec.get("id", rec.get("idx")) if isinstance(rec, dict) else None
-            errors.append({"id": None if rid is None else str(rid), "line": n, "error": str(e)})
-    return prompts, errors
+
+    def parse(rec: dict[str, Any], n: int) -> tuple[str, Prompt]:
+        pid = str(require(rec, _first(rec, ("id", "idx")), (str, int), path, n))
+        context = require(rec, "context", str, path, n)
+        question = require(rec, _first(rec, ("question", "query")), str, path, n)
+        return pid, Prompt(pid, context, question, n)
+
+    def error_id(rec: dict[str, Any]) -> str | None:
+        rid = rec.get("id", rec.get("idx"))
+        return None if rid is None else str(rid)
+
+    return read_unique(path, parse, error_id)
 
 
 # ---------------------------------------------------------------------------------------------------------
