@@ -133,10 +133,24 @@ class ScriptedServer:
         body = await request.json()
         key = request_key(body)
         with self._lock:
-            self.received[key] += 1
-            attempt = self.received[key]
             self.bodies.append(body)
-            fault = self.faults.pick(key, attempt, self._faults_per_key[key])
+        faulty = await self._fault(key)
+        if faulty is not None:
+            return faulty
+        reply = self.responder(body)
+        if isinstance(reply, str):
+            reply = Reply(content=reply)
+        if reply.status != 200:
+            return _error(reply.status, reply.message, "scripted", reply.headers)
+        with self._lock:
+            self.paid[key] += 1
+        return web.json_response(_completion(body, reply))
+
+    async def _fault(self, key: str) -> web.Response | None:
+        """Count the attempt, wait the simulated latency, and answer with the planned fault, if any."""
+        with self._lock:
+            self.received[key] += 1
+            fault = self.faults.pick(key, self.received[key], self._faults_per_key[key])
             if fault:
                 self._faults_per_key[key] += 1
                 self.fault_counts[fault] += 1
@@ -152,20 +166,16 @@ class ScriptedServer:
             return _error(504, "gateway timeout", "timeout")
         if fault == "malformed":
             return web.Response(status=200, text='{"id": "x", "choices": [', content_type="application/json")
-        reply = self.responder(body)
-        if isinstance(reply, str):
-            reply = Reply(content=reply)
-        if reply.status != 200:
-            return _error(reply.status, reply.message, "scripted", reply.headers)
-        with self._lock:
-            self.paid[key] += 1
-        return web.json_response(_completion(body, reply))
+        return None
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         denied = self._auth_error(request)
         if denied is not None:
             return denied
         body = await request.json()
+        faulty = await self._fault(request_key(body))
+        if faulty is not None:
+            return faulty
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [{"object": "embedding", "index": i, "embedding": hash_embedding(str(t), self.embed_dim)}
                 for i, t in enumerate(inputs)]

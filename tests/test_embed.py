@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aiohttp import web
 
 from lr_eval.embed import (
     CachedEmbedder,
@@ -19,30 +18,10 @@ from lr_eval.embed import (
     build_embedder,
     text_key,
 )
-from lr_eval.scripted_server import FaultPlan, ScriptedServer, _error, hash_embedding, request_key
+from lr_eval.scripted_server import FaultPlan, ScriptedServer, hash_embedding
 
 TEXTS = ["the cat sat on the mat", "a dog barked at the mailman", "stock markets fell sharply today",
          "the cat slept on the mat", "猫坐在垫子上"]
-
-
-class FaultyEmbeddings(ScriptedServer):
-    """The scripted server with its FaultPlan applied to /v1/embeddings too (it applies it to chat only)."""
-
-    async def _embeddings(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        key = request_key(body)
-        with self._lock:
-            self.received[key] += 1
-            fault = self.faults.pick(key, self.received[key], self._faults_per_key[key])
-            if fault:
-                self._faults_per_key[key] += 1
-                self.fault_counts[fault] += 1
-        if fault == "429":
-            return _error(429, "Rate limit reached.", "rate_limit_exceeded",
-                          {"Retry-After": f"{self.faults.retry_after:g}"})
-        if fault == "500":
-            return _error(500, "The server had an error.", "server_error")
-        return await super()._embeddings(request)
 
 
 def expected(texts: list[str], dim: int = 16) -> np.ndarray:
@@ -80,7 +59,7 @@ def test_openai_embedder_batches_and_counts_usage() -> None:
 
 def test_openai_embedder_retries_429_honouring_retry_after_and_500() -> None:
     faults = FaultPlan(rate_429=1.0, retry_after=0.3, max_faults=1)
-    with FaultyEmbeddings(faults=faults) as srv:
+    with ScriptedServer(faults=faults) as srv:
         emb = OpenAIEmbedder("m", base_url=srv.base_url, backoff_base=0.001, max_retries=3)
         t0 = time.perf_counter()
         vecs = emb.embed(TEXTS[:2])
@@ -88,11 +67,11 @@ def test_openai_embedder_retries_429_honouring_retry_after_and_500() -> None:
         np.testing.assert_allclose(vecs, expected(TEXTS[:2]), atol=1e-6)
         assert srv.fault_counts["429"] == 1 and emb.retries == 1 and emb.requests == 2
         assert elapsed >= 0.3                                            # waited as long as Retry-After said
-    with FaultyEmbeddings(faults=FaultPlan(rate_500=1.0, max_faults=2)) as srv:
+    with ScriptedServer(faults=FaultPlan(rate_500=1.0, max_faults=2)) as srv:
         emb = OpenAIEmbedder("m", base_url=srv.base_url, backoff_base=0.001, max_retries=3)
         emb.embed(TEXTS[:1])
         assert srv.fault_counts["500"] == 2 and emb.retries == 2
-    with FaultyEmbeddings(faults=FaultPlan(rate_500=1.0, max_faults=5)) as srv:
+    with ScriptedServer(faults=FaultPlan(rate_500=1.0, max_faults=5)) as srv:
         emb = OpenAIEmbedder("m", base_url=srv.base_url, backoff_base=0.001, max_retries=2)
         with pytest.raises(EmbeddingError, match="gave up after 3 attempts"):
             emb.embed(TEXTS[:1])
