@@ -1,4 +1,5 @@
-"""Judge infrastructure shared by the judged lm-eval tasks (judged LongBench, LongBench-Chat).
+"""Judge infrastructure shared by the judged lm-eval tasks (judged LongBench, LongBench-Chat, AlpacaEval 2,
+LongReward as a metric).
 
 How a judged task runs inside lm-eval 0.4.13:
 
@@ -22,7 +23,9 @@ How a judged task runs inside lm-eval 0.4.13:
 The judge is configured exactly like every other judging command: ``LR_JUDGE_*`` variables, a
 TOML file (``LR_JUDGE_CONFIG``), or lm-eval ``--metadata`` keys ``judge_<setting>`` (e.g.
 ``{"judge_model": "gpt-4o", "judge_base_url": "...", "judge_config": "judge.toml"}``), which win.
-``--predict_only`` runs need no judge; ``lr-eval rejudge`` scores their samples later.
+``--predict_only`` runs need no judge; ``lr-eval rejudge`` scores their samples later, through the
+same path: it finds a task's :class:`BatchJudgeFilter` in the task's ``filter_list`` and lets lm-eval
+run the task on the saved docs and responses.
 """
 
 from __future__ import annotations
@@ -242,24 +245,6 @@ class JudgeSpec(ABC):
     def describe(self) -> dict[str, Any]:
         return {"template_id": self.template_id, "template_version": self.template_version,
                 "rating_scale": list(self.scale)}
-
-
-SpecFactory = Callable[[str, dict[str, Any], int], JudgeSpec]
-_SPECS: list[tuple[Callable[[str], bool], SpecFactory]] = []
-
-
-def register_spec(matches: Callable[[str], bool], factory: SpecFactory) -> None:
-    """Let `lr-eval rejudge` find the spec of a task by its name."""
-    _SPECS.append((matches, factory))
-
-
-def spec_for_task(task: str, metadata: dict[str, Any] | None = None, max_tokens: int = 1024) -> JudgeSpec:
-    from . import longbench_chat, longbench_judged  # noqa: F401  (they register their specs)
-
-    for matches, factory in _SPECS:
-        if matches(task):
-            return factory(task, dict(metadata or {}), max_tokens)
-    raise ValueError(f"no judge is defined for task {task!r}")
 
 
 # ------------------------------------------------------------------------------ judging

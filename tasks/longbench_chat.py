@@ -47,7 +47,6 @@ from .judging import (
     prompt_budget,
     prompt_tokenizer,
     register_judge_filter,
-    register_spec,
     require_judge,
     resolve_file,
 )
@@ -172,4 +171,3 @@ class ChatJudgeFilter(JudgeFilter):
 
 FILTER_NAME = "longreward_judge_longbench_chat"
 register_judge_filter(FILTER_NAME, ChatJudgeFilter)
-register_spec(lambda task: task == TASK or task.startswith(TASK + "_"), ChatJudgeSpec)

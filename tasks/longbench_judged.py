@@ -38,7 +38,6 @@ from .judging import (
     prompt_budget,
     prompt_tokenizer,
     register_judge_filter,
-    register_spec,
     require_judge,
 )
 from .longbench import CATEGORIES
@@ -208,4 +207,3 @@ class LongBenchJudgeFilter(JudgeFilter):
 
 FILTER_NAME = "longreward_judge_longbench"
 register_judge_filter(FILTER_NAME, LongBenchJudgeFilter)
-register_spec(lambda task: task.startswith(PREFIX + "_") and task[len(PREFIX) + 1:] in DATASETS, LongBenchJudgeSpec)

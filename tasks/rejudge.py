@@ -1,16 +1,26 @@
 """``lr-eval rejudge SAMPLES.jsonl ...``: score saved lm-eval samples with a (different) judge, without regenerating.
 
 Input: lm-eval samples files (``samples_<task>_<date>.jsonl``, written with ``--log_samples`` or
-``--predict_only``) of judged tasks (``longreward_longbench_judged_*``, ``longreward_longbench_chat``).
-Each record's ``doc`` holds everything the judge needs (question, references, graded examples);
-the response is the raw generation ``resps[0][0]``. Every judge call of a file goes out in one
-concurrent batch through the judge client (cache, retries, budget, progress).
+``--predict_only``) of any judged task of this package: every task whose ``filter_list`` runs a
+:class:`~lr_eval.tasks.judging.BatchJudgeFilter` (judged LongBench ``longreward_longbench_judged_*``,
+``longreward_longbench_chat``, ``longreward_alpacaeval2``, LongReward-as-a-metric ``longreward_longqa*``).
+Each record's ``doc`` holds everything the judge needs; the response is the raw generation ``resps[0][0]``.
+
+One generic path, so that rejudging computes exactly what lm-eval computes: the task is built by
+lm-eval's ``TaskManager`` from its own YAML (filters, ``process_results``, metric aggregations, version),
+with the saved docs as its dataset, and lm-eval's ``evaluate`` runs it with a model that replays the saved
+responses. The task's judge filter judges every sample in one concurrent batch (cache, retries, budget,
+progress); lm-eval then applies ``process_results``, the aggregations (AlpacaEval's corpus-level win rate
+and LC win rate included) and the group aggregations (over the datasets present). The judge is the one
+configured here (flags, ``LR_JUDGE_*``, TOML, ``--metadata judge_*``); task settings come from the
+original run's results file when it sits next to the samples (``configs.<task>.metadata``), overridden
+by ``--metadata``.
 
 Output (``-o DIR``, default ``<samples dir>/rejudged-<judge model>/``), in lm-eval's format:
-``results_<date>.json`` (``results``/``groups`` with ``score,judge``, ``judge_unscored,judge`` and
-``judge_cost_usd,judge``; ``configs.<task>.metadata.judge`` with the judge, template versions,
-parse counts and usage; ``config`` copied from the original run's results file when it is next to
-the samples) and one ``samples_<task>_<date>.jsonl`` per task with the new verdicts.
+``results_<date>.json`` (``results``/``groups`` with ``<metric>,<filter>`` keys, ``configs.<task>.metadata.judge``
+with the judge, template versions, parse counts and usage, ``versions``, ``n-samples``, ``higher_is_better``;
+``config`` copied from the original run's results file when it is next to the samples) and one
+``samples_<task>_<date>.jsonl`` per task with the new verdicts and metric values.
 """
 
 from __future__ import annotations
@@ -19,29 +29,30 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lr_eval.config import JudgeConfig, add_judge_args, build_client
+from lr_eval.config import JudgeConfig, add_judge_args
 from lr_eval.jsonl import InputError, read_jsonl, write_jsonl_atomic
 
 from .judging import (
     DEFAULT_REASKS,
     JUDGE_FILE_KEY,
+    JUDGE_PREFIX,
+    JUDGE_REASKS_KEY,
+    BatchJudgeFilter,
     JudgeNotConfigured,
     judge_overrides,
-    judge_samples,
     load_verdict,
-    mean_stderr,
     no_judge_message,
-    spec_for_task,
-    total,
 )
 
-FILTER = "judge"
 _SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[0-9.\-]+)\.jsonl$")
+#: Task metadata of the original run that is not a task setting (or names the old judge).
+_NOT_SETTINGS = ("judge", "config_source", "version", "predict_only", "rejudged_from")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", help="task name (default: from the file name samples_<task>_<date>.jsonl)")
     p.add_argument("-o", "--output-dir", metavar="DIR", help="default: <samples dir>/rejudged-<judge model>")
     p.add_argument("--metadata", metavar="JSON", default="{}",
-                   help="task settings as in lm-eval --metadata (data overrides such as longbench_chat_template; "
-                        "judge_* keys)")
+                   help="task settings as in lm-eval --metadata (data overrides such as longbench_chat_template, "
+                        "alpacaeval_gamed, reward_embedder; judge_* keys); they override the original run's")
     p.add_argument("--reasks", type=int, default=None, help=f"re-asks of an unparseable verdict (default "
                                                             f"{DEFAULT_REASKS})")
     add_judge_args(p)
@@ -115,113 +126,234 @@ def _config(args: argparse.Namespace, metadata: dict[str, Any]) -> JudgeConfig:
     return JudgeConfig.load(getattr(args, "judge_config", None) or metadata.get(JUDGE_FILE_KEY), overrides=overrides)
 
 
-def _original_config(path: Path, date: str | None) -> dict[str, Any] | None:
-    """The `config` of the run that wrote the samples (its results file sits next to them)."""
+def _original_run(path: Path, date: str | None) -> dict[str, Any]:
+    """The results file of the run that wrote the samples (it sits next to them), or {}."""
     if date is None:
-        return None
+        return {}
     results = path.parent / f"results_{date}.json"
     if not results.is_file():
-        return None
+        return {}
     try:
         data = json.loads(results.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return None
-    return {k: data.get(k) for k in ("config", "model_name", "model_name_sanitized") if k in data}
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", name)
 
 
-def task_result(task: str, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The `results` entry lm-eval would write for these verdicts (same keys and aggregations)."""
-    scores = [float(v["score"]) for v in verdicts if v["score"] is not None]
-    unscored = [0.0 if v["score"] is not None else 1.0 for v in verdicts]
-    out: dict[str, Any] = {"name": task, "alias": task, "sample_len": len(verdicts)}
-    out[f"judge_unscored,{FILTER}"] = total(unscored)
-    out[f"judge_unscored_stderr,{FILTER}"] = "N/A"
-    if scores:
-        out[f"score,{FILTER}"] = sum(scores) / len(scores)
-        out[f"score_stderr,{FILTER}"] = mean_stderr(scores)
-    costs = [v["cost_usd"] for v in verdicts if v.get("cost_usd") is not None]
-    if costs:
-        out[f"judge_cost_usd,{FILTER}"] = total(costs)
-        out[f"judge_cost_usd_stderr,{FILTER}"] = "N/A"
+def judge_metadata(cfg: JudgeConfig, reasks: int) -> dict[str, Any]:
+    """The judge as lm-eval ``--metadata judge_*`` keys: the task's filter builds exactly this judge."""
+    out: dict[str, Any] = {f"{JUDGE_PREFIX}{f.name}": getattr(cfg, f.name) for f in fields(JudgeConfig)
+                           if getattr(cfg, f.name) is not None}
+    out[JUDGE_REASKS_KEY] = reasks
     return out
 
 
-def group_results(results: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Judged-LongBench category and overall means (unweighted over the datasets present)."""
-    from .longbench_judged import JUDGED_CATEGORIES, PREFIX
-
-    groups: dict[str, Any] = {}
-    members: dict[str, list[str]] = {}
-    categories = {f"{PREFIX}_{c}": [f"{PREFIX}_{d}" for d in names] for c, names in JUDGED_CATEGORIES.items()}
-    categories[PREFIX] = [t for names in categories.values() for t in names]
-    key = f"score,{FILTER}"
-    for group, tasks in categories.items():
-        present = [t for t in tasks if t in results and key in results[t]]
-        if not present:
-            continue
-        groups[group] = {"name": group, "alias": group, "sample_len": sum(results[t]["sample_len"] for t in present),
-                         key: sum(results[t][key] for t in present) / len(present),
-                         f"score_stderr,{FILTER}": "N/A"}
-        members[group] = present
-    return groups, members
+def task_metadata(original: dict[str, Any], task: str, metadata: dict[str, Any], cfg: JudgeConfig,
+                  reasks: int) -> dict[str, Any]:
+    """Task settings: the original run's < --metadata; the judge always the one configured here."""
+    before = ((original.get("configs") or {}).get(task) or {}).get("metadata") or {}
+    settings = {k: v for k, v in {**before, **metadata}.items()
+                if k not in _NOT_SETTINGS and not k.startswith(JUDGE_PREFIX)}
+    return {**settings, **judge_metadata(cfg, reasks)}
 
 
-def new_sample(rec: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
-    """The samples-log record with the new verdict in place of the old filtered response and metrics."""
-    out = {k: v for k, v in rec.items() if k != "_response" and k not in (rec.get("metrics") or [])}
-    out["filtered_resps"] = [json.dumps(verdict, ensure_ascii=False)]
-    out["filter"] = FILTER
-    metrics: dict[str, float] = {"judge_unscored": 0.0 if verdict["score"] is not None else 1.0}
-    if verdict["score"] is not None:
-        metrics["score"] = float(verdict["score"])
-    if verdict.get("cost_usd") is not None:
-        metrics["judge_cost_usd"] = float(verdict["cost_usd"])
-    out["metrics"] = list(metrics)
-    out.update(metrics)
+# ------------------------------------------------------------------------------ lm-eval glue
+
+
+def _task_manager() -> Any:
+    """A TaskManager over our task folder only (our tasks index in well under a second)."""
+    from lm_eval.tasks import TaskManager
+
+    from .registration import include_path
+
+    return TaskManager(include_path=include_path(), include_defaults=False)
+
+
+def _yaml(entry: Any) -> dict[str, Any]:
+    """The full config of an index entry, includes merged and ``!function`` resolved (imports the family)."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    return load_yaml(entry.yaml_path, resolve_func=True)
+
+
+def judge_filters(config: dict[str, Any]) -> list[type[BatchJudgeFilter]]:
+    """The judge filters a task config's ``filter_list`` runs."""
+    from lm_eval.api.registry import filter_registry
+
+    found = []
+    for pipeline in config.get("filter_list") or []:
+        for step in pipeline.get("filter") or []:
+            fn = step.get("function")
+            cls = filter_registry.get(fn) if isinstance(fn, str) and fn in filter_registry else fn
+            if isinstance(cls, type) and issubclass(cls, BatchJudgeFilter):
+                found.append(cls)
+    return found
+
+
+def judged_task_config(tm: Any, task: str) -> dict[str, Any]:
+    """The YAML config of a judged task; ValueError for an unknown or unjudged task."""
+    from lm_eval.tasks._index import Kind
+
+    entry = tm.task_index.get(task)
+    if entry is None or entry.kind not in (Kind.TASK, Kind.PY_TASK) or entry.yaml_path is None:
+        raise ValueError(f"unknown task {task!r}: rejudge takes samples of this package's judged tasks "
+                         "(longreward_longbench_judged_*, longreward_longbench_chat, longreward_alpacaeval2, "
+                         "longreward_longqa*); pass --task NAME if the file name does not tell")
+    config = _yaml(entry)
+    if not judge_filters(config):
+        raise ValueError(f"{task} is not judged (no judge filter in its filter_list): nothing to rejudge")
+    return config
+
+
+def _replay_dataset(docs: list[dict[str, Any]], config: dict[str, Any]) -> Any:
+    """custom_dataset stand-in: the saved docs, under every evaluation split the task names."""
+    from datasets import Dataset, DatasetDict
+
+    splits = {config.get(k) for k in ("test_split", "validation_split")} - {None} or {"test"}
+
+    def load(**_: Any) -> DatasetDict:
+        return DatasetDict({split: Dataset.from_list(docs) for split in splits})
+
+    return load
+
+
+def _groups(tm: Any, present: dict[str, Any]) -> dict[str, Any]:
+    """lm-eval Groups of our index, each holding only the tasks (and subgroups) present here."""
+    from lm_eval.api.group import Group
+    from lm_eval.config.group import GroupConfig
+    from lm_eval.tasks._index import Kind
+
+    group_fields = {f.name for f in fields(GroupConfig)}
+    built: dict[str, Any] = {}
+
+    def build(name: str) -> Any | None:
+        if name in built:
+            return built[name]
+        raw = _yaml(tm.task_index[name])
+        group = Group.from_config(GroupConfig(**{**{k: v for k, v in raw.items() if k in group_fields},
+                                                 "group": name}))
+        members = raw.get("task") if isinstance(raw.get("task"), list) else []
+        for member in members:
+            child_name = member if isinstance(member, str) else member.get("task") or member.get("group")
+            entry = tm.task_index.get(child_name)
+            child = present.get(child_name)
+            if child is None and entry is not None and entry.kind == Kind.GROUP:
+                child = build(child_name)
+            if child is not None:
+                group.add(child)
+        built[name] = group if len(group) else None
+        return built[name]
+
+    for name, entry in tm.task_index.items():
+        if entry.kind == Kind.GROUP and entry.yaml_path is not None:
+            build(name)
+    return {name: g for name, g in built.items() if g is not None}
+
+
+def _replay_lm(responses: dict[str, list[str]]) -> Any:
+    """An lm-eval model that answers every request with the saved response of its doc."""
+    from lm_eval.api.model import LM
+
+    class ReplayLM(LM):
+        def generate_until(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[str]:
+            return [responses[r.task_name][r.doc_id] for r in requests]
+
+        def loglikelihood(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+            raise ValueError("rejudge replays generations only")
+
+        def loglikelihood_rolling(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[float]:
+            raise ValueError("rejudge replays generations only")
+
+    return ReplayLM()
+
+
+def evaluate_saved(tasks: dict[str, tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]],
+                   tm: Any = None) -> dict[str, Any]:
+    """lm-eval's evaluate on saved samples: {task: (YAML config, records, task metadata)} -> lm-eval results.
+
+    The records' docs are the dataset, their responses the generations; everything after generation
+    (judge filter, process_results, aggregations, groups) is lm-eval running the task's own code.
+    """
+    from lm_eval.evaluator import evaluate
+
+    tm = tm or _task_manager()
+    built: dict[str, Any] = {}
+    for name, (config, records, metadata) in tasks.items():
+        spec = {**config, "task": name, "custom_dataset": _replay_dataset([r["doc"] for r in records], config),
+                "metadata": {**(config.get("metadata") or {}), **metadata}}
+        built.update(tm.load([spec])["tasks"])
+    groups = _groups(tm, built)
+    lm = _replay_lm({name: [r["_response"] for r in records] for name, (_, records, _) in tasks.items()})
+    res = evaluate(lm, {"tasks": built, "groups": groups, "group_map": {g.name: g.child_names
+                                                                         for g in groups.values()}},
+                   log_samples=True)
+    assert res is not None  # rank 0
+    return dict(res)
+
+
+def new_sample(rec: dict[str, Any], logged: dict[str, Any]) -> dict[str, Any]:
+    """The original samples-log record with lm-eval's new filtered response, filter and metric values."""
+    old_metrics = rec.get("metrics") or []
+    out = {k: v for k, v in rec.items() if k != "_response" and k not in old_metrics}
+    for key in ("filtered_resps", "filter", "metrics"):
+        out[key] = logged[key]
+    out.update({m: logged[m] for m in logged["metrics"] if m in logged})
+    return out
+
+
+def _clean_config(dumped: dict[str, Any], yaml_config: dict[str, Any], yaml_path: Any,
+                  source: Path) -> dict[str, Any]:
+    """The task config lm-eval dumped, with the task's own loader and YAML named and the judge settings
+    left out (the judge is described by ``metadata.judge``)."""
+    out = dict(dumped)
+    loader = yaml_config.get("custom_dataset")
+    if loader is not None:
+        out["custom_dataset"] = f"{getattr(loader, '__module__', '')}.{getattr(loader, '__qualname__', loader)}"
+    meta = {k: v for k, v in (out.get("metadata") or {}).items() if not k.startswith(JUDGE_PREFIX)}
+    meta["config_source"] = str(yaml_path)
+    meta["rejudged_from"] = str(source)
+    out["metadata"] = meta
     return out
 
 
 def rejudge(paths: list[Path], cfg: JudgeConfig, metadata: dict[str, Any], task: str | None = None,
-            output_dir: Path | None = None, reasks: int = DEFAULT_REASKS,
-            show_progress: bool = True) -> tuple[Path, dict[str, Any]]:
+            output_dir: Path | None = None, reasks: int = DEFAULT_REASKS) -> tuple[Path, dict[str, Any]]:
     """Re-score the samples files; returns the results file written and its content."""
     if not cfg.configured:
         raise JudgeNotConfigured(no_judge_message("lr-eval rejudge"))
     date = datetime.now().isoformat().replace(":", "-")
     out_dir = output_dir or paths[0].parent / f"rejudged-{_sanitize(cfg.model or cfg.backend)}"
-    results: dict[str, dict[str, Any]] = {}
-    configs: dict[str, Any] = {}
-    samples_out: dict[str, list[dict[str, Any]]] = {}
-    original: dict[str, Any] | None = None
+    tm = _task_manager()
+    jobs: dict[str, tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = {}
+    sources: dict[str, tuple[Any, Path]] = {}
+    counts: dict[str, dict[str, Any]] = {}  # the original run's n-samples (its dataset size, with --limit)
+    original: dict[str, Any] = {}
     for path in paths:
         name, sample_date = task_of(path, task)
-        if name in results:
+        if name in jobs:
             raise ValueError(f"{path}: task {name} given twice")
-        records = read_samples(path)
-        original = original or _original_config(path, sample_date)
-        client = build_client(cfg, show_progress=show_progress)
-        spec = spec_for_task(name, metadata, cfg.max_tokens)
-        verdicts, report = judge_samples(spec, client, [r["doc"] for r in records],
-                                         [r["_response"] for r in records], reasks, desc=f"rejudging {name}")
-        report["judge"] = cfg.describe()
-        results[name] = task_result(name, verdicts)
-        configs[name] = {"task": name, "metadata": {"judge": report, "rejudged_from": str(path)}}
-        samples_out[name] = [new_sample(r, v) for r, v in zip(records, verdicts, strict=True)]
-    groups, members = group_results(results)
+        config = judged_task_config(tm, name)
+        records = sorted(read_samples(path), key=lambda r: (not isinstance(r.get("doc_id"), int), r.get("doc_id")))
+        run = _original_run(path, sample_date)
+        original = original or run
+        jobs[name] = (config, records, task_metadata(run, name, metadata, cfg, reasks))
+        sources[name] = (tm.task_index[name].yaml_path, path)
+        counts[name] = (run.get("n-samples") or {}).get(name) or {}
+
+    res = evaluate_saved(jobs, tm)
+    samples = res.pop("samples")
+    res["configs"] = {name: _clean_config(conf, jobs[name][0], *sources[name]) if name in jobs else conf
+                      for name, conf in res["configs"].items()}
+    for name, count in counts.items():
+        if isinstance(count.get("original"), int) and name in res.get("n-samples", {}):
+            res["n-samples"][name]["original"] = count["original"]
     payload: dict[str, Any] = {
-        "results": {**results, **groups},
-        "groups": groups,
-        "group_subtasks": {**members, **{t: [] for t in results}},
-        "configs": configs,
-        "versions": {t: 1.0 for t in results},
-        "n-shot": {t: 0 for t in results},
-        "higher_is_better": {t: {"score": True, "judge_unscored": False, "judge_cost_usd": False} for t in results},
-        "n-samples": {t: {"original": r["sample_len"], "effective": r["sample_len"]} for t, r in results.items()},
-        "config": {**((original or {}).get("config") or {}),
+        **res,
+        "config": {**(original.get("config") or {}),
                    "rejudge": {"judge": cfg.describe(), "judge_model": cfg.model,
                                "source_samples": [str(p) for p in paths]}},
         "date": datetime.now().timestamp(),
@@ -229,16 +361,33 @@ def rejudge(paths: list[Path], cfg: JudgeConfig, metadata: dict[str, Any], task:
     if cfg.dry_run:  # estimates only: nothing was judged, nothing is written
         return out_dir, payload
     for key in ("model_name", "model_name_sanitized"):
-        if original and key in original:
+        if key in original:
             payload[key] = original[key]
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, recs in samples_out.items():
-        write_jsonl_atomic(out_dir / f"samples_{name}_{date}.jsonl", recs)
+    for name, (_, records, _) in jobs.items():
+        logged = {s["doc_id"]: s for s in reversed(samples[name])}  # by position; the first filter's
+        write_jsonl_atomic(out_dir / f"samples_{name}_{date}.jsonl",
+                           [new_sample(r, logged[i]) for i, r in enumerate(records)])
+    from lm_eval.utils import handle_non_serializable
+
     results_path = out_dir / f"results_{date}.json"
     tmp = results_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=handle_non_serializable),
+                   encoding="utf-8")
     tmp.replace(results_path)
     return results_path, payload
+
+
+def _summary(name: str, res: dict[str, Any]) -> str:
+    """One line per task or group: its metric values (no stderrs) and sample count."""
+    values = []
+    for key, value in res.items():
+        if "," not in key or "_stderr," in key:
+            continue
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        values.append(f"{key.split(',')[0]} {shown}")
+    n = res.get("sample_len")
+    return f"{name}: {', '.join(values) or 'no metrics'}" + (f" ({n} samples)" if n is not None else "")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -249,7 +398,7 @@ def main(args: argparse.Namespace) -> int:
     if not isinstance(metadata, dict):
         raise ValueError("--metadata must be a JSON object")
     cfg = _config(args, metadata)
-    reasks = args.reasks if args.reasks is not None else int(metadata.get("judge_reasks", DEFAULT_REASKS))
+    reasks = args.reasks if args.reasks is not None else int(metadata.get(JUDGE_REASKS_KEY, DEFAULT_REASKS))
     path, payload = rejudge([Path(p) for p in args.samples], cfg, metadata, args.task,
                             Path(args.output_dir) if args.output_dir else None, reasks)
     if cfg.dry_run:
@@ -259,11 +408,7 @@ def main(args: argparse.Namespace) -> int:
                   f"{usage.get('estimated_input_tokens', 0)} input / {usage.get('estimated_output_tokens', 0)} "
                   f"output tokens, cost {usage.get('estimated_cost_usd')} USD")
         return 0
-    for name, res in payload["results"].items():
-        score = res.get(f"score,{FILTER}")
-        unscored = res.get(f"judge_unscored,{FILTER}")
-        shown = "n/a" if score is None else f"{score:.2f}"
-        extra = "" if unscored is None else f", {int(unscored)} unscored"
-        print(f"{name}: score {shown} ({res['sample_len']} samples{extra})")
+    for name, res in {**payload["results"], **payload.get("groups", {})}.items():
+        print(_summary(name, res))
     print(f"wrote {path}", file=sys.stderr)
     return 0

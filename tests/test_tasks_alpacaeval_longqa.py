@@ -338,6 +338,28 @@ def _samples(out: Path, task: str) -> list[dict[str, Any]]:
     return sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda r: r["doc_id"])
 
 
+def assert_rejudge_matches_lm_eval(out: Path, rj: Path) -> dict[str, Any]:
+    """`lr-eval rejudge` of an lm-eval run's samples, by the same judge (env; task settings from the run's
+    results file), gives lm-eval's very results: every metric, stderr and sample count of every task."""
+    from lr_eval.cli import main as lr_eval_main
+
+    [results_file] = out.rglob("results_*.json")
+    samples = sorted(results_file.parent.glob("samples_*.jsonl"))
+    assert lr_eval_main(["rejudge", *map(str, samples), "--cache", "none", "-o", str(rj)]) == 0
+    original = json.loads(results_file.read_text())
+    again = json.loads(next(rj.glob("results_*.json")).read_text())
+    for kind in ("results", "groups"):  # lm-eval's "results" holds the groups too
+        for name, values in (original.get(kind) or {}).items():
+            flat = {k: v for k, v in values.items() if not isinstance(v, dict)}
+            assert {k: v for k, v in again[kind][name].items() if k in flat} == pytest.approx(flat, nan_ok=True)
+            assert again[kind][name].keys() == values.keys() and again["higher_is_better"][name] == \
+                original["higher_is_better"][name]
+            assert {k: v for k, v in again[kind][name].items() if k not in flat} == \
+                {k: v for k, v in values.items() if k not in flat}
+    assert again["n-samples"] == original["n-samples"]
+    return again
+
+
 @pytest.mark.slow
 def test_lm_eval_alpacaeval2(task_manager: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """All six fixture instructions through lm-eval, judged in both orders by a scripted logprob judge."""
@@ -364,6 +386,7 @@ def test_lm_eval_alpacaeval2(task_manager: Any, tmp_path: Path, monkeypatch: pyt
         monkeypatch.setenv("LR_JUDGE_PRICE_OUTPUT", "1")
         res = _run(task_manager, ["longreward_alpacaeval2"], 6, tmp_path / "out", gen_kwargs="max_gen_toks=8")
         bodies = list(srv.bodies)
+        assert_rejudge_matches_lm_eval(tmp_path / "out", tmp_path / "rj")
     assert len(bodies) == 12 and all(b["max_tokens"] == 1 and b["top_logprobs"] == 5 for b in bodies)
     recs = _samples(tmp_path / "out", "longreward_alpacaeval2")
     verdicts = [json.loads(r["filtered_resps"][0]) for r in recs]
@@ -403,6 +426,8 @@ def test_lm_eval_longqa(task_manager: Any, tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.setenv("LR_JUDGE_MODEL", "scripted-judge")
         res = _run(task_manager, ["longreward_longqa", "longreward_longqa_longbench_single_doc_qa"], 2,
                    tmp_path / "out", gen_kwargs="max_gen_toks=6")
+        rejudged = assert_rejudge_matches_lm_eval(tmp_path / "out", tmp_path / "rj")
+        assert "longreward_longqa_longbench_single_doc_qa" in rejudged["groups"]
     assert ("helpfulness", "zh") in canned.calls and ("support", "en") in canned.calls  # multifieldqa_zh in Chinese
     results = res["results"]
     for task in ["longreward_longqa", *(f"longreward_longqa_longbench_{d}" for d in QA[:4])]:

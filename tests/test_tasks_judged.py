@@ -194,6 +194,27 @@ def _run_lm_eval(tasks: list[str], metadata: dict[str, Any], out: Path, **kw: An
     return res
 
 
+def assert_rejudge_matches_lm_eval(out: Path, rj: Path) -> None:
+    """`lr-eval rejudge` of an lm-eval run's samples, by the same judge (env; task settings from the run's
+    results file), gives lm-eval's very results: every metric, stderr and sample count of every task."""
+    from lr_eval.cli import main as lr_eval_main
+
+    [results_file] = out.rglob("results_*.json")
+    samples = sorted(results_file.parent.glob("samples_*.jsonl"))
+    assert lr_eval_main(["rejudge", *map(str, samples), "--cache", "none", "-o", str(rj)]) == 0
+    original = json.loads(results_file.read_text())
+    again = json.loads(next(rj.glob("results_*.json")).read_text())
+    for kind in ("results", "groups"):  # lm-eval's "results" holds the groups too
+        for name, values in (original.get(kind) or {}).items():
+            flat = {k: v for k, v in values.items() if not isinstance(v, dict)}
+            assert {k: v for k, v in again[kind][name].items() if k in flat} == pytest.approx(flat, nan_ok=True)
+            assert again[kind][name].keys() == values.keys() and again["higher_is_better"][name] == \
+                original["higher_is_better"][name]
+            assert {k: v for k, v in again[kind][name].items() if k not in flat} == \
+                {k: v for k, v in values.items() if k not in flat}
+    assert again["n-samples"] == original["n-samples"]
+
+
 @pytest.mark.slow
 def test_lm_eval_judged_longbench_and_chat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Judged LongBench (QA + summary) and LongBench-Chat through lm-eval, judged by the scripted server."""
@@ -211,6 +232,7 @@ def test_lm_eval_judged_longbench_and_chat(tmp_path: Path, monkeypatch: pytest.M
         _run_lm_eval(tasks, meta, tmp_path / "out")
         # narrativeqa: 2 references + 1 call and 1 re-ask; gov_report: 2; chat: 2
         assert len(srv.bodies) == 4 + 2 + (2 if shared.is_dir() else 0)
+        assert_rejudge_matches_lm_eval(tmp_path / "out", tmp_path / "rj")
     [results_file] = (tmp_path / "out").rglob("results_*.json")
     res = json.loads(results_file.read_text())
     nqa = res["results"]["longreward_longbench_judged_narrativeqa"]
