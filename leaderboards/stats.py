@@ -9,6 +9,8 @@ and per-item distributions (0/1, judge ratings) are far from normal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import zlib
 from collections.abc import Sequence
 
@@ -27,16 +29,7 @@ def rng_for(seed: int, *keys: str) -> np.random.Generator:
 def bootstrap_means(x: np.ndarray, iters: int, rng: np.random.Generator) -> np.ndarray:
     """`iters` bootstrap replicates of mean(x) (resampling items with replacement)."""
     x = np.asarray(x, dtype=float)
-    n = len(x)
-    if n == 0:
-        return np.full(iters, np.nan)
-    out = np.empty(iters)
-    step = max(1, _CHUNK_ELEMS // n)
-    for start in range(0, iters, step):
-        stop = min(iters, start + step)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = x[idx].mean(axis=1)
-    return out
+    return _replicates(len(x), iters, lambda k: x[rng.integers(0, len(x), size=(k, len(x)))].mean(axis=1))
 
 
 def paired_bootstrap_diffs(d: np.ndarray, iters: int, rng: np.random.Generator) -> np.ndarray:
@@ -47,15 +40,19 @@ def paired_bootstrap_diffs(d: np.ndarray, iters: int, rng: np.random.Generator) 
 def sign_flip_null(d: np.ndarray, iters: int, rng: np.random.Generator) -> np.ndarray:
     """Null distribution of mean(d) when A/B labels are exchangeable within each pair (random sign per item)."""
     d = np.asarray(d, dtype=float)
-    n = len(d)
+    return _replicates(len(d), iters,
+                       lambda k: ((rng.integers(0, 2, size=(k, len(d)), dtype=np.int8) * 2 - 1) * d).mean(axis=1))
+
+
+def _replicates(n: int, iters: int, draw: Callable[[int], np.ndarray]) -> np.ndarray:
+    """`iters` replicates from `draw(k)` (k replicates of n items at a time), in chunks that bound memory."""
     if n == 0:
         return np.full(iters, np.nan)
     out = np.empty(iters)
     step = max(1, _CHUNK_ELEMS // n)
     for start in range(0, iters, step):
         stop = min(iters, start + step)
-        signs = rng.integers(0, 2, size=(stop - start, n), dtype=np.int8) * 2 - 1
-        out[start:stop] = (signs * d).mean(axis=1)
+        out[start:stop] = draw(stop - start)
     return out
 
 

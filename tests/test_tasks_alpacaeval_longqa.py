@@ -19,6 +19,7 @@ import pytest
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.scripted_server import Reply, ScriptedServer
 from lr_eval.types import ChatResult
+from lm_eval_checks import assert_rejudge_matches_lm_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "tasks" / "configs"
@@ -336,28 +337,6 @@ def _run(task_manager: Any, tasks: list[str], limit: int, out: Path, **kw: Any) 
 def _samples(out: Path, task: str) -> list[dict[str, Any]]:
     [path] = out.rglob(f"samples_{task}_2*.jsonl")  # _<date>: not the longer task names
     return sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda r: r["doc_id"])
-
-
-def assert_rejudge_matches_lm_eval(out: Path, rj: Path) -> dict[str, Any]:
-    """`lr-eval rejudge` of an lm-eval run's samples, by the same judge (env; task settings from the run's
-    results file), gives lm-eval's very results: every metric, stderr and sample count of every task."""
-    from lr_eval.cli import main as lr_eval_main
-
-    [results_file] = out.rglob("results_*.json")
-    samples = sorted(results_file.parent.glob("samples_*.jsonl"))
-    assert lr_eval_main(["rejudge", *map(str, samples), "--cache", "none", "-o", str(rj)]) == 0
-    original = json.loads(results_file.read_text())
-    again = json.loads(next(rj.glob("results_*.json")).read_text())
-    for kind in ("results", "groups"):  # lm-eval's "results" holds the groups too
-        for name, values in (original.get(kind) or {}).items():
-            flat = {k: v for k, v in values.items() if not isinstance(v, dict)}
-            assert {k: v for k, v in again[kind][name].items() if k in flat} == pytest.approx(flat, nan_ok=True)
-            assert again[kind][name].keys() == values.keys() and again["higher_is_better"][name] == \
-                original["higher_is_better"][name]
-            assert {k: v for k, v in again[kind][name].items() if k not in flat} == \
-                {k: v for k, v in values.items() if k not in flat}
-    assert again["n-samples"] == original["n-samples"]
-    return again
 
 
 @pytest.mark.slow

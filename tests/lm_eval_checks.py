@@ -1,0 +1,31 @@
+"""Shared check for the lm-eval end-to-end tests: rejudging a run's samples reproduces the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def assert_rejudge_matches_lm_eval(out: Path, rj: Path) -> dict[str, Any]:
+    """`lr-eval rejudge` of an lm-eval run's samples, by the same judge (env; task settings from the run's
+    results file), gives lm-eval's very results: every metric, stderr and sample count of every task."""
+    from lr_eval.cli import main as lr_eval_main
+
+    [results_file] = out.rglob("results_*.json")
+    samples = sorted(results_file.parent.glob("samples_*.jsonl"))
+    assert lr_eval_main(["rejudge", *map(str, samples), "--cache", "none", "-o", str(rj)]) == 0
+    original = json.loads(results_file.read_text())
+    again = json.loads(next(rj.glob("results_*.json")).read_text())
+    for kind in ("results", "groups"):  # lm-eval's "results" holds the groups too
+        for name, values in (original.get(kind) or {}).items():
+            flat = {k: v for k, v in values.items() if not isinstance(v, dict)}
+            assert {k: v for k, v in again[kind][name].items() if k in flat} == pytest.approx(flat, nan_ok=True)
+            assert again[kind][name].keys() == values.keys() and again["higher_is_better"][name] == \
+                original["higher_is_better"][name]
+            assert {k: v for k, v in again[kind][name].items() if k not in flat} == \
+                {k: v for k, v in values.items() if k not in flat}
+    assert again["n-samples"] == original["n-samples"]
+    return again
