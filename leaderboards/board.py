@@ -52,29 +52,31 @@ def _dataset(name: str) -> str:
 _DATASETS_NORM = {_dataset(d): d for d in DATASET_CATEGORY}
 
 
+#: (kind, pattern) in matching order; a pattern with a group names a LongBench dataset, which must be known.
+_TASK_KINDS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(_PREFIX + p)) for kind, p in (
+    ("chat", r"longbench_chat"),
+    ("alpaca", r"alpaca_?eval_?2?(?:_.*)?"),
+    ("longqa_lb", r"longqa_longbench_(.+)"),
+    ("longqa", r"longqa(?:_.*)?"),
+    ("mtbench", r"mt_?bench(?:_.*)?"),
+    ("judged", r"longbench_judged_(.+)"),
+    ("e", r"longbench_e_(.+)"),
+    ("e", r"longbench_(.+)_e"),
+    ("official", r"longbench_(.+)"),
+)]
+
+
 def classify(task: str) -> tuple[str, str | None]:
     """(kind, dataset) of a task name: chat, judged, e, official, alpaca, longqa, longqa_lb, mtbench or other."""
     t = task.lower()
-    if re.fullmatch(_PREFIX + r"longbench_chat", t):
-        return "chat", None
-    if re.fullmatch(_PREFIX + r"alpaca_?eval_?2?(?:_.*)?", t):
-        return "alpaca", None
-    m = re.fullmatch(_PREFIX + r"longqa_longbench_(.+)", t)
-    if m and _dataset(m[1]) in _DATASETS_NORM:
-        return "longqa_lb", _DATASETS_NORM[_dataset(m[1])]
-    if re.fullmatch(_PREFIX + r"longqa(?:_.*)?", t):
-        return "longqa", None
-    if re.fullmatch(_PREFIX + r"mt_?bench(?:_.*)?", t):
-        return "mtbench", None
-    m = re.fullmatch(_PREFIX + r"longbench_judged_(.+)", t)
-    if m and _dataset(m[1]) in _DATASETS_NORM:
-        return "judged", _DATASETS_NORM[_dataset(m[1])]
-    m = re.fullmatch(_PREFIX + r"longbench_e_(.+)", t) or re.fullmatch(_PREFIX + r"longbench_(.+)_e", t)
-    if m and _dataset(m[1]) in _DATASETS_NORM:
-        return "e", _DATASETS_NORM[_dataset(m[1])]
-    m = re.fullmatch(_PREFIX + r"longbench_(.+)", t)
-    if m and _dataset(m[1]) in _DATASETS_NORM:
-        return "official", _DATASETS_NORM[_dataset(m[1])]
+    for kind, pattern in _TASK_KINDS:
+        m = pattern.fullmatch(t)
+        if m is None:
+            continue
+        if not m.groups():
+            return kind, None
+        if _dataset(m[1]) in _DATASETS_NORM:
+            return kind, _DATASETS_NORM[_dataset(m[1])]
     return "other", None
 
 
