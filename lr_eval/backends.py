@@ -54,40 +54,32 @@ class OpenAIBackend:
     """Any OpenAI-compatible chat endpoint, through the official `openai` client.
 
     The client's own retries are switched off: JudgeClient retries with its own
-    policy and counts every attempt.
+    policy and counts every attempt. The HTTP transport is aiohttp (the SDK's
+    `DefaultAioHttpClient`, its documented choice for high concurrency): at 64
+    concurrent requests against the scripted server it measured 1.2-1.4 ms of
+    CPU per request, against 1.6-1.75 ms with the default HTTPX2 pool.
     """
 
-    # Connections per pool: the HTTP pool scans all its connections for every request, so one
-    # pool of 64 connections costs ~0.5 ms CPU per request; several small pools cost far less.
-    POOL_SIZE = 8
-
     def __init__(self, model: str, base_url: str | None, api_key: str | None, timeout: float = 120.0,
-                 system_prompt: str | None = None, connections: int = 64):
+                 system_prompt: str | None = None):
         self.model = model
         self.base_url = base_url
         self._api_key = api_key or "EMPTY"  # local servers accept any key; never logged
         self.timeout = timeout
         self.system_prompt = system_prompt
-        self.connections = connections
-        self._clients: list[Any] = []
-        self._next = 0
+        self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _get_client(self) -> Any:
-        # AsyncOpenAI clients are bound to the event loop that first used them.
+        # AsyncOpenAI clients (and their aiohttp sessions) are bound to the event loop that first used them.
         loop = asyncio.get_running_loop()
-        if not self._clients or self._loop is not loop:
-            import httpx2
-            from openai import AsyncOpenAI
+        if self._client is None or self._loop is not loop:
+            from openai import AsyncOpenAI, DefaultAioHttpClient
 
-            shards = max(1, -(-self.connections // self.POOL_SIZE))
-            limits = httpx2.Limits(max_connections=self.POOL_SIZE, max_keepalive_connections=self.POOL_SIZE)
-            self._clients = [AsyncOpenAI(
-                base_url=self.base_url, api_key=self._api_key, max_retries=0, timeout=self.timeout,
-                http_client=httpx2.AsyncClient(limits=limits, timeout=self.timeout)) for _ in range(shards)]
+            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
+                                       timeout=self.timeout, http_client=DefaultAioHttpClient(timeout=self.timeout))
             self._loop = loop
-        self._next = (self._next + 1) % len(self._clients)
-        return self._clients[self._next]
+        return self._client
 
     async def send(self, request: ChatRequest) -> ChatResult:
         import openai
@@ -128,12 +120,12 @@ class OpenAIBackend:
         return _result_from_openai(resp)
 
     async def aclose(self) -> None:
-        for client in self._clients:
+        if self._client is not None:
             try:
-                await client.close()
+                await self._client.close()
             except RuntimeError:  # loop already closed
                 pass
-        self._clients = []
+        self._client = None
 
 
 def _message(e: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ CREATE TABLE IF NOT EXISTS answers (
     created REAL NOT NULL
 )
 """
+
+_BATCH = 500  # keys per lookup query (SQLite's parameter limit is 999 on old builds)
 
 
 class ResponseCache:
@@ -39,6 +42,17 @@ class ResponseCache:
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored answers among `keys`, in a few queries rather than one per key."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _BATCH):
+            part = unique[start:start + _BATCH]
+            rows = self._db.execute(f"SELECT key, value FROM answers WHERE key IN ({','.join('?' * len(part))})",
+                                    part).fetchall()
+            found.update((k, json.loads(v)) for k, v in rows)
+        return found
 
     def put(self, key: str, model: str, template: str, value: dict[str, Any]) -> None:
         self._db.execute(

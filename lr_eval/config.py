@@ -151,8 +151,7 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = No
     elif cfg.backend == "openai":
         if not cfg.model:
             raise ValueError("no judge model: pass --model NAME (or set LR_JUDGE_MODEL)")
-        backend = OpenAIBackend(cfg.model, cfg.base_url, cfg.api_key(), cfg.timeout, cfg.system_prompt,
-                                connections=cfg.concurrency)
+        backend = OpenAIBackend(cfg.model, cfg.base_url, cfg.api_key(), cfg.timeout, cfg.system_prompt)
     elif cfg.backend == "embedded":
         from .embedded import embedded_model_path
 

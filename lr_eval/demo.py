@@ -21,7 +21,7 @@ from .backends import TransformersBackend
 from .cache import ResponseCache
 from .config import JudgeConfig, add_judge_args, build_client
 from .embedded import embedded_model_path
-from .judge import JudgeClient, run_sync
+from .judge import JudgeClient
 from .plugins import load_plugins
 from .parsing import ask_and_parse, parse_bracket_score
 from .progress import console
@@ -84,7 +84,7 @@ def run_demo(cfg: JudgeConfig) -> int:
     req = ChatRequest.of([{"role": "user", "content": RATING_PROMPT.format(question=sample["question"],
                                                                          answer=answer)}],
                          max_tokens=200, template_id=RATING_TEMPLATE[0], template_version=RATING_TEMPLATE[1])
-    parsed, calls = run_sync(lambda: ask_and_parse(judge, req, lambda t: parse_bracket_score(t, 1, 10)))
+    parsed, calls = judge.run_coroutine(lambda: ask_and_parse(judge, req, lambda t: parse_bracket_score(t, 1, 10)))
     console.print("[bold]judge rationale:[/] " + escape((calls[-1].content or calls[-1].error or "").strip()))
     if parsed.scored:
         console.print(f"[bold green]rating: {parsed.value:g} / 10[/]" + (" (clamped)" if parsed.clamped else ""))

@@ -67,9 +67,19 @@ class JudgeClient:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                self.meter.cache_hits += 1
-                self._tick(ChatResult.from_cache(hit))
-                return ChatResult.from_cache(hit)
+                return self._from_cache(hit)
+        return await self._chat_uncached(request, key)
+
+    def _from_cache(self, hit: dict[str, Any]) -> ChatResult:
+        self.meter.cache_hits += 1
+        res = ChatResult.from_cache(hit)
+        self._tick(res)
+        return res
+
+    async def _chat_uncached(self, request: ChatRequest, key: str) -> ChatResult:
+        """chat() after a cache miss."""
+        if self._fatal is not None:
+            raise self._fatal
         sem = self._semaphore()
         pending = self._inflight.get(key)
         if pending is not None:
@@ -157,12 +167,38 @@ class JudgeClient:
     # -- many requests -----------------------------------------------------------
     async def chat_many(self, requests: Sequence[ChatRequest], desc: str = "judging") -> list[ChatResult]:
         """Answer all requests concurrently; results in input order."""
+        if self._fatal is not None:
+            raise self._fatal
+        keys = [r.cache_key(self.model) for r in requests]
+        # One cache query for the whole batch instead of one per request: reruns are fast, and a
+        # large batch does not hold up the event loop (and its first requests) with lookups.
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
         with self.progress(desc, len(requests)):
-            return await gather_or_cancel([self.chat(r) for r in requests])
+            results: list[ChatResult | None] = [
+                self._from_cache(hits[k]) if k in hits else None for k in keys]
+            misses = [i for i, res in enumerate(results) if res is None]
+            answers = await gather_or_cancel([self._chat_uncached(requests[i], keys[i]) for i in misses])
+            for i, res in zip(misses, answers, strict=True):
+                results[i] = res
+            return results  # type: ignore[return-value]
 
     def run(self, requests: Sequence[ChatRequest], desc: str = "judging") -> list[ChatResult]:
         """Synchronous chat_many, usable from plain code (and from inside a running loop)."""
-        return run_sync(lambda: self.chat_many(requests, desc))
+        return self.run_coroutine(lambda: self.chat_many(requests, desc))
+
+    def run_coroutine(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine that uses this client to completion on a fresh event loop (see run_sync).
+
+        The backend's connections belong to that loop, so they are closed before it ends;
+        the next call opens new ones.
+        """
+        async def go() -> T:
+            try:
+                return await make()
+            finally:
+                await self.backend.aclose()
+
+        return run_sync(go)
 
     def progress(self, desc: str, total: int) -> BatchProgress:
         """A progress bar for `total` judge calls; a batch started while one is shown joins it."""

@@ -12,7 +12,6 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from lr_eval.judge import run_sync
 from lr_eval.progress import console
 
 from .scorer import DIMENSIONS, LongRewardScorer, RewardConfig
@@ -32,18 +31,23 @@ def demo_config(judge: Any) -> RewardConfig:
     return RewardConfig(max_tokens=dict(DEMO_MAX_TOKENS), judge_window=window or 8192, max_statements=4)
 
 
+def score_answer(scorer: LongRewardScorer, sample: dict[str, Any], answer: str) -> Any:
+    """The answer's LongReward score, judged on an event loop of its own."""
+    return scorer.client.run_coroutine(lambda: scorer.score_group(sample["context"], sample["question"], [answer]))[0]
+
+
 def step(ctx: Any) -> None:
     """Score `ctx.answer` to `ctx.sample`'s question and print the four dimensions and the reward."""
     sample = ctx.sample
     cfg = demo_config(ctx.judge)
     scorer = LongRewardScorer(ctx.judge, cfg)
     try:
-        result = run_sync(lambda: scorer.score_group(sample["context"], sample["question"], [ctx.answer]))[0]
+        result = score_answer(scorer, sample, ctx.answer)
     except (ImportError, OSError) as e:  # the local embedder could not load: fall back to BM25 retrieval
         console.print(f"[yellow]local embedder unavailable ({e}); retrieving with BM25")
         cfg.embedder = "bm25"
         scorer = LongRewardScorer(ctx.judge, cfg, embedder=None)
-        result = run_sync(lambda: scorer.score_group(sample["context"], sample["question"], [ctx.answer]))[0]
+        result = score_answer(scorer, sample, ctx.answer)
     ctx.results["longreward"] = result.to_dict()
 
     t = Table(title="LongReward (0-10)")

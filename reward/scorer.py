@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lr_eval.judge import JudgeClient, gather_or_cancel, run_sync
+from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.parsing import (
     Parsed,
     ParseStats,
@@ -454,7 +454,7 @@ class LongRewardScorer:
         is called as each group finishes, e.g. to write results incrementally.
         A fatal judge error or a spent budget stops the batch and is raised.
         """
-        return run_sync(lambda: self.ascore_groups(items, max_in_flight, on_done, desc))
+        return self.client.run_coroutine(lambda: self.ascore_groups(items, max_in_flight, on_done, desc))
 
     async def ascore_groups(self, items: Sequence[Any], max_in_flight: int = 16,
                             on_done: Callable[[int, list[ResponseScore]], None] | None = None,

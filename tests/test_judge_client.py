@@ -52,6 +52,34 @@ def test_thousand_requests_under_faults_each_paid_once(tmp_path: Path) -> None:
         assert [r.content for r in again] == [r.content for r in results]
 
 
+def test_partly_cached_batch_sends_only_the_misses(tmp_path: Path) -> None:
+    reqs = [user(f"item {i}") for i in range(1200)]  # more keys than one cache lookup query takes
+    with ScriptedServer() as srv:
+        make_client(srv, tmp_path / "c.sqlite", concurrency=32).run(reqs[::2])
+        first = dict(srv.received)
+        client = make_client(srv, tmp_path / "c.sqlite", concurrency=32)
+        results = client.run(reqs + reqs[:3])  # duplicates of cached requests are hits too
+        new = {k: n for k, n in srv.received.items() if k not in first}
+        assert len(new) == 600 and set(new.values()) == {1} and all(srv.received[k] == 1 for k in first)
+        assert [r.content for r in results] == [expected_content(q) for q in reqs + reqs[:3]]
+        assert [r.cached for r in results[:6]] == [True, False] * 3 and results[-1].cached
+        assert client.meter.cache_hits == 602 and client.meter.paid == 600
+
+
+def test_run_closes_the_connections_of_its_event_loop(recwarn: pytest.WarningsRecorder,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import gc
+
+    with ScriptedServer() as srv:
+        client = make_client(srv, concurrency=4)
+        for i in range(3):  # each run has its own event loop, hence its own connections
+            assert client.run([user(f"round {i}")])[0].ok
+            assert client.backend._client is None
+        gc.collect()
+    assert not [w for w in recwarn if "Unclosed" in str(w.message)]
+    assert "Unclosed" not in caplog.text
+
+
 def test_identical_requests_in_flight_are_sent_once() -> None:
     with ScriptedServer(latency=0.05) as srv:
         client = make_client(srv, concurrency=8)
