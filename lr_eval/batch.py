@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import JudgeConfig, add_judge_args, build_client
 from .jsonl import InputError, read_jsonl, require, write_jsonl_atomic
-from .judge import gather_or_cancel, run_sync
+from .judge import gather_or_cancel
 from .progress import console
 from .report import print_usage
 from .types import BudgetExceeded, ChatRequest, ChatResult, JudgeFatalError
@@ -91,9 +91,8 @@ def run_batch(input_path: str | Path, output_path: str | Path, cfg: JudgeConfig)
                 await gather_or_cancel([one(i, r) for i, r in pending])
             except (JudgeFatalError, BudgetExceeded) as e:
                 stop = e
-        await client.aclose()
 
-    run_sync(go)
+    client.run_coroutine(go)
     if cfg.dry_run:
         print_usage(client.meter, title="dry run: estimate (nothing sent)")
         return 0

@@ -212,28 +212,14 @@ def score_appending(scorer: LongRewardScorer, todo: list[dict[str, Any]],
 
     stop: Exception | None = None
     try:
-        score_closing(scorer, [(it["context"], it["question"], it["responses"]) for it in todo], in_flight,
-                      on_done, "LongReward")
+        scorer.score_groups([(it["context"], it["question"], it["responses"]) for it in todo], in_flight,
+                            on_done, "LongReward")
     except (JudgeFatalError, BudgetExceeded) as e:
         stop = e
     finally:
         if fh is not None:
             fh.close()
     return new, stop
-
-
-def score_closing(scorer: LongRewardScorer, groups: list[Any], in_flight: int, on_done: Any,
-                  desc: str) -> list[list[ResponseScore]]:
-    """score_groups, closing the judge client on the same event loop (its HTTP pool lives there)."""
-    from lr_eval.judge import run_sync
-
-    async def go() -> list[list[ResponseScore]]:
-        try:
-            return await scorer.ascore_groups(groups, in_flight, on_done, desc)
-        finally:
-            await scorer.client.aclose()
-
-    return run_sync(go)
 
 
 def print_estimate(scorer: LongRewardScorer, todo: list[dict[str, Any]]) -> None:
@@ -312,8 +298,8 @@ def run_agreement(args: argparse.Namespace) -> int:
     if not pairs:
         raise ValueError(f"{args.pairs}: no usable pair ({len(errors)} bad lines, {ties} human ties)")
     scorer = build_scorer(args, judge, cfg)
-    scored = score_closing(scorer, [(p.context, p.question, list(p.responses)) for p in pairs],
-                           args.groups_in_flight, None, "agreement")
+    scored = scorer.score_groups([(p.context, p.question, list(p.responses)) for p in pairs],
+                                 args.groups_in_flight, None, "agreement")
     if judge.dry_run:
         print_estimate(scorer, [{"context": p.context, "responses": p.responses} for p in pairs])
         return 0

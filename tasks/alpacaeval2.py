@@ -82,7 +82,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-from lr_eval.judge import JudgeClient, gather_or_cancel, run_sync
+from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.types import ChatRequest, ChatResult
 
 from .alpacaeval_metrics import (
@@ -376,8 +376,8 @@ class Annotator:
 
 
 def judge_alpacaeval(annotator: Annotator, client: JudgeClient, docs: Sequence[Mapping[str, Any]],
-                     responses: Sequence[str], lc: LCInputs | None = None, desc: str = "judging AlpacaEval",
-                     close: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                     responses: Sequence[str], lc: LCInputs | None = None,
+                     desc: str = "judging AlpacaEval") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Judge every instruction in one concurrent batch; one verdict per doc and a report.
 
     A verdict: ``response`` (stripped), ``preference`` (1-2 in canonical order, None if unscored),
@@ -395,14 +395,10 @@ def judge_alpacaeval(annotator: Annotator, client: JudgeClient, docs: Sequence[M
             plan.extend((i, s, req) for s, req in annotator.requests(doc["instruction"], doc["reference"], out))
 
     async def run_all() -> list[ChatResult]:
-        try:
-            with client.progress(desc, len(plan)):
-                return await gather_or_cancel([client.chat(req) for _, _, req in plan])
-        finally:
-            if close:
-                await client.aclose()
+        with client.progress(desc, len(plan)):
+            return await gather_or_cancel([client.chat(req) for _, _, req in plan])
 
-    results = run_sync(run_all) if plan else []
+    results = client.run_coroutine(run_all) if plan else []
     calls: list[list[tuple[bool, ChatResult]]] = [[] for _ in docs]
     for (i, swapped, _), res in zip(plan, results, strict=True):
         calls[i].append((swapped, res))

@@ -47,7 +47,7 @@ from typing import Any
 from lm_eval.api.filter import Filter
 
 from lr_eval.config import JudgeConfig, build_client, cache_dir
-from lr_eval.judge import JudgeClient, gather_or_cancel, run_sync
+from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
 from lr_eval.types import ChatRequest, ChatResult
 
@@ -259,12 +259,9 @@ def _cost(results: Sequence[ChatResult], client: JudgeClient) -> float | None:
 
 
 def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str, Any]], responses: Sequence[str],
-                  reasks: int = DEFAULT_REASKS, desc: str | None = None,
-                  close: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                  reasks: int = DEFAULT_REASKS,
+                  desc: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Judge every sample in one concurrent batch; returns one verdict per sample and a report.
-
-    `close` closes the client's connections afterwards, inside the batch's own event loop
-    (HTTP clients are bound to the loop that opened them).
 
     A verdict: ``response``, ``score`` (0-100 or None), ``unscored`` (reason or None),
     ``judgements`` (per call: rating, reason, clamped, rationale, cached), ``judge`` and ``cost_usd``.
@@ -274,15 +271,11 @@ def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str,
     call_stats = ParseStats()
 
     async def run_all() -> list[tuple[Parsed, list[ChatResult]]]:
-        try:
-            with client.progress(desc or f"judging {spec.task}", len(plan)):
-                return await gather_or_cancel([ask_and_parse(client, req, spec.parse, reasks, call_stats)
-                                               for _, _, req in plan])
-        finally:
-            if close:
-                await client.aclose()
+        with client.progress(desc or f"judging {spec.task}", len(plan)):
+            return await gather_or_cancel([ask_and_parse(client, req, spec.parse, reasks, call_stats)
+                                           for _, _, req in plan])
 
-    outcomes = run_sync(run_all)
+    outcomes = client.run_coroutine(run_all)
     per_sample: list[list[tuple[int, Parsed, list[ChatResult]]]] = [[] for _ in docs]
     for (i, j, _), (parsed, results) in zip(plan, outcomes, strict=True):
         per_sample[i].append((j, parsed, results))

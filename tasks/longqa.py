@@ -3,8 +3,7 @@
 The model answers long-context questions; every answer is then scored by the LongReward scorer of
 ``lr_eval.reward`` (helpfulness, logicality, faithfulness, completeness, 0-10, and their mean, the
 reward) -- the same code path as ``lr-eval score`` and the DPO pipeline: ``reward.cli.reward_config``,
-``reward.cli.build_scorer`` and ``reward.cli.score_closing`` (``LongRewardScorer.score_groups``), with
-one group per question.
+``reward.cli.build_scorer`` and ``LongRewardScorer.score_groups``, with one group per question.
 
 Tasks:
 
@@ -201,7 +200,7 @@ def load(*, longbench_dataset: str | None = None, **metadata: Any) -> DatasetDic
 def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]], responses: Sequence[str],
                   task: str = TASK) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """LongReward verdicts for every answer (all groups in one batch) and a report for the results file."""
-    from lr_eval.reward.cli import build_scorer, reward_config, score_closing
+    from lr_eval.reward.cli import build_scorer, reward_config
     from lr_eval.reward.scorer import DIMENSIONS
 
     judge = load_judge_config(dict(metadata))
@@ -211,7 +210,7 @@ def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]
     cfg = reward_config(args, judge)
     scorer = build_scorer(args, judge, cfg)
     groups = [(str(doc["context"]), str(doc["question"]), [resp]) for doc, resp in zip(docs, responses, strict=True)]
-    scores = score_closing(scorer, groups, args.groups_in_flight, None, f"LongReward {task}")
+    scores = scorer.score_groups(groups, args.groups_in_flight, None, f"LongReward {task}")
     verdicts = [{"response": resp, **group[0].to_dict()} for resp, group in zip(responses, scores, strict=True)]
     unscored: dict[str, Counter[str]] = {d: Counter() for d in DIMENSIONS}
     for v in verdicts:

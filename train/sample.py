@@ -437,7 +437,6 @@ def default_cache(output: str | Path) -> Path:
 def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, cfg: SampleConfig,
                show_progress: bool = True) -> tuple[list[dict[str, Any]], SampleStats, Any]:
     """The whole step: read, resume, sample, write.  Returns (final records, stats, client meter)."""
-    from lr_eval.judge import run_sync
     from lr_eval.types import BudgetExceeded, JudgeFatalError
 
     prompts, errors = read_prompts(prompts_path)
@@ -458,15 +457,9 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
         new[todo[i].id] = rec
         writer.write(rec)
 
-    async def go() -> None:
-        try:
-            await sample_prompts(client, todo, cfg, fitter, sampling, on_done)
-        finally:
-            await client.aclose()
-
     stop: Exception | None = None
     try:
-        run_sync(go)
+        client.run_coroutine(lambda: sample_prompts(client, todo, cfg, fitter, sampling, on_done))
     except (JudgeFatalError, BudgetExceeded) as e:
         stop = e
     finally:
