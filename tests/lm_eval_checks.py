@@ -1,4 +1,5 @@
-"""Shared check for the lm-eval end-to-end tests: rejudging a run's samples reproduces the run."""
+"""Shared by the lm-eval end-to-end and rejudge tests: the AlpacaEval fixture settings, and the check
+that rejudging a run's samples reproduces the run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+FIX = Path(__file__).resolve().parent / "fixtures"
+AE_FIX = FIX / "alpacaeval2"
+# Task metadata pointing AlpacaEval 2 at the fixture data (both orders, LC inputs).
+AE_META = {"alpacaeval_reference_outputs": str(AE_FIX / "reference_outputs.json"),
+           "alpacaeval_annotator_template": str(AE_FIX / "annotator_template.txt"),
+           "alpacaeval_gamed": str(AE_FIX / "df_gamed.csv"),
+           "alpacaeval_both_orders": True}
+
 
 
 def assert_rejudge_matches_lm_eval(out: Path, rj: Path) -> dict[str, Any]:

@@ -17,14 +17,8 @@ import pytest
 
 from lr_eval.cli import main as lr_eval_main
 from lr_eval.scripted_server import Reply, ScriptedServer
+from lm_eval_checks import AE_FIX, AE_META, FIX
 
-ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT / "tests" / "fixtures"
-AE_FIX = FIX / "alpacaeval2"
-AE_META = {"alpacaeval_reference_outputs": str(AE_FIX / "reference_outputs.json"),
-           "alpacaeval_annotator_template": str(AE_FIX / "annotator_template.txt"),
-           "alpacaeval_gamed": str(AE_FIX / "df_gamed.csv"),
-           "alpacaeval_both_orders": True}
 DATE = "2025-01-01T00-00-00.000000"
 SINGLE_DOC = ["narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh"]
 

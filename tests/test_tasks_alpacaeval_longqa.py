@@ -19,16 +19,10 @@ import pytest
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.scripted_server import Reply, ScriptedServer
 from lr_eval.types import ChatResult
-from lm_eval_checks import assert_rejudge_matches_lm_eval
+from lm_eval_checks import AE_FIX, AE_META, FIX, assert_rejudge_matches_lm_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "tasks" / "configs"
-FIX = ROOT / "tests" / "fixtures"
-AE_FIX = FIX / "alpacaeval2"
-AE_META = {"alpacaeval_reference_outputs": str(AE_FIX / "reference_outputs.json"),
-           "alpacaeval_annotator_template": str(AE_FIX / "annotator_template.txt"),
-           "alpacaeval_gamed": str(AE_FIX / "df_gamed.csv"),
-           "alpacaeval_both_orders": True}
 LQ_META = {"longqa_data": str(FIX / "longqa" / "questions.jsonl"), "reward_embedder": "bm25",
            "longbench_data": str(FIX / "judged" / "longbench"),
            "longbench_prompts": str(FIX / "judged" / "dataset2prompt.json"),
