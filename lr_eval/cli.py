@@ -8,6 +8,7 @@ import logging
 import sys
 
 from . import __version__, batch, demo
+from .errors import UserError
 from .plugins import load_plugins
 
 
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"lr-eval {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         # Bad input or configuration: one clear line, not a traceback.
         print(f"lr-eval {args.command}: error: {e}", file=sys.stderr)
