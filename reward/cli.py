@@ -16,11 +16,12 @@ of each leave-one-out combination, with bootstrap confidence intervals.
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import dataclasses
 import sys
+from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,18 @@ from rich.console import Console
 from rich.table import Table
 
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import InputError, read_done_ids, read_unique, require, write_jsonl_atomic
+from lr_eval.jsonl import (
+    KEY_FIELD,
+    InputError,
+    ResumableJsonl,
+    check_output_path,
+    content_key,
+    iter_unique,
+    read_jsonl,
+    require,
+    run_window,
+    write_jsonl_atomic,
+)
 from lr_eval.progress import console as err_console
 from lr_eval.report import print_usage
 from lr_eval.types import BudgetExceeded, JudgeFatalError
@@ -121,8 +133,9 @@ def build_scorer(args: argparse.Namespace, judge: JudgeConfig, cfg: RewardConfig
 # score
 # ---------------------------------------------------------------------------------------------------------
 
-def read_items(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(valid items with their line number, error records for bad lines); a bad line never stops the others."""
+def iter_items(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
+    """Stream (line, item, None) or (line, None, error record) over an input file; a bad line never stops the
+    others, a repeated id is a bad line (the first is scored)."""
 
     def parse(rec: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
         rid = str(require(rec, "id", (str, int), path, n))
@@ -136,7 +149,7 @@ def read_items(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, A
                 raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
         return rid, {"id": rid, "line": n, "context": context, "question": question, "responses": responses}
 
-    return read_unique(path, parse, lambda rec: rec.get("id"))
+    return iter_unique(path, parse, lambda rec: rec.get("id"))
 
 
 def result_record(item: dict[str, Any], scores: list[ResponseScore], audit: bool) -> dict[str, Any]:
@@ -149,77 +162,133 @@ def result_record(item: dict[str, Any], scores: list[ResponseScore], audit: bool
     return {"id": item["id"], "results": results}
 
 
+def result_options(judge: JudgeConfig, cfg: RewardConfig, audit: bool) -> dict[str, Any]:
+    """What changes a prompt's result besides its own record: a change here scores it again on resume."""
+    return {"reward": dataclasses.asdict(cfg), "judge": [judge.backend, judge.model, judge.system_prompt],
+            "audit": audit}
+
+
+def check_score_paths(input_path: str | Path, output: str | Path | None, judge: JudgeConfig,
+                      embed_cache: str | None) -> None:
+    """Output, judge cache and embedding cache writable, the output not the input: before any request."""
+    if output is not None and not judge.dry_run:
+        check_output_path(output, [input_path])
+    cache = judge.cache_path()
+    if cache is not None:
+        check_output_path(cache, [input_path], what="judge cache")
+    if embed_cache and embed_cache.lower() != "none":
+        check_output_path(Path(embed_cache).expanduser(), [input_path], what="embedding cache")
+
+
 def run_score(args: argparse.Namespace) -> int:
     """Returns the number of items not scored (bad lines, or stopped by a fatal error or the budget)."""
     judge = JudgeConfig.from_args(args)
     cfg = reward_config(args, judge)
-    items, errors = read_items(args.input)
-    for e in errors:
-        err_console.print(f"[red]{e['error']}")
-    out = Path(args.output)
-    done = {} if judge.dry_run else read_done_ids(out)
-    todo = [it for it in items if it["id"] not in done]
-    if done:
-        err_console.print(f"resuming: {len(items) - len(todo)} of {len(items)} items already in {out}")
+    check_score_paths(args.input, args.output, judge, args.embed_cache)
+    options = result_options(judge, cfg, not args.no_audit)
     scorer = build_scorer(args, judge, cfg)
-    new, stop = score_appending(scorer, todo, lambda it, scores: result_record(it, scores, not args.no_audit),
-                                None if judge.dry_run else out,
-                                [done[it["id"]] for it in items if it["id"] in done], args.groups_in_flight)
+    run = score_file(scorer, lambda: iter_items(args.input), None if judge.dry_run else Path(args.output),
+                     lambda it: content_key({k: it[k] for k in ("id", "context", "question", "responses")}, options),
+                     lambda it, scores: result_record(it, scores, not args.no_audit), args.groups_in_flight,
+                     keep_errors=True)
     if judge.dry_run:
-        print_estimate(scorer, todo)
         return 0
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for it in items:
-        rec = done.get(it["id"]) or new.get(it["id"]) or {"id": it["id"], "line": it["line"],
-                                                          "error": f"not scored: {stop}"}
-        rows.append((it["line"], rec))
-    rows += [(e["line"], e) for e in errors]
-    rows.sort(key=lambda x: x[0])
-    final = [r for _, r in rows]
-    write_jsonl_atomic(out, final)
-    print_summary(final, scorer)
     print_usage(scorer.client.meter)
-    failed = sum("error" in r for r in final)
-    if stop is not None:
-        err_console.print(f"[bold red]stopped: {stop}; rerun to continue (finished items are kept)")
-    if failed:
-        err_console.print(f"[red]{failed} of {len(final)} lines not scored (see 'error' in {out})")
-    return failed
+    if run.stop is not None:
+        err_console.print(f"[bold red]stopped: {run.stop}; rerun to continue (finished items are kept)")
+    if run.failed:
+        err_console.print(f"[red]{run.failed} of {run.items + len(run.errors)} lines not scored "
+                          f"(see 'error' in {args.output})")
+    return run.failed
 
 
-def score_appending(scorer: LongRewardScorer, todo: list[dict[str, Any]],
-                    record: Callable[[dict[str, Any], list[ResponseScore]], dict[str, Any]], out: Path | None,
-                    kept: list[dict[str, Any]], in_flight: int) -> tuple[dict[str, dict[str, Any]], Exception | None]:
-    """Score the `todo` items ({id, context, question, responses}), writing as they finish.
+@dataclass
+class ScoreRun:
+    """What `score_file` did: valid items, bad lines, items reused from the output, newly scored, the stop."""
 
-    `out` (None: a dry run, nothing written) starts from the `kept` records only (a line cut by a crash
-    goes); each finished item's ``record(item, scores)`` is then appended and synced at once. Returns the
-    new records by id and the error that stopped the run (a fatal judge error or the budget), or None.
-    """
-    new: dict[str, dict[str, Any]] = {}
-    fh = None
-    if out is not None:
-        write_jsonl_atomic(out, kept)
-        fh = open(out, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-
-    def on_done(i: int, scores: list[ResponseScore]) -> None:
-        rec = record(todo[i], scores)
-        new[todo[i]["id"]] = rec
-        if fh is not None:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
+    items: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    reused: int = 0
+    scored: int = 0
     stop: Exception | None = None
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors) + self.items - self.reused - self.scored
+
+
+def score_file(scorer: LongRewardScorer, entries: Callable[[], Iterable[tuple[int, Any, dict[str, Any] | None]]],
+               out: Path | None, key: Callable[[dict[str, Any]], str],
+               record: Callable[[dict[str, Any], list[ResponseScore]], dict[str, Any]], in_flight: int,
+               keep_errors: bool, desc: str = "LongReward") -> ScoreRun:
+    """Score a file of groups ({id, context, question, responses}), streaming, resumable, in input order.
+
+    `entries()` streams (line, item, error record) and is read three times: to validate (every bad line is
+    reported before any request), to score, and to write the output in input order. A group whose
+    ``key(item)`` (its content and the options) is in `out` already is reused; each new result is appended
+    and synced at once (``input_key`` added); at most `in_flight` groups are in memory. `out` None: a dry
+    run (estimate, nothing written). Bad lines become error records of the output when `keep_errors`.
+    """
+    run = ScoreRun()
+    estimate = 0
+    for _, it, err in entries():
+        if err is not None:
+            run.errors.append(err)
+            err_console.print(err["error"], style="red", markup=False, highlight=False)
+        else:
+            run.items += 1
+            estimate += 4 * len({r for r in it["responses"] if r.strip()})
+    if out is None:
+        todo = [it for _, it, err in entries() if err is None]
+        _score_stream(scorer, todo, in_flight, lambda it, scores: None, estimate, desc)
+        print_estimate(scorer, todo)
+        return run
+    store = ResumableJsonl(out)
+
+    def fresh() -> Iterator[dict[str, Any]]:
+        for _, it, err in entries():
+            if err is None:
+                if key(it) in store:
+                    run.reused += 1
+                else:
+                    yield it
+
+    def on_done(it: dict[str, Any], scores: list[ResponseScore]) -> None:
+        store.append({**record(it, scores), KEY_FIELD: key(it)})
+        run.scored += 1
+
     try:
-        scorer.score_groups([(it["context"], it["question"], it["responses"]) for it in todo], in_flight,
-                            on_done, "LongReward")
+        _score_stream(scorer, fresh(), in_flight, on_done, estimate, desc)
     except (JudgeFatalError, BudgetExceeded) as e:
-        stop = e
-    finally:
-        if fh is not None:
-            fh.close()
-    return new, stop
+        run.stop = e
+    if run.reused:
+        err_console.print(f"resumed: {run.reused} of {run.items} prompts reused from {out}")
+
+    def order() -> Iterator[str | dict[str, Any]]:
+        for n, it, err in entries():
+            if err is not None:
+                if keep_errors:
+                    yield err
+            elif key(it) in store:
+                yield key(it)
+            elif keep_errors:
+                yield {"id": it["id"], "line": n, "error": f"not scored: {run.stop}"}
+
+    store.finish(order())
+    print_summary(r for _, r in read_jsonl(out, allow_empty=True) if not isinstance(r, InputError))
+    if scorer.embedded_tokens:
+        out_console.print(f"embedding tokens this run: {scorer.embedded_tokens:,}")
+    return run
+
+
+def _score_stream(scorer: LongRewardScorer, items: Iterable[dict[str, Any]], in_flight: int,
+                  on_done: Callable[[dict[str, Any], list[ResponseScore]], None], estimate: int, desc: str) -> None:
+    async def go() -> None:
+        with scorer.client.progress(desc, estimate):
+            await run_window(items, lambda i, it: scorer.score_group(it["context"], it["question"], it["responses"]),
+                             in_flight, lambda i, it, scores: on_done(it, scores))
+
+    scorer.client.run_coroutine(go)
 
 
 def print_estimate(scorer: LongRewardScorer, todo: list[dict[str, Any]]) -> None:
@@ -250,26 +319,38 @@ def _histogram(values: list[float]) -> str:
     return " ".join(str(int(c)) for c in counts)
 
 
-def print_summary(records: list[dict[str, Any]], scorer: LongRewardScorer | None = None) -> None:
-    """Per dimension: mean, spread, distribution and unscored counts; then the flags."""
-    results = [r for rec in records for r in rec.get("results", [])]
-    t = Table(title=f"LongReward: {len(results)} responses in {sum('results' in r for r in records)} prompts")
+def print_summary(records: Iterable[dict[str, Any]], scorer: LongRewardScorer | None = None) -> None:
+    """Per dimension: mean, spread, distribution and unscored counts; then the flags. Streams the records
+    (only the numbers are kept)."""
+    keys = (*DIMENSIONS, "reward")
+    values: dict[str, array[float]] = {k: array("d") for k in keys}
+    reasons: dict[str, Counter[str]] = {k: Counter() for k in keys}
+    flags: Counter[str] = Counter()
+    errors = prompts = responses = 0
+    for rec in records:
+        errors += "error" in rec
+        prompts += "results" in rec
+        for r in rec.get("results", []):
+            responses += 1
+            flags.update(r.get("flags", []))
+            for dim in keys:
+                if r.get(dim) is not None:
+                    values[dim].append(float(r[dim]))
+                elif dim == "reward":
+                    reasons[dim]["no dimension scored"] += 1
+                elif dim in r.get("unscored", {}):
+                    reasons[dim][r["unscored"][dim]] += 1
+    t = Table(title=f"LongReward: {responses} responses in {prompts} prompts")
     for col in ("", "scored", "mean", "std", "p10 / p50 / p90", "0-2 2-4 4-6 6-8 8-10", "unscored (top reason)"):
         t.add_column(col, justify="left" if col in ("", "unscored (top reason)") else "right")
-    for dim in (*DIMENSIONS, "reward"):
-        vals = [float(r[dim]) for r in results if r.get(dim) is not None]
-        if dim == "reward":
-            reasons = Counter("no dimension scored" for r in results if r.get("reward") is None)
-        else:
-            reasons = Counter(r.get("unscored", {}).get(dim) for r in results if dim in r.get("unscored", {}))
-        top = reasons.most_common(1)
-        un = sum(reasons.values())
+    for dim in keys:
+        vals = list(values[dim])
+        top = reasons[dim].most_common(1)
+        un = sum(reasons[dim].values())
         t.add_row(dim, str(len(vals)), f"{np.mean(vals):.2f}" if vals else "-", f"{np.std(vals):.2f}" if vals else "-",
                   _quantiles(vals), _histogram(vals),
                   f"{un}" + (f" ({_short(top[0][0])})" if top else ""))
     out_console.print(t)
-    flags = Counter(f for r in results for f in r.get("flags", []))
-    errors = sum("error" in r for r in records)
     if flags or errors:
         f = Table(title="flags", show_header=False)
         for name, n in flags.most_common():
@@ -292,11 +373,12 @@ def _short(text: str, n: int = 60) -> str:
 def run_agreement(args: argparse.Namespace) -> int:
     judge = JudgeConfig.from_args(args)
     cfg = reward_config(args, judge)
+    check_score_paths(args.pairs, args.output, judge, args.embed_cache)
     pairs, errors, ties = agr.read_pairs(args.pairs)
     for e in errors:
-        err_console.print(f"[red]{e}")
+        err_console.print(str(e), style="red", markup=False, highlight=False)
     if not pairs:
-        raise ValueError(f"{args.pairs}: no usable pair ({len(errors)} bad lines, {ties} human ties)")
+        raise InputError(args.pairs, None, None, f"no usable pair ({len(errors)} bad lines, {ties} human ties)")
     scorer = build_scorer(args, judge, cfg)
     scored = scorer.score_groups([(p.context, p.question, list(p.responses)) for p in pairs],
                                  args.groups_in_flight, None, "agreement")
@@ -323,7 +405,9 @@ def run_agreement(args: argparse.Namespace) -> int:
         recs.append({"id": "__summary__", "rows": [r.to_dict() for r in rows]})
         write_jsonl_atomic(args.output, recs)
     print_usage(scorer.client.meter)
-    return 0
+    if errors:
+        err_console.print(f"[red]{len(errors)} bad lines left out (see above)")
+    return 1 if errors else 0
 
 
 # ---------------------------------------------------------------------------------------------------------

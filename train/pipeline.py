@@ -43,8 +43,9 @@ import shlex
 import sys
 from pathlib import Path
 from typing import Any
+from collections.abc import Iterator
 
-from lr_eval.jsonl import InputError, read_done_ids, read_jsonl, write_jsonl_atomic
+from lr_eval.jsonl import InputError, content_key, iter_unique, read_jsonl, require
 
 from .pairs import responses_sha
 
@@ -61,71 +62,65 @@ POSITIONALS = {"sample": ("input",), "score": ("input",), "pairs": ("samples", "
 # score step
 # ---------------------------------------------------------------------------------------------------------
 
-def read_groups(path: str | Path) -> tuple[list[dict[str, Any]], int]:
-    """(sampled prompts with responses, number of records without any: failed or bad lines)."""
-    groups: list[dict[str, Any]] = []
-    skipped = 0
-    for n, rec in read_jsonl(path):
-        if isinstance(rec, InputError) or "error" in rec:
-            skipped += 1
-            continue
-        responses = rec.get("responses")
-        if (rec.get("id") is None or not isinstance(rec.get("context"), str) or not isinstance(rec.get("question"), str)
-                or not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses)):
-            raise InputError(path, n, None, "expected a sample record {id, context, question, responses: [str, ...]}")
-        groups.append({"id": str(rec["id"]), "context": rec["context"], "question": rec["question"],
-                       "responses": responses, "sha": responses_sha(responses)})
-    return groups, skipped
+def iter_groups(path: str | Path, skipped: list[int]) -> Iterator[tuple[int, dict[str, Any] | None,
+                                                                       dict[str, Any] | None]]:
+    """Stream the sampled prompts of a samples file as (line, group, None) or (line, None, error record).
+    A record of the sample step's own errors (failed sampling) is skipped and its line added to `skipped`."""
+
+    def parse(rec: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
+        rid = str(require(rec, "id", (str, int), path, n))
+        context = require(rec, "context", str, path, n)
+        question = require(rec, "question", str, path, n)
+        responses = require(rec, "responses", list, path, n)
+        if not responses:
+            raise InputError(path, n, "responses", "empty list")
+        for i, r in enumerate(responses):
+            if not isinstance(r, str):
+                raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
+        return rid, {"id": rid, "context": context, "question": question, "responses": responses}
+
+    def samples() -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+        for n, rec in read_jsonl(path):
+            if isinstance(rec, dict) and "error" in rec:
+                skipped.append(n)
+            else:
+                yield n, rec
+
+    return iter_unique(path, parse, lambda rec: rec.get("id"), lines=samples())
 
 
 def run_score(args: argparse.Namespace) -> int:
-    """`lr-train score`: returns the number of prompts left unscored (0: all done)."""
+    """`lr-train score`: returns the number of prompts left unscored or bad lines (0: all done)."""
     from lr_eval.config import JudgeConfig
     from lr_eval.report import print_usage
-    from lr_eval.reward.cli import (
-        build_scorer,
-        print_estimate,
-        print_summary,
-        result_record,
-        reward_config,
-        score_appending,
-    )
+    from lr_eval.reward.cli import build_scorer, check_score_paths, result_options, result_record, reward_config, \
+        score_file
 
     from .cli import err_console
 
     judge = JudgeConfig.from_args(args)
     cfg = reward_config(args, judge)
-    groups, skipped = read_groups(args.input)
-    out = Path(args.output)
-    by_id = {g["id"]: g for g in groups}
-    done = {} if judge.dry_run else {k: v for k, v in read_done_ids(out).items()
-                                     if k in by_id and v.get("responses_sha") == by_id[k]["sha"]}
-    todo = [g for g in groups if g["id"] not in done]
-    if skipped:
-        err_console.print(f"{skipped} sample records without responses (failed sampling or bad lines) are skipped")
-    if done:
-        err_console.print(f"resuming: {len(done)} of {len(groups)} prompts already scored in {out}")
+    check_score_paths(args.input, args.output, judge, args.embed_cache)
+    options = result_options(judge, cfg, not args.no_audit)
     scorer = build_scorer(args, judge, cfg)
+    skipped: list[int] = []
 
     def record(g: dict[str, Any], scores: list[Any]) -> dict[str, Any]:
-        return {"id": g["id"], "responses_sha": g["sha"], "judge": scorer.client.model,
+        return {"id": g["id"], "responses_sha": responses_sha(g["responses"]), "judge": scorer.client.model,
                 **{k: v for k, v in result_record(g, scores, not args.no_audit).items() if k != "id"}}
 
-    new, stop = score_appending(scorer, todo, record, None if judge.dry_run else out,
-                                [done[g["id"]] for g in groups if g["id"] in done], args.groups_in_flight)
+    run = score_file(scorer, lambda: iter_groups(args.input, skipped), None if judge.dry_run else Path(args.output),
+                     lambda g: content_key(g, options), record, args.groups_in_flight, keep_errors=False)
+    if skipped:
+        err_console.print(f"{len(set(skipped))} sample records without responses (failed sampling) are skipped")
     if judge.dry_run:
-        print_estimate(scorer, todo)
         return 0
-    final = [done.get(g["id"]) or new[g["id"]] for g in groups if g["id"] in done or g["id"] in new]
-    write_jsonl_atomic(out, final)
-    print_summary(final, scorer)
     print_usage(scorer.client.meter)
-    missing = len(groups) - len(final)
-    if stop is not None:
-        err_console.print(f"[bold red]stopped: {stop}; rerun to continue (finished prompts are kept)")
-    elif missing:
-        err_console.print(f"[red]{missing} prompts not scored")
-    return missing
+    if run.stop is not None:
+        err_console.print(f"[bold red]stopped: {run.stop}; rerun to continue (finished prompts are kept)")
+    elif run.failed:
+        err_console.print(f"[red]{run.failed} prompts not scored or bad lines")
+    return run.failed
 
 
 # ---------------------------------------------------------------------------------------------------------
