@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import math
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,25 +64,31 @@ def _decode(raw: bytes, path: str | Path, n: int) -> str | InputError:
         return InputError(path, n, None, f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})")
 
 
-def read_lines(path: str | Path) -> Iterator[tuple[int, str | InputError]]:
-    """(line number, text or the InputError of a line that is not UTF-8); BOM and CRLF accepted, blank lines
-    skipped, streamed (constant memory)."""
+def _raw_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
     p = check_input_file(path)
     with open(p, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if n == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM):]
-            text = _decode(raw, p, n)
-            if isinstance(text, str) and not text.strip():
-                continue
-            yield n, text
+        yield from enumerate(f, 1)
 
 
-def read_jsonl(path: str | Path, allow_empty: bool = False) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+def read_lines(path: str | Path, lines: Iterable[tuple[int, bytes]] | None = None
+               ) -> Iterator[tuple[int, str | InputError]]:
+    """(line number, text or the InputError of a line that is not UTF-8); BOM and CRLF accepted, blank lines
+    skipped, streamed (constant memory). `lines`: the raw (number, bytes) lines, default the file's."""
+    for n, raw in _raw_lines(path) if lines is None else lines:
+        if n == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM):]
+        text = _decode(raw, path, n)
+        if isinstance(text, str) and not text.strip():
+            continue
+        yield n, text
+
+
+def read_jsonl(path: str | Path, allow_empty: bool = False, lines: Iterable[tuple[int, bytes]] | None = None
+               ) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     """Yield (line number, record or the InputError of that line); a file without any record is an error
     unless `allow_empty`."""
     any_line = False
-    for n, text in read_lines(path):
+    for n, text in read_lines(path, lines):
         any_line = True
         if isinstance(text, InputError):
             yield n, text
@@ -349,6 +356,61 @@ class ResumableJsonl:
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
+
+
+class JsonlIndex(Mapping[str, dict[str, Any]]):
+    """A JSONL file validated whole and readable by id: id → file offset, never the records themselves.
+
+    `check(record, path, line)` returns the record's id (None: a record that has none and is skipped) or
+    raises InputError; a bad line or a repeated id raises (strict: for commands that pay nothing, where a
+    fixed file and a rerun cost nothing). `keep` False: validate only.
+    """
+
+    def __init__(self, path: str | Path, check: Callable[[dict[str, Any], str | Path, int], str | None],
+                 keep: bool = True):
+        self.path = Path(path)
+        self._offsets: dict[str, int] = {}
+        seen: set[str] = set()
+        for n, rec, offset in _records_at(self.path):
+            if isinstance(rec, InputError):
+                raise rec
+            rid = check(rec, path, n)
+            if rid is None:
+                continue
+            if rid in seen:
+                raise InputError(path, n, "id", f"duplicate id {rid!r} (each id may appear once)")
+            seen.add(rid)
+            if keep:
+                self._offsets[rid] = offset
+
+    def __getitem__(self, rid: str) -> dict[str, Any]:
+        with open(self.path, "rb") as f:
+            f.seek(self._offsets[rid])
+            raw = f.readline()
+        return json.loads(raw.decode("utf-8").removeprefix("\ufeff"))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._offsets)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+
+def _records_at(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError, int]]:
+    """(line, record or InputError, byte offset) of every non-blank line: `read_jsonl` with offsets."""
+    at = [0]  # the offset of the line read last: read_jsonl yields each record right after reading its line
+
+    def lines() -> Iterator[tuple[int, bytes]]:
+        with open(check_input_file(path), "rb") as f:
+            for n in itertools.count(1):
+                at[0] = f.tell()
+                raw = f.readline()
+                if not raw:
+                    return
+                yield n, raw
+
+    for n, rec in read_jsonl(path, lines=lines()):
+        yield n, rec, at[0]
 
 
 class JsonlRecords:

@@ -476,6 +476,7 @@ def load(**metadata: Any) -> DatasetDict:
 class AlpacaEvalJudgeFilter(BatchJudgeFilter):
     """Judges every answer of the task in one concurrent batch; the verdicts become filtered_resps (JSON)."""
 
+    doc_fields = ("index", "instruction", "reference")
     default_task = TASK
     unit = "answers"
 

@@ -388,6 +388,8 @@ class BatchJudgeFilter(Filter):
     unit: str = "samples"
     #: ``json.dumps``'s ``default`` for the verdicts (e.g. str; None: fail on values JSON does not know).
     json_default: Callable[[Any], Any] | None = None
+    #: Fields every doc needs; `lr-eval rejudge` checks saved docs against them before judging anything.
+    doc_fields: tuple[str, ...] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         self.options = kwargs

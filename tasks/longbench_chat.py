@@ -167,6 +167,7 @@ class ChatJudgeSpec(JudgeSpec):
 
 class ChatJudgeFilter(JudgeFilter):
     spec_class = ChatJudgeSpec
+    doc_fields = ("query", "answer", "judge_examples")
 
 
 FILTER_NAME = "longreward_judge_longbench_chat"

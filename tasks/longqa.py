@@ -235,6 +235,7 @@ def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]
 class LongRewardFilter(BatchJudgeFilter):
     """Scores every answer of the task with LongReward in one batch; verdicts become filtered_resps (JSON)."""
 
+    doc_fields = ("context", "question")
     default_task = TASK
     json_default = str
 

@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from lr_eval.config import JudgeConfig, add_judge_args
-from lr_eval.jsonl import InputError, read_jsonl, write_jsonl_atomic
+from lr_eval.jsonl import (
+    InputError,
+    check_dir_writable,
+    check_output_path,
+    read_jsonl,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
 
 from .judging import (
     DEFAULT_REASKS,
@@ -99,23 +106,29 @@ def response_of(rec: dict[str, Any], path: Path, line: int) -> str:
     raise InputError(path, line, "resps", "no model response found (expected resps[0][0])")
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Records with a doc, one per doc_id (a file logged with several filters repeats each doc)."""
+def read_samples(path: Path, doc_fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Records with a doc, one per doc_id. Duplicates policy: a file logged with several filters repeats
+    each doc, so a repeated doc_id with the same doc is skipped; with another doc it is an error. Any bad
+    line refuses the file (a partial rejudge would report other numbers); each doc needs `doc_fields`."""
     out: list[dict[str, Any]] = []
-    seen: set[Any] = set()
+    seen: dict[Any, tuple[int, str]] = {}
     for line, rec in read_jsonl(path):
         if isinstance(rec, InputError):
             raise rec
         if not isinstance(rec.get("doc"), dict):
             raise InputError(path, line, "doc", "missing or not an object")
         key = rec.get("doc_id", line)
+        doc = json.dumps(rec["doc"], sort_keys=True, default=str)
         if key in seen:
+            if seen[key][1] != doc:
+                raise InputError(path, line, "doc_id", f"doc_id {key!r} again (line {seen[key][0]}) with another doc")
             continue
-        seen.add(key)
+        seen[key] = (line, doc)
+        for name in doc_fields:
+            if rec["doc"].get(name) is None:
+                raise InputError(path, line, f"doc.{name}", "missing (the task's judge needs it)")
         rec["_response"] = response_of(rec, path, line)
         out.append(rec)
-    if not out:
-        raise ValueError(f"{path}: no samples")
     return out
 
 
@@ -337,13 +350,19 @@ def rejudge(paths: list[Path], cfg: JudgeConfig, metadata: dict[str, Any], task:
         if name in jobs:
             raise ValueError(f"{path}: task {name} given twice")
         config = judged_task_config(tm, name)
-        records = sorted(read_samples(path), key=lambda r: (not isinstance(r.get("doc_id"), int), r.get("doc_id")))
+        fields_needed = tuple(f for cls in judge_filters(config) for f in cls.doc_fields)
+        records = sorted(read_samples(path, fields_needed),
+                         key=lambda r: (not isinstance(r.get("doc_id"), int), r.get("doc_id")))
         run = _original_run(path, sample_date)
         original = original or run
         jobs[name] = (config, records, task_metadata(run, name, metadata, cfg, reasks))
         sources[name] = (tm.task_index[name].yaml_path, path)
         counts[name] = (run.get("n-samples") or {}).get(name) or {}
 
+    if not cfg.dry_run:  # before any request: the output folder and the judge cache must be writable
+        check_dir_writable(out_dir)
+        if cfg.cache_path() is not None:
+            check_output_path(cfg.cache_path(), paths, what="judge cache")  # type: ignore[arg-type]
     res = evaluate_saved(jobs, tm)
     samples = res.pop("samples")
     res["configs"] = {name: _clean_config(conf, jobs[name][0], *sources[name]) if name in jobs else conf
@@ -371,10 +390,8 @@ def rejudge(paths: list[Path], cfg: JudgeConfig, metadata: dict[str, Any], task:
     from lm_eval.utils import handle_non_serializable
 
     results_path = out_dir / f"results_{date}.json"
-    tmp = results_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=handle_non_serializable),
-                   encoding="utf-8")
-    tmp.replace(results_path)
+    write_text_atomic(results_path, json.dumps(payload, indent=2, ensure_ascii=False,
+                                               default=handle_non_serializable))
     return results_path, payload
 
 

@@ -320,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lr_eval.errors import UserError
     from lr_eval.types import BudgetExceeded, JudgeFatalError
 
     parser = build_parser()
@@ -329,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except UserError as e:
+        if args.verbose:
+            raise
+        print(f"lr-train {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
     except (ValueError, FileNotFoundError, JudgeFatalError, BudgetExceeded) as e:
         if args.verbose:
             raise

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from lr_eval.jsonl import check_dir_writable
+
 from . import checkpoint as ckpt
 from .data import PreparedData, TokenizedPair, prepare_pairs, read_preference_jsonl
 from .flops import DEFAULT_PEAK_TFLOPS, ModelShape, mfu, packed_pair_flops
@@ -521,13 +523,13 @@ def run_dpo(config: DPOConfig) -> None:
     config.validate()
     if not config.model or not config.train_file:
         raise ValueError("DPOConfig.model and DPOConfig.train_file are required")
-    output_dir = Path(config.output_dir)
+    output_dir = check_dir_writable(config.output_dir)
+    examples = read_preference_jsonl(config.train_file)  # bad data fails before a model is loaded
     resume = ckpt.resolve_resume(config.resume_from, output_dir)
     model_path = None
     if resume is not None and not config.use_lora:
         model_path = str(resume)  # full fine-tuning resumes from the saved full weights
     model, tokenizer = load_model_and_tokenizer(config, model_path)
-    examples = read_preference_jsonl(config.train_file)
     prepared: PreparedData = prepare_pairs(tokenizer, examples, config.max_length, config.prompt_format)
     trainer = DPOTrainer(config, model, tokenizer, prepared.pairs)
     if trainer.accelerator.is_main_process:
