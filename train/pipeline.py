@@ -89,30 +89,40 @@ def iter_groups(path: str | Path, skipped: list[int]) -> Iterator[tuple[int, dic
     return iter_unique(path, parse, lambda rec: rec.get("id"), lines=samples())
 
 
+def score_samples(scorer: Any, samples: str | Path, output: Path | None, options: dict[str, Any], audit: bool,
+                  in_flight: int) -> Any:
+    """Score a samples file into `output` (None: dry run), streaming and resumable; returns the ScoreRun."""
+    from lr_eval.reward.cli import result_record, score_file
+
+    from .cli import err_console
+
+    skipped: list[int] = []
+
+    def record(g: dict[str, Any], scores: list[Any]) -> dict[str, Any]:
+        return {"id": g["id"], "responses_sha": responses_sha(g["responses"]), "judge": scorer.client.model,
+                **{k: v for k, v in result_record(g, scores, audit).items() if k != "id"}}
+
+    run = score_file(scorer, lambda: iter_groups(samples, skipped), output, lambda g: content_key(g, options),
+                     record, in_flight, keep_errors=False)
+    if skipped:
+        err_console.print(f"{len(set(skipped))} sample records without responses (failed sampling) are skipped")
+    return run
+
+
 def run_score(args: argparse.Namespace) -> int:
     """`lr-train score`: returns the number of prompts left unscored or bad lines (0: all done)."""
     from lr_eval.config import JudgeConfig
     from lr_eval.report import print_usage
-    from lr_eval.reward.cli import build_scorer, check_score_paths, result_options, result_record, reward_config, \
-        score_file
+    from lr_eval.reward.cli import build_scorer, check_score_paths, result_options, reward_config
 
     from .cli import err_console
 
     judge = JudgeConfig.from_args(args)
     cfg = reward_config(args, judge)
     check_score_paths(args.input, args.output, judge, args.embed_cache)
-    options = result_options(judge, cfg, not args.no_audit)
     scorer = build_scorer(args, judge, cfg)
-    skipped: list[int] = []
-
-    def record(g: dict[str, Any], scores: list[Any]) -> dict[str, Any]:
-        return {"id": g["id"], "responses_sha": responses_sha(g["responses"]), "judge": scorer.client.model,
-                **{k: v for k, v in result_record(g, scores, not args.no_audit).items() if k != "id"}}
-
-    run = score_file(scorer, lambda: iter_groups(args.input, skipped), None if judge.dry_run else Path(args.output),
-                     lambda g: content_key(g, options), record, args.groups_in_flight, keep_errors=False)
-    if skipped:
-        err_console.print(f"{len(set(skipped))} sample records without responses (failed sampling) are skipped")
+    run = score_samples(scorer, args.input, None if judge.dry_run else Path(args.output),
+                        result_options(judge, cfg, not args.no_audit), not args.no_audit, args.groups_in_flight)
     if judge.dry_run:
         return 0
     print_usage(scorer.client.meter)
