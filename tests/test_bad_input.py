@@ -171,6 +171,7 @@ def generic(command: str, entry: Callable[[list[str]], int], name: str, good: li
     whose ids are `ids`; `out` names the output file (None: the command writes no file to check)."""
     extra = extra or {}
     f = {**extra}
+    unchanged = jsonl(good)
     cases = [
         Case(f"{command}: missing input", command, entry, f, argv, needles=(name,), unpaid=True),
         Case(f"{command}: input is a directory", command, entry, {**f, name: None}, argv, needles=(name,),
@@ -206,7 +207,7 @@ def generic(command: str, entry: Callable[[list[str]], int], name: str, good: li
                  blocked, needles=("afile",), unpaid=True),
             Case(f"{command}: output is the input", command, entry, {**f, name: jsonl(good)}, same,
                  needles=(name,), unpaid=True,
-                 check=lambda d, _, n=name, g=jsonl(good): (d / n).read_bytes() == g),
+                 check=lambda d, _: (d / name).read_bytes() == unchanged),
         ]
     if cache and paid:
         c = argv.index("--cache")
@@ -293,7 +294,8 @@ def corpus() -> list[Case]:
     ann = json.dumps([annotation(0, 2.0), annotation(1, 1.0)]).encode()
     win50 = lambda d, out: json.loads(out.strip().splitlines()[-1])["win_rate"] == 50.0  # noqa: E731
     cases += [
-        Case("alpacaeval-metrics: missing input", "lr-eval alpacaeval-metrics", lr_eval, {}, argv, needles=("ann.json",)),
+        Case("alpacaeval-metrics: missing input", "lr-eval alpacaeval-metrics", lr_eval, {}, argv,
+             needles=("ann.json",)),
         Case("alpacaeval-metrics: input is a directory", "lr-eval alpacaeval-metrics", lr_eval, {"ann.json": None},
              argv, needles=("ann.json",)),
         Case("alpacaeval-metrics: empty input", "lr-eval alpacaeval-metrics", lr_eval, {"ann.json": b""}, argv,
