@@ -133,23 +133,30 @@ def build_scorer(args: argparse.Namespace, judge: JudgeConfig, cfg: RewardConfig
 # score
 # ---------------------------------------------------------------------------------------------------------
 
-def iter_items(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
-    """Stream (line, item, None) or (line, None, error record) over an input file; a bad line never stops the
-    others, a repeated id is a bad line (the first is scored)."""
+def parse_group(rec: dict[str, Any], path: str | Path, n: int) -> tuple[str, dict[str, Any]]:
+    """(id, {id, line, context, question, responses}) of one input record, or an InputError naming the field."""
+    rid = str(require(rec, "id", (str, int), path, n))
+    context = require(rec, "context", str, path, n)
+    question = require(rec, "question", str, path, n)
+    responses = require(rec, "responses", list, path, n)
+    if not responses:
+        raise InputError(path, n, "responses", "empty list")
+    for i, r in enumerate(responses):
+        if not isinstance(r, str):
+            raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
+    return rid, {"id": rid, "line": n, "context": context, "question": question, "responses": responses}
 
-    def parse(rec: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
-        rid = str(require(rec, "id", (str, int), path, n))
-        context = require(rec, "context", str, path, n)
-        question = require(rec, "question", str, path, n)
-        responses = require(rec, "responses", list, path, n)
-        if not responses:
-            raise InputError(path, n, "responses", "empty list")
-        for i, r in enumerate(responses):
-            if not isinstance(r, str):
-                raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
-        return rid, {"id": rid, "line": n, "context": context, "question": question, "responses": responses}
 
-    return iter_unique(path, parse, lambda rec: rec.get("id"))
+def iter_items(path: str | Path, lines: Iterable[tuple[int, dict[str, Any] | InputError]] | None = None
+               ) -> Iterator[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
+    """Stream (line, item, None) or (line, None, error record) over an input file (or its `lines`); a bad line
+    never stops the others, a repeated id is a bad line (the first is scored)."""
+    return iter_unique(path, lambda rec, n: parse_group(rec, path, n), lambda rec: rec.get("id"), lines)
+
+
+def group_key(item: dict[str, Any], options: dict[str, Any]) -> str:
+    """The resume key of a group: its content (not its line) and the options."""
+    return content_key({k: item[k] for k in ("id", "context", "question", "responses")}, options)
 
 
 def result_record(item: dict[str, Any], scores: list[ResponseScore], audit: bool) -> dict[str, Any]:
@@ -188,7 +195,7 @@ def run_score(args: argparse.Namespace) -> int:
     options = result_options(judge, cfg, not args.no_audit)
     scorer = build_scorer(args, judge, cfg)
     run = score_file(scorer, lambda: iter_items(args.input), None if judge.dry_run else Path(args.output),
-                     lambda it: content_key({k: it[k] for k in ("id", "context", "question", "responses")}, options),
+                     lambda it: group_key(it, options),
                      lambda it, scores: result_record(it, scores, not args.no_audit), args.groups_in_flight,
                      keep_errors=True)
     if judge.dry_run:

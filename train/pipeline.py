@@ -41,11 +41,11 @@ import argparse
 import gc
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
-from lr_eval.jsonl import InputError, content_key, iter_unique, read_jsonl, require
+from lr_eval.jsonl import InputError, read_jsonl
 
 from .pairs import responses_sha
 
@@ -66,18 +66,7 @@ def iter_groups(path: str | Path, skipped: list[int]) -> Iterator[tuple[int, dic
                                                                        dict[str, Any] | None]]:
     """Stream the sampled prompts of a samples file as (line, group, None) or (line, None, error record).
     A record of the sample step's own errors (failed sampling) is skipped and its line added to `skipped`."""
-
-    def parse(rec: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
-        rid = str(require(rec, "id", (str, int), path, n))
-        context = require(rec, "context", str, path, n)
-        question = require(rec, "question", str, path, n)
-        responses = require(rec, "responses", list, path, n)
-        if not responses:
-            raise InputError(path, n, "responses", "empty list")
-        for i, r in enumerate(responses):
-            if not isinstance(r, str):
-                raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
-        return rid, {"id": rid, "context": context, "question": question, "responses": responses}
+    from lr_eval.reward.cli import iter_items
 
     def samples() -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         for n, rec in read_jsonl(path):
@@ -86,13 +75,13 @@ def iter_groups(path: str | Path, skipped: list[int]) -> Iterator[tuple[int, dic
             else:
                 yield n, rec
 
-    return iter_unique(path, parse, lambda rec: rec.get("id"), lines=samples())
+    return iter_items(path, samples())
 
 
 def score_samples(scorer: Any, samples: str | Path, output: Path | None, options: dict[str, Any], audit: bool,
                   in_flight: int) -> Any:
     """Score a samples file into `output` (None: dry run), streaming and resumable; returns the ScoreRun."""
-    from lr_eval.reward.cli import result_record, score_file
+    from lr_eval.reward.cli import group_key, result_record, score_file
 
     from .cli import err_console
 
@@ -102,7 +91,7 @@ def score_samples(scorer: Any, samples: str | Path, output: Path | None, options
         return {"id": g["id"], "responses_sha": responses_sha(g["responses"]), "judge": scorer.client.model,
                 **{k: v for k, v in result_record(g, scores, audit).items() if k != "id"}}
 
-    run = score_file(scorer, lambda: iter_groups(samples, skipped), output, lambda g: content_key(g, options),
+    run = score_file(scorer, lambda: iter_groups(samples, skipped), output, lambda g: group_key(g, options),
                      record, in_flight, keep_errors=False)
     if skipped:
         err_console.print(f"{len(set(skipped))} sample records without responses (failed sampling) are skipped")
