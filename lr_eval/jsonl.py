@@ -414,17 +414,31 @@ def _records_at(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError, 
 
 
 class JsonlRecords:
-    """The records of a JSONL file, read lazily each time they are iterated (results too large to hold)."""
+    """The records a command wrote, read lazily from its JSONL file (results too large to hold). The file's
+    digest is taken now: iterating after the file changed raises, and two of them are equal when their
+    files held the same bytes."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.digest = self._digest()
+
+    def _digest(self) -> str:
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._digest() != self.digest:
+            raise RuntimeError(f"{self.path} changed since it was written")
         for _, rec in read_jsonl(self.path, allow_empty=True):
             if isinstance(rec, dict):
                 yield rec
 
     def __eq__(self, other: object) -> bool:
+        if isinstance(other, JsonlRecords):
+            return self.digest == other.digest
         return isinstance(other, Iterable) and list(self) == list(other)  # type: ignore[arg-type]
 
     __hash__ = None  # type: ignore[assignment]

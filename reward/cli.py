@@ -1,10 +1,11 @@
 """`lr-eval score` and `lr-eval agreement`: LongReward from the command line.
 
 score: INPUT.jsonl lines {"id", "context", "question", "responses": [...]} →
-OUTPUT.jsonl lines {"id", "results": [one LongReward verdict per response]}.
+OUTPUT.jsonl lines {"id", "results": [one LongReward verdict per response], "input_key"}.
 Each finished prompt is appended to the output at once (and synced), so an
-interrupted run keeps its work; a rerun skips the ids already in the output
-and the judge cache makes repeated calls free. At the end the output is
+interrupted run keeps its work; a rerun reuses a prompt whose input_key (a hash
+of its record and of the options that change its result) is in the output, and
+the judge cache makes repeated calls free. At the end the output is
 rewritten in input order, with one {"id", "line", "error"} record per bad
 input line. --dry-run estimates calls, tokens and cost and sends nothing.
 

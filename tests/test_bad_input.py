@@ -164,7 +164,7 @@ REWARD = ["--embedder", "bm25", "--tokenizer", "{minilm}"]
 
 
 def generic(command: str, entry: Callable[[list[str]], int], name: str, good: list[Any], argv: list[str],
-            ok_field: str, first_id: str, ids: list[str], out: str | None, paid: bool, per_line: bool = True,
+            ok_field: str, ids: list[str], out: str | None, paid: bool, per_line: bool = True,
             cache: bool = True, dup: list[Any] | None = None, extra: dict[str, bytes | None] | None = None
             ) -> list[Case]:
     """The cases every JSONL-reading command shares. `argv` reads `{d}/<name>`; `good` are three valid records
@@ -180,7 +180,7 @@ def generic(command: str, entry: Callable[[list[str]], int], name: str, good: li
         Case(f"{command}: blank-lines-only input", command, entry, {**f, name: b"\n\n"}, argv, needles=(name,),
              unpaid=True),
     ]
-    keep = has_ids(out, ids if per_line else ids, ok_field) if out else None
+    keep = has_ids(out, ids, ok_field) if out else None
     keep_bad2 = has_ids(out, [ids[0], ids[2]], ok_field) if out and per_line else None
     cases += [
         Case(f"{command}: UTF-8 BOM", command, entry, {**f, name: b"\xef\xbb\xbf" + jsonl(good)}, argv, bad=False,
@@ -222,12 +222,12 @@ def corpus() -> list[Case]:
 
     # -- lr-eval batch
     argv = ["batch", "{d}/in.jsonl", "-o", "{d}/out.jsonl", *JUDGE]
-    cases += generic("lr-eval batch", lr_eval, "in.jsonl", [request(i) for i in range(3)], argv, "content", "r0",
+    cases += generic("lr-eval batch", lr_eval, "in.jsonl", [request(i) for i in range(3)], argv, "content",
                      ["r0", "r1", "r2"], "out.jsonl", paid=True, dup=[request(0), request(0), request(1)])
 
     # -- lr-eval score
     argv = ["score", "{d}/in.jsonl", "-o", "{d}/out.jsonl", *JUDGE, *REWARD]
-    cases += generic("lr-eval score", lr_eval, "in.jsonl", [item(i) for i in range(3)], argv, "results", "p0",
+    cases += generic("lr-eval score", lr_eval, "in.jsonl", [item(i) for i in range(3)], argv, "results",
                      ["p0", "p1", "p2"], "out.jsonl", paid=True, dup=[item(0), item(0), item(1)])
     cases += [
         Case("lr-eval score: record without context", "lr-eval score", lr_eval,
@@ -251,7 +251,7 @@ def corpus() -> list[Case]:
     # -- lr-eval agreement
     argv = ["agreement", "{d}/pairs.jsonl", "-o", "{d}/agr.jsonl", "--bootstrap", "10", *JUDGE, *REWARD]
     cases += generic("lr-eval agreement", lr_eval, "pairs.jsonl", [pair(i) for i in range(3)], argv, "results",
-                     "q0", ["q0", "q1", "q2"], "agr.jsonl", paid=True, dup=[pair(0), pair(0), pair(1)])
+                     ["q0", "q1", "q2"], "agr.jsonl", paid=True, dup=[pair(0), pair(0), pair(1)])
     cases.append(Case("lr-eval agreement: human choice 7", "lr-eval agreement", lr_eval,
                       {"pairs.jsonl": jsonl([pair(0), pair(1, human=7)])}, argv,
                       needles=("pairs.jsonl", "line 2", "human")))
@@ -323,7 +323,7 @@ def corpus() -> list[Case]:
     argv = ["sample", "{d}/prompts.jsonl", "-o", "{d}/samples.jsonl", "--model", "policy", "--base-url", "{url}",
             "-n", "2", "--max-tokens", "8", "--max-model-len", "0", "--cache", "{d}/policy.sqlite"]
     cases += generic("lr-train sample", lr_train, "prompts.jsonl", [prompt(i) for i in range(3)], argv, "responses",
-                     "s0", ["s0", "s1", "s2"], "samples.jsonl", paid=True, dup=[prompt(0), prompt(0), prompt(1)])
+                     ["s0", "s1", "s2"], "samples.jsonl", paid=True, dup=[prompt(0), prompt(0), prompt(1)])
     cases += [
         Case("lr-train sample: prompt without context", "lr-train sample", lr_train,
              {"prompts.jsonl": jsonl([prompt(0), {"id": "s1", "question": "q"}])}, argv,
@@ -337,7 +337,7 @@ def corpus() -> list[Case]:
     # -- lr-train score
     argv = ["score", "{d}/samples.jsonl", "-o", "{d}/scores.jsonl", *JUDGE, *REWARD]
     cases += generic("lr-train score", lr_train, "samples.jsonl", [sample(i) for i in range(3)], argv, "results",
-                     "s0", ["s0", "s1", "s2"], "scores.jsonl", paid=True, dup=[sample(0), sample(0), sample(1)])
+                     ["s0", "s1", "s2"], "scores.jsonl", paid=True, dup=[sample(0), sample(0), sample(1)])
     cases += [
         Case("lr-train score: responses are not strings", "lr-train score", lr_train,
              {"samples.jsonl": jsonl([sample(0), {**sample(1), "responses": [1, 2]}])}, argv,
@@ -358,10 +358,10 @@ def corpus() -> list[Case]:
     samples = [sample(i) for i in range(3)]
     scores = [score_rec(i, [1.0, 5.0, 3.0]) for i in range(3)]
     argv = ["pairs", "{d}/samples.jsonl", "{d}/scores.jsonl", "-o", "{d}/pairs.jsonl", "--min-scored", "2"]
-    cases += generic("lr-train pairs (samples)", lr_train, "samples.jsonl", samples, argv, "chosen", "s0",
+    cases += generic("lr-train pairs (samples)", lr_train, "samples.jsonl", samples, argv, "chosen",
                      ["s0", "s1", "s2"], "pairs.jsonl", paid=False, per_line=False, cache=False,
                      dup=[samples[0], samples[0], samples[1]], extra={"scores.jsonl": jsonl(scores)})
-    cases += generic("lr-train pairs (scores)", lr_train, "scores.jsonl", scores, argv, "chosen", "s0",
+    cases += generic("lr-train pairs (scores)", lr_train, "scores.jsonl", scores, argv, "chosen",
                      ["s0", "s1", "s2"], None, paid=False, per_line=False, cache=False,
                      dup=[scores[0], scores[0], scores[1]], extra={"samples.jsonl": jsonl(samples)})
     for what, bad in (("a list", [1, 2]), ("NaN", float("nan")), ("a string", "high")):
@@ -375,7 +375,7 @@ def corpus() -> list[Case]:
 
     # -- lr-train dpo (the data is read before any model is loaded)
     argv = ["dpo", "{d}/prefs.jsonl", "--model", "{d}/no-model", "-o", "{d}/dpo"]
-    for c in generic("lr-train dpo", lr_train, "prefs.jsonl", [preference(i) for i in range(3)], argv, "", "d0",
+    for c in generic("lr-train dpo", lr_train, "prefs.jsonl", [preference(i) for i in range(3)], argv, "",
                      [], None, paid=False, per_line=False, cache=False,
                      dup=[preference(0), preference(0), preference(1)]):
         if c.bad:  # good data needs a model to train: only the refusals here

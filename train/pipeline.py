@@ -1,10 +1,11 @@
 """The score step and `lr-train run CONFIG`, which chains sample → score → pairs → dpo.
 
-Score step: every prompt's response group goes through ``LongRewardScorer.score_groups`` (the
+Score step: every prompt's response group goes through ``LongRewardScorer.score_group`` (the
 context chunked and embedded once per prompt, the completeness extraction shared by its responses,
-identical responses scored once).  Each finished group is appended to the output at once
-``{"id", "responses_sha", "judge", "results": [one ResponseScore per response]}``; a rerun skips
-the ids already scored for the same responses, and the judge cache makes any repeated call free.
+identical responses scored once), streamed with ``--groups-in-flight`` groups in memory.  Each
+finished group is appended to the output at once ``{"id", "responses_sha", "judge", "results":
+[one ResponseScore per response], "input_key"}``; a rerun reuses the groups whose prompt, responses
+and scoring options are unchanged (``input_key``), and the judge cache makes any repeated call free.
 
 Run config (TOML): a ``[run]`` table and one table per step, whose keys are that subcommand's long
 options with ``_`` or ``-`` (``base_url = "..."`` is ``--base-url``; ``true`` / ``false`` switch a

@@ -23,9 +23,10 @@ what the policy saw.  Output JSONL, one line per prompt::
      "prompt_tokens", "truncated", "context_tokens_cut", "failed"?: [{"seed", "error"}]}
 
 or ``{"id", "line", "error"}`` for a bad input line or a prompt none of whose samples succeeded.
-Each finished prompt is appended at once (and synced); a rerun skips the prompts already done with
-the same sampling settings and retries failed samples; at the end the file is rewritten in input
-order.  The output is also a valid ``lr-eval score`` input.
+Each finished prompt is appended at once (and synced) with its ``input_key`` (a hash of the prompt
+and the sampling settings); a rerun reuses the prompts whose key matches and retries failed samples;
+at the end the file is rewritten in input order.  Prompts are streamed (``prompts_in_flight`` in
+memory).  The output is also a valid ``lr-eval score`` input.
 """
 
 from __future__ import annotations
