@@ -202,8 +202,8 @@ def run_score(args: argparse.Namespace) -> int:
     if judge.dry_run:
         return 0
     print_usage(scorer.client.meter)
-    if run.stop is not None:
-        err_console.print(f"[bold red]stopped: {run.stop}; rerun to continue (finished items are kept)")
+    if run.stop is not None:  # one line from the command's error handler; finished items are already written
+        raise run.stop
     if run.failed:
         err_console.print(f"[red]{run.failed} of {run.items + len(run.errors)} lines not scored "
                           f"(see 'error' in {args.output})")

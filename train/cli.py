@@ -321,7 +321,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from lr_eval.errors import UserError
-    from lr_eval.types import BudgetExceeded, JudgeFatalError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -335,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"lr-train {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except (ValueError, FileNotFoundError, JudgeFatalError, BudgetExceeded) as e:
+    except (ValueError, FileNotFoundError) as e:
         if args.verbose:
             raise
         # Bad input or configuration: one clear line, not a traceback.

@@ -116,9 +116,9 @@ def run_score(args: argparse.Namespace) -> int:
     if judge.dry_run:
         return 0
     print_usage(scorer.client.meter)
-    if run.stop is not None:
-        err_console.print(f"[bold red]stopped: {run.stop}; rerun to continue (finished prompts are kept)")
-    elif run.failed:
+    if run.stop is not None:  # one line from lr-train's error handler; finished prompts are written
+        raise run.stop
+    if run.failed:
         err_console.print(f"[red]{run.failed} prompts not scored or bad lines")
     return run.failed
 

@@ -489,6 +489,6 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
         if "error" in rec:
             stats.failed_prompts += 1
             stats.errors.append(f"{rec['id']}: {rec['error']}")
-    if stop is not None:
-        stats.errors.insert(0, f"stopped: {stop}")
+    if stop is not None:  # one line from lr-train's error handler; every sampled prompt is written
+        raise stop
     return JsonlRecords(out), stats, client.meter
