@@ -17,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from lr_eval import suite
+from lr_eval.reward import DIMENSIONS
+from lr_eval.suite import CATEGORY_LABELS, FAMILIES, FAMILY, LENGTH_BUCKETS, Family, length_bucket
+
 from . import published as pub
 from .reader import Run, TaskResult
 from .stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, rng_for
@@ -24,65 +28,22 @@ from .stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, 
 # ----------------------------------------------------------------------------------------- task names
 
 #: LongBench v1 categories (the benchmark's own grouping; the paper's judged LongBench uses the first three).
-CATEGORIES: dict[str, list[str]] = {
-    "single_doc_qa": ["narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh"],
-    "multi_doc_qa": ["hotpotqa", "2wikimqa", "musique", "dureader"],
-    "summarization": ["gov_report", "qmsum", "multi_news", "vcsum"],
-    "few_shot": ["trec", "triviaqa", "samsum", "lsht"],
-    "synthetic": ["passage_count", "passage_retrieval_en", "passage_retrieval_zh"],
-    "code": ["lcc", "repobench-p"],
-}
-CATEGORY_LABELS = {"single_doc_qa": "Single-Doc QA", "multi_doc_qa": "Multi-Doc QA", "summarization": "Summarization",
-                   "few_shot": "Few-shot", "synthetic": "Synthetic", "code": "Code"}
-DATASET_CATEGORY = {d: c for c, ds in CATEGORIES.items() for d in ds}
-LENGTH_BUCKETS = ("0-4k", "4-8k", "8k+")
-LONGQA_DIMS = ("helpfulness", "logicality", "faithfulness", "completeness", "longreward")
-JUDGED_KINDS = {"chat", "judged", "alpaca", "longqa", "longqa_lb", "mtbench"}
+CATEGORIES: dict[str, tuple[str, ...]] = FAMILY["longbench"].categories()
+LONGQA_DIMS = (*DIMENSIONS, FAMILY["longqa"].metric)
+JUDGED_KINDS = {f.kind for f in FAMILIES if f.judged}
 #: metrics reported beside a score as its standard error (AlpacaEval's own), used when lm-eval wrote none.
 STDERR_ALIASES = {"win_rate": "standard_error", "length_controlled_winrate": "lc_standard_error"}
 NOT_SCORES = {"standard_error", "lc_standard_error", "avg_length", "position_consistency"}
-
-_PREFIX = r"(?:longreward_)?"
-
-
-def _dataset(name: str) -> str:
-    return name.replace("-", "_").lower()
-
-
-_DATASETS_NORM = {_dataset(d): d for d in DATASET_CATEGORY}
-
-
-#: (kind, pattern) in matching order; a pattern with a group names a LongBench dataset, which must be known.
-_TASK_KINDS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(_PREFIX + p)) for kind, p in (
-    ("chat", r"longbench_chat"),
-    ("alpaca", r"alpaca_?eval_?2?(?:_.*)?"),
-    ("longqa_lb", r"longqa_longbench_(.+)"),
-    ("longqa", r"longqa(?:_.*)?"),
-    ("mtbench", r"mt_?bench(?:_.*)?"),
-    ("judged", r"longbench_judged_(.+)"),
-    ("e", r"longbench_e_(.+)"),
-    ("e", r"longbench_(.+)_e"),
-    ("official", r"longbench_(.+)"),
-)]
+_BUCKET_SUFFIXES = tuple(f"_{b}" for b in LENGTH_BUCKETS)
 
 
 def classify(task: str) -> tuple[str, str | None]:
-    """(kind, dataset) of a task name: chat, judged, e, official, alpaca, longqa, longqa_lb, mtbench or other."""
-    t = task.lower()
-    for kind, pattern in _TASK_KINDS:
-        m = pattern.fullmatch(t)
-        if m is None:
-            continue
-        if not m.groups():
-            return kind, None
-        if _dataset(m[1]) in _DATASETS_NORM:
-            return kind, _DATASETS_NORM[_dataset(m[1])]
-    return "other", None
-
-
-def length_bucket(length: float) -> str:
-    """LongBench-E bucket of a document's ``length`` field: <4000, 4000-7999, >=8000."""
-    return "0-4k" if length < 4000 else "4-8k" if length < 8000 else "8k+"
+    """(kind, dataset) of a task name from the suite table (:mod:`lr_eval.suite`); ("other", None) if not in it."""
+    hit = suite.classify(task)
+    if hit is None:
+        return "other", None
+    family, dataset = hit
+    return family.kind, dataset.name if dataset else None
 
 
 def sample_bucket(sample: Any) -> str | None:
@@ -102,7 +63,7 @@ def primary_metric(tr: TaskResult, preferred: tuple[str, ...] = ("score",)) -> s
         if m in tr.metrics:
             return m
     cands = [m for m in tr.metrics if not is_judge_metric(m) and m not in NOT_SCORES
-             and not re.search(r"_(0-4k|4-8k|8k\+)$", m)]
+             and not m.endswith(_BUCKET_SUFFIXES)]
     better = [m for m in cands if tr.higher_is_better.get(m, True)]
     return (better or cands or [None])[0]
 
@@ -316,11 +277,14 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-def _tasks_of(run: Run, kind: str, datasets: list[str] | None = None) -> list[str]:
+Builder = Callable[[Run], tuple[Est | None, str | None]]
+
+
+def _tasks_of(run: Run, family: Family, datasets: tuple[str, ...] | None = None) -> list[str]:
     out = []
     for t in run.tasks:
         k, d = classify(t)
-        if k == kind and (datasets is None or d in datasets):
+        if k == family.kind and (datasets is None or d in datasets):
             out.append(t)
     if datasets is not None:  # the category's own dataset order
         out.sort(key=lambda t: datasets.index(classify(t)[1]))  # type: ignore[arg-type]
@@ -331,24 +295,26 @@ def _metric(run: Run, task: str, preferred: tuple[str, ...] = ("score",)) -> str
     return primary_metric(run.tasks[task], preferred)
 
 
-def _category_col(kind: str, cat: str, metric: str | None = None) -> Callable[[Run], tuple[Est | None, str | None]]:
+def _category_col(family: Family, cat: str, metric: str | None = None) -> Builder:
+    datasets = family.categories()[cat]
+
     def build(run: Run) -> tuple[Est | None, str | None]:
-        ts = _tasks_of(run, kind, CATEGORIES[cat])
+        ts = _tasks_of(run, family, datasets)
         if metric:
             leaves_ = [Leaf(t, metric) for t in ts if metric in run.tasks[t].metrics]
         else:
             leaves_ = [Leaf(t, m) for t in ts if (m := _metric(run, t))]
         if not leaves_:
             return None, None
-        cov = f"{len(leaves_)}/{len(CATEGORIES[cat])} datasets"
+        cov = f"{len(leaves_)}/{len(datasets)} datasets"
         return (leaves_[0] if len(leaves_) == 1 else Mean(tuple(leaves_))), cov
     return build
 
 
-def _single_col(kind: str, preferred: tuple[str, ...], strict: bool = False
-                ) -> Callable[[Run], tuple[Est | None, str | None]]:
+def _single_col(kind: str, preferred: tuple[str, ...], strict: bool = False, dataset: str | None = None) -> Builder:
+    """The first task of a kind (of one dataset, if given) with the first preferred metric it reports."""
     def build(run: Run) -> tuple[Est | None, str | None]:
-        ts = _tasks_of(run, kind)
+        ts = [t for t in run.tasks if (kd := classify(t))[0] == kind and dataset in (None, kd[1])]
         if not ts:
             return None, None
         m = next((p for p in preferred if p in run.tasks[ts[0]].metrics), None)
@@ -366,8 +332,7 @@ def is_partial(coverage: str | None) -> bool:
     return have != total or "partial" in coverage
 
 
-def _mean_of(builders: list[Callable[[Run], tuple[Est | None, str | None]]], what: str
-             ) -> Callable[[Run], tuple[Est | None, str | None]]:
+def _mean_of(builders: list[Builder], what: str) -> Builder:
     def build(run: Run) -> tuple[Est | None, str | None]:
         built = [b(run) for b in builders]
         present = [p for p, _ in built if p is not None]
@@ -380,22 +345,23 @@ def _mean_of(builders: list[Callable[[Run], tuple[Est | None, str | None]]], wha
     return build
 
 
-def _bucket_col(bucket: str | None) -> Callable[[Run], tuple[Est | None, str | None]]:
+def _bucket_col(family: Family, bucket: str | None) -> Builder:
     def build(run: Run) -> tuple[Est | None, str | None]:
-        ts = _tasks_of(run, "e")
+        ts = _tasks_of(run, family)
         leaves_ = [Leaf(t, m, bucket) for t in ts if (m := _metric(run, t))]
         if not leaves_:
             return None, None
         return (leaves_[0] if len(leaves_) == 1 else Mean(tuple(leaves_), skip_missing=bucket is not None)), \
-            f"{len(leaves_)}/13 datasets"
+            f"{len(leaves_)}/{len(family.datasets)} datasets"
     return build
 
 
-def standard_sections() -> list[Section]:
-    """The fixed sections: the paper's two tables, then our other benchmarks."""
-    chat = _single_col("chat", ("score",))
-    sdoc, mdoc, summ = (_category_col("judged", c) for c in ("single_doc_qa", "multi_doc_qa", "summarization"))
-    main = Section("main", "Long-context (paper's main table)",
+def _main_section() -> Section:
+    """The paper's main table: LongBench-Chat, the judged LongBench categories and their average."""
+    chat = _single_col(FAMILY["longbench_chat"].kind, ("score",))
+    judged = FAMILY["longbench_judged"]
+    sdoc, mdoc, summ = (_category_col(judged, c) for c in judged.categories())
+    return Section("main", "Long-context (paper's main table)",
                    "LongBench-Chat and the judged LongBench categories (0-100).", [
                        Column("lb_chat", "LB-Chat", pub.PROTOCOL["lb_chat"]["note"], chat),
                        Column("sdoc", "S-Doc QA", pub.PROTOCOL["sdoc"]["note"], sdoc),
@@ -403,50 +369,112 @@ def standard_sections() -> list[Section]:
                        Column("summ", "Summ", pub.PROTOCOL["summ"]["note"], summ),
                        Column("avg", "Avg", pub.PROTOCOL["avg"]["note"], _mean_of([chat, sdoc, mdoc, summ], "columns")),
                    ])
-    short = Section("short", "Short instructions (paper's short-instruction table)",
-                    "MT-Bench (1-10) and AlpacaEval 2 (win rates, %).", [
-                        Column("mt_bench", "MT-Bench", pub.PROTOCOL["mt_bench"]["note"],
-                               _single_col("mtbench", ("score",)), decimals=2),
-                        Column("alpaca_lc", "AlpacaEval2 LC", pub.PROTOCOL["alpaca_lc"]["note"],
-                               _single_col("alpaca", ("length_controlled_winrate", "lc_winrate"), strict=True)),
-                        Column("alpaca_wr", "AlpacaEval2 WR", "AlpacaEval 2 raw win rate vs the reference outputs",
-                               _single_col("alpaca", ("win_rate",), strict=True)),
-                    ])
-    cats = [_category_col("official", c) for c in CATEGORIES]
-    longbench = Section("longbench", "LongBench (official metrics)",
-                        "LongBench v1 with its official per-dataset metrics (F1, ROUGE-L, accuracy, edit similarity), "
-                        "category = mean of its datasets; not comparable with the judged columns above.",
-                        [Column(f"lb_{c}", CATEGORY_LABELS[c], f"LongBench {CATEGORY_LABELS[c]}: " + ", ".join(ds),
-                                b) for (c, ds), b in zip(CATEGORIES.items(), cats, strict=True)]
-                        + [Column("lb_avg", "Avg", "mean of the six categories", _mean_of(cats, "categories"))])
-    longbench_e = Section("longbench_e", "LongBench-E by context length",
-                          "Score by document length bucket (LongBench-E datasets; bucket = mean over datasets of "
-                          "the per-dataset bucket means).",
-                          [Column(f"e_{b}", b, f"documents with length in {b}", _bucket_col(b)) for b in LENGTH_BUCKETS]
-                          + [Column("e_all", "All", "all lengths", _bucket_col(None))])
-    def dim_label(d: str) -> str:
-        return "LongReward" if d == "longreward" else d.capitalize()
 
-    longqa = Section("longqa", "LongReward as a metric",
-                     "Our judge's four dimensions and their mean (0-10) on long-context QA (longreward_longqa).",
-                     [Column(f"lq_{d}", dim_label(d), f"LongReward {d} (0-10)",
-                             _single_col("longqa", (d,), strict=True), decimals=2) for d in LONGQA_DIMS])
-    qa_cats = ("single_doc_qa", "multi_doc_qa")
-    longqa_lb = Section(
-        "longqa_lb", "LongReward on LongBench QA",
-        "LongReward (0-10) of the answers to LongBench single- and multi-doc QA (longreward_longqa_longbench_*): "
+
+def _short_section() -> Section:
+    """The paper's short-instruction table: MT-Bench (its family, once in the suite, has kind "mtbench")."""
+    alpaca = FAMILY["alpacaeval2"].kind
+    return Section("short", "Short instructions (paper's short-instruction table)",
+                   "MT-Bench (1-10) and AlpacaEval 2 (win rates, %).", [
+                       Column("mt_bench", "MT-Bench", pub.PROTOCOL["mt_bench"]["note"],
+                              _single_col("mtbench", ("score",)), decimals=2),
+                       Column("alpaca_lc", "AlpacaEval2 LC", pub.PROTOCOL["alpaca_lc"]["note"],
+                              _single_col(alpaca, ("length_controlled_winrate", "lc_winrate"), strict=True)),
+                       Column("alpaca_wr", "AlpacaEval2 WR", "AlpacaEval 2 raw win rate vs the reference outputs",
+                              _single_col(alpaca, ("win_rate",), strict=True)),
+                   ])
+
+
+def _longbench_section() -> Section:
+    fam = FAMILY["longbench"]
+    cats = fam.categories()
+    builders = [_category_col(fam, c) for c in cats]
+    return Section("longbench", "LongBench (official metrics)",
+                   "LongBench v1 with its official per-dataset metrics (F1, ROUGE-L, accuracy, edit similarity), "
+                   "category = mean of its datasets; not comparable with the judged columns above.",
+                   [Column(f"lb_{c}", CATEGORY_LABELS[c], f"LongBench {CATEGORY_LABELS[c]}: " + ", ".join(ds), b)
+                    for (c, ds), b in zip(cats.items(), builders, strict=True)]
+                   + [Column("lb_avg", "Avg", f"mean of the {_count(len(cats))} categories",
+                             _mean_of(builders, "categories"))])
+
+
+def _count(n: int) -> str:
+    return {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}.get(n, str(n))
+
+
+def _longbench_e_section() -> Section:
+    fam = FAMILY["longbench_e"]
+    return Section("longbench_e", "LongBench-E by context length",
+                   "Score by document length bucket (LongBench-E datasets; bucket = mean over datasets of "
+                   "the per-dataset bucket means).",
+                   [Column(f"e_{b}", b, f"documents with length in {b}", _bucket_col(fam, b))
+                    for b in fam.length_buckets]
+                   + [Column("e_all", "All", "all lengths", _bucket_col(fam, None))])
+
+
+def _dim_label(d: str) -> str:
+    return "LongReward" if d == "longreward" else d.capitalize()
+
+
+def _longqa_section() -> Section:
+    fam = FAMILY["longqa"]
+    return Section("longqa", fam.title,
+                   f"Our judge's four dimensions and their mean ({fam.scale}) on long-context QA ({fam.prefix}).",
+                   [Column(f"lq_{d}", _dim_label(d), f"LongReward {d} ({fam.scale})",
+                           _single_col(fam.kind, (d,), strict=True), decimals=fam.decimals) for d in LONGQA_DIMS])
+
+
+def _longqa_lb_section() -> Section:
+    fam = FAMILY["longqa_longbench"]
+    cats = tuple(fam.categories())
+    labels = {"single_doc_qa": "S-Doc", "multi_doc_qa": "M-Doc"}
+    return Section(
+        "longqa_lb", fam.title,
+        f"LongReward ({fam.scale}) of the answers to LongBench single- and multi-doc QA ({fam.prefix}_*): "
         "each dimension is the mean of the two categories, each the mean of its datasets.",
-        [Column(f"lqlb_{d}", dim_label(d), f"LongReward {d} (0-10), mean of S-Doc and M-Doc QA",
-                _mean_of([_category_col("longqa_lb", c, d) for c in qa_cats], "categories"), decimals=2)
+        [Column(f"lqlb_{d}", _dim_label(d), f"LongReward {d} ({fam.scale}), mean of S-Doc and M-Doc QA",
+                _mean_of([_category_col(fam, c, d) for c in cats], "categories"), decimals=fam.decimals)
          for d in LONGQA_DIMS]
-        + [Column(f"lqlb_{c}", f"LongReward {lab}", f"LongReward (0-10) on LongBench {CATEGORY_LABELS[c]}",
-                  _category_col("longqa_lb", c, "longreward"), decimals=2)
-           for c, lab in zip(qa_cats, ("S-Doc", "M-Doc"), strict=True)])
-    return [main, short, longbench, longbench_e, longqa, longqa_lb]
+        + [Column(f"lqlb_{c}", f"LongReward {labels.get(c, CATEGORY_LABELS[c])}",
+                  f"LongReward ({fam.scale}) on LongBench {CATEGORY_LABELS[c]}",
+                  _category_col(fam, c, fam.metric), decimals=fam.decimals) for c in cats])
+
+
+#: Sections the board lays out itself (the paper's tables and ours); any other suite section is generic.
+LAYOUTS: dict[str, Callable[[], Section]] = {
+    "main": _main_section, "short": _short_section, "longbench": _longbench_section,
+    "longbench_e": _longbench_e_section, "longqa": _longqa_section, "longqa_lb": _longqa_lb_section,
+}
+
+
+def family_section(fam: Family) -> Section:
+    """A family without a layout: one column per dataset (its primary metric) and their mean."""
+    if not fam.datasets:
+        cols = [Column(fam.key, fam.title, f"{fam.title}: {fam.metric} ({fam.scale})",
+                       _single_col(fam.kind, (fam.metric,)), decimals=fam.decimals)]
+    else:
+        cols = [Column(f"{fam.key}_{d}", d, f"{fam.title} {d}: {fam.metric} ({fam.scale})",
+                       _single_col(fam.kind, (fam.metric,), dataset=d), decimals=fam.decimals) for d in fam.names]
+        if len(cols) > 1:
+            cols.append(Column(f"{fam.key}_avg", "Avg", f"mean of the {len(cols)} datasets",
+                               _mean_of([c.build for c in cols], "datasets"), decimals=fam.decimals))
+    return Section(fam.section, fam.title, f"{fam.title}: {fam.metric} ({fam.scale})"
+                   + (f"; {fam.source}" if fam.source else "") + ".", cols)
+
+
+def standard_sections() -> list[Section]:
+    """One section per suite section, in suite order: the laid-out tables, then one per other family."""
+    out: dict[str, Section] = {}
+    for fam in FAMILIES:
+        if fam.section not in out:
+            out[fam.section] = LAYOUTS[fam.section]() if fam.section in LAYOUTS else family_section(fam)
+        elif fam.section not in LAYOUTS:
+            raise ValueError(f"suite section {fam.section!r}: only a laid-out section can show several families")
+    return list(out.values())
 
 
 def other_section(runs: list[Run]) -> Section | None:
-    """One column per task (primary metric) for tasks the standard sections do not know."""
+    """One column per task (primary metric) for tasks the suite does not know."""
     cols: dict[str, Column] = {}
     for run in runs:
         for t in run.tasks:

@@ -49,6 +49,8 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from lr_eval.suite import FAMILY
+
 from .judging import (
     BatchJudgeFilter,
     JudgeNotConfigured,
@@ -60,14 +62,13 @@ from .judging import (
     register_judge_filter,
     require_judge,
 )
-from .longbench import CATEGORIES
 
 log = logging.getLogger(__name__)
 
-TASK = "longreward_longqa"
-LONGBENCH_PREFIX = "longreward_longqa_longbench"
+TASK = FAMILY["longqa"].prefix
+LONGBENCH_PREFIX = FAMILY["longqa_longbench"].prefix
 FILTER_NAME = "longreward_reward_longqa"
-QA_DATASETS: tuple[str, ...] = (*CATEGORIES["single_doc_qa"], *CATEGORIES["multi_doc_qa"])
+QA_DATASETS: tuple[str, ...] = FAMILY["longqa_longbench"].names
 MAX_NEW_TOKENS = 1024
 DATA_KEY, DATA_ENV = "longqa_data", "LR_LONGQA_DATA"
 PROMPT_KEY = "longqa_prompt"
