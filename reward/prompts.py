@@ -65,16 +65,12 @@ class Template:
     version: str
     system: str
     user: str
-    max_tokens: int
 
     def messages(self, raw: tuple[str, ...] = (), **fields: str) -> list[dict[str, str]]:
         """The chat messages. Every field value is neutralised before it is inserted, except the
         fields named in `raw`: blocks the caller assembled itself, neutralising each data piece."""
         user = self.user.format(**{k: (v if k in raw else neutralise(v)) for k, v in fields.items()})
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
-
-    def static_prefix(self) -> str:
-        return self.system
 
 
 def _marker(tid: str, version: str) -> str:
@@ -882,8 +878,7 @@ def template(stage: str, lang: str) -> Template:
                          f"(stages: {', '.join(STAGES)}; languages: {', '.join(LANGUAGES)})")
     system, user = _SOURCES[(stage, lang)]
     tid, version = f"longreward.{stage}.{lang}", VERSIONS[stage]
-    return Template(id=tid, version=version, system=_marker(tid, version) + "\n" + system, user=user,
-                    max_tokens=DEFAULT_MAX_TOKENS[stage])
+    return Template(id=tid, version=version, system=_marker(tid, version) + "\n" + system, user=user)
 
 
 def all_templates() -> list[Template]:

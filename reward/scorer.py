@@ -72,9 +72,6 @@ from . import prompts
 from .prompts import NO_INFO_AT_ALL, NO_INFO_LABEL, Template, neutralise
 
 DIMENSIONS = ("helpfulness", "logicality", "faithfulness", "completeness")
-STAGE_OF = {"helpfulness": "helpfulness", "logicality": "logicality", "faithfulness": "statements",
-            "completeness": "completeness"}
-SUPPORT_VALUES = {"fully supported": 1.0, "partially supported": 0.5, "not supported": 0.0}
 _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named in the config
 
 

@@ -82,6 +82,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from lr_eval.flags import truthy
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.types import ChatRequest, ChatResult
 
@@ -143,10 +144,6 @@ DIR_KEY, DIR_ENV = "alpacaeval_dir", "LR_ALPACAEVAL_DIR"
 #: Metrics computed from all instructions at once; each gets the same per-instruction record.
 CORPUS_METRICS = ("win_rate", "standard_error", "discrete_win_rate", "avg_length", "length_controlled_winrate",
                   "lc_standard_error")
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 # ------------------------------------------------------------------------------------------- data files
@@ -355,7 +352,7 @@ class Annotator:
         assert path is not None
         seed = metadata.get("alpacaeval_seed")
         return Annotator(check_template(path.read_text(encoding="utf-8"), str(path)),
-                         SEED if seed in (None, "") else int(seed), _truthy(metadata.get("alpacaeval_both_orders")))
+                         SEED if seed in (None, "") else int(seed), truthy(metadata.get("alpacaeval_both_orders")))
 
     def request(self, instruction: str, first: str, second: str) -> ChatRequest:
         messages = chatml_messages(fill_template(self.template, instruction, first, second))

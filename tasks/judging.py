@@ -47,6 +47,7 @@ from typing import Any
 from lm_eval.api.filter import Filter
 
 from lr_eval.config import JudgeConfig, build_client, cache_dir
+from lr_eval.flags import truthy
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
 from lr_eval.types import ChatRequest, ChatResult
@@ -98,7 +99,7 @@ def no_judge_message(task: str) -> str:
 
 def predict_only_requested(metadata: dict[str, Any] | None = None) -> bool:
     """Whether this run only generates (lm-eval's --predict_only / -x, or metadata predict_only)."""
-    if str((metadata or {}).get("predict_only", "")).lower() in ("1", "true", "yes", "on"):
+    if truthy((metadata or {}).get("predict_only")):
         return True
     program = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
     if "lm_eval" not in program and "lm-eval" not in program:
@@ -172,7 +173,7 @@ def prompt_tokenizer(metadata: dict[str, Any] | None, task: str) -> Any:
     if name is None:
         raise ValueError(f"{task} middle-truncates prompts with the model's tokenizer: pass --model_args "
                          "pretrained=... or --metadata '{\"tokenizer\": \"...\"}'")
-    return _tokenizer(name, str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on"))
+    return _tokenizer(name, truthy(metadata.get("trust_remote_code")))
 
 
 def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
@@ -189,7 +190,7 @@ def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
         limit = DEFAULT_MAX_INPUT_TOKENS
         name = tokenizer_name(metadata)
         if name is not None:
-            trust = str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on")
+            trust = truthy(metadata.get("trust_remote_code"))
             limit = min(limit, default_max_length(name, max_new_tokens, trust))
     if limit <= 1:
         raise ValueError(f"prompt budget of {limit} tokens leaves no room for the prompt")

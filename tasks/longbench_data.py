@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from lr_eval.config import cache_dir
+from lr_eval.flags import truthy
 
 from .longbench import DATASET_METRIC, LONGBENCH_E_DATASETS, NO_CHAT_TEMPLATE_DATASETS
 
@@ -115,7 +116,7 @@ def load_prompts(source: str | os.PathLike[str] | None = None) -> dict[str, str]
         return json.loads(Path(source).expanduser().read_text(encoding="utf-8"))
     cached = cache_dir() / "longbench" / f"dataset2prompt-{PROMPTS_COMMIT[:12]}.json"
     if not cached.is_file():
-        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        if truthy(os.environ.get("HF_HUB_OFFLINE")):
             raise RuntimeError(
                 f"LongBench prompt templates are not cached ({cached}) and HF_HUB_OFFLINE is set; "
                 f"point {PROMPTS_ENV} (or --metadata longbench_prompts) at a dataset2prompt.json"
@@ -171,10 +172,6 @@ def _tokenizer(name: str, trust_remote_code: bool) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
 def default_max_length(name: str, max_gen: int, trust_remote_code: bool = False) -> int:
@@ -246,7 +243,7 @@ def load_longbench(
             "LongBench truncates prompts with the model's tokenizer: pass --model_args pretrained=... "
             "(or --metadata '{\"tokenizer\": \"...\"}'; in Python, TaskManager(metadata={\"pretrained\": ...}))"
         )
-    trust = _truthy(metadata.get("trust_remote_code", False))
+    trust = truthy(metadata.get("trust_remote_code", False))
     tokenizer = _tokenizer(name, trust)
     if metadata.get("max_length") not in (None, ""):
         max_length = int(metadata["max_length"])
