@@ -70,8 +70,8 @@ from lr_eval.types import ChatRequest, ChatResult
 
 from . import prompts
 from .prompts import NO_INFO_AT_ALL, NO_INFO_LABEL, Template, neutralise
+from .records import DIMENSIONS, ResponseScore
 
-DIMENSIONS = ("helpfulness", "logicality", "faithfulness", "completeness")
 _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named in the config
 
 
@@ -129,42 +129,6 @@ class RewardConfig:
         d = asdict(self)
         d["weights"] = list(self.weights)
         return d
-
-
-@dataclass
-class ResponseScore:
-    """The LongReward verdict on one response, with everything needed to audit it.
-
-    A dimension is a float in [0, 10] or None; every enabled dimension that is
-    None has its reason in `unscored`. `reward` is the weighted mean of the
-    dimensions listed in `averaged` (None when that list is empty).
-    """
-
-    helpfulness: float | None = None
-    logicality: float | None = None
-    faithfulness: float | None = None
-    completeness: float | None = None
-    reward: float | None = None
-    averaged: list[str] = field(default_factory=list)
-    unscored: dict[str, str] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
-    audit: dict[str, Any] = field(default_factory=dict)
-    usage: dict[str, Any] = field(default_factory=dict)
-
-    def scores(self) -> dict[str, float | None]:
-        return {d: getattr(self, d) for d in DIMENSIONS}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.scores(), "reward": self.reward, "averaged": list(self.averaged),
-                "unscored": dict(self.unscored), "flags": list(self.flags), "audit": self.audit,
-                "usage": self.usage}
-
-    @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> ResponseScore:
-        return ResponseScore(**{k: d.get(k) for k in DIMENSIONS}, reward=d.get("reward"),
-                             averaged=list(d.get("averaged") or []), unscored=dict(d.get("unscored") or {}),
-                             flags=list(d.get("flags") or []), audit=dict(d.get("audit") or {}),
-                             usage=dict(d.get("usage") or {}))
 
 
 def combine(scores: Mapping[str, float | None], weights: Mapping[str, float] | None = None,
