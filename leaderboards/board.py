@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lr_eval import suite
+from lr_eval.records import FieldError, JudgeReport
 from lr_eval.reward import DIMENSIONS
 from lr_eval.suite import CATEGORY_LABELS, FAMILIES, FAMILY, LENGTH_BUCKETS, Family, length_bucket
 
@@ -508,11 +509,13 @@ class JudgeInfo:
     sources: list[str] = field(default_factory=list)
 
 
-_MODEL_KEYS = ("judge_model", "judge", "judge_name", "model")
+# Keys searched in sidecar files that other tools write, in --metadata keys and in logged verdicts; the judge
+# report of our tasks is read only through its record (lr_eval.records.JudgeReport).
+_SIDECAR_MODEL_KEYS = ("judge_model", "judge", "judge_name", "model")
 _TEMPLATE_KEYS = ("judge_template_versions", "judge_template_version", "template_versions", "template_version",
                   "judge_templates", "templates", "prompt_version", "prompt_versions")
-_COST_KEYS = ("judge_cost_usd", "cost_usd", "cost")
-_UNSCORED_KEYS = ("judge_unscored", "unscored", "n_unscored", "unscored_count")
+_SIDECAR_COST_KEYS = ("judge_cost_usd", "cost_usd", "cost")
+_SIDECAR_UNSCORED_KEYS = ("judge_unscored", "unscored", "n_unscored", "unscored_count")
 
 
 def _find(obj: Any, keys: tuple[str, ...]) -> Any:
@@ -596,50 +599,41 @@ def _templates_of(obj: Any, default_name: str) -> dict[str, str]:
     return out
 
 
-def _report_counts(report: Any) -> tuple[int, int] | None:
-    """(judged, unscored) from a judge report's ``samples`` block (a per-dimension dict counts its reward)."""
-    smp = report.get("samples") if isinstance(report, dict) else None
-    if not isinstance(smp, dict) or not isinstance(smp.get("judged"), int):
-        return None
-    uns = smp.get("unscored")
-    if isinstance(uns, dict):  # LongReward: unscored per dimension; the reward is what the column shows
-        if isinstance(smp.get("rewarded"), int):
-            return smp["judged"], smp["judged"] - smp["rewarded"]
-        uns = max((v for v in uns.values() if isinstance(v, int)), default=0)
-    return (smp["judged"], uns) if isinstance(uns, int) else None
-
-
-def _report_cost(report: Any) -> float | None:
-    if not isinstance(report, dict):
-        return None
-    for c in (report.get("cost_usd"), (report.get("usage") or {}).get("cost_usd")):
-        if isinstance(c, (int, float)) and not isinstance(c, bool):
-            return float(c)
-    return None
+def _judge_report(value: Any) -> tuple[JudgeReport | None, str | None]:
+    """The task's judge report (``configs.<task>.metadata.judge``) as the record, or why it is not one."""
+    if value is None:
+        return None, None
+    try:
+        return JudgeReport.from_dict(value), None
+    except FieldError as e:
+        return None, f"configs.metadata.judge is not a judge report ({e}): not used"
 
 
 def _task_judge(name: str, tr: TaskResult) -> dict[str, Any] | None:
     """Judge metadata of one task; None when nothing says it was judged."""
     kind = classify(name)[0]
     md = tr.metadata
-    report = md.get("judge") if isinstance(md.get("judge"), dict) else {}
+    report, report_error = _judge_report(md.get("judge"))
     judge_md = {k: v for k, v in md.items() if "judge" in k or "template" in k}
+    settings_md = {k: v for k, v in judge_md.items() if k != "judge"}  # --metadata judge_* / template keys
     jmetrics = {m: v for m, v in tr.metrics.items() if is_judge_metric(m)}
     sample_keys = set(tr.samples[0].values) if tr.samples else set()
     if (kind not in JUDGED_KINDS and not judge_md and not jmetrics and not tr.sample_judge
             and not any(is_judge_metric(k) for k in sample_keys)):
         return None
     entry: dict[str, Any] = {}
-    model = (_model_str(md.get("judge_model")) or _model_str(report) or _model_str(md.get("judge"))
-             or _model_str(tr.sample_judge))
+    if report_error:
+        entry["report_error"] = report_error
+    model = _model_str(md.get("judge_model")) or (report.model if report else None) or _model_str(tr.sample_judge)
     if model:
         entry["model"] = model
-    tmpl = {**_templates_of(tr.sample_judge, name), **_templates_of(judge_md, name)}
+    tmpl = {**_templates_of(tr.sample_judge, name), **(report.templates if report else {}),
+            **_templates_of(settings_md, name)}
     if tmpl:
         entry["templates"] = tmpl
     prim = primary_metric(tr, ("score", "longreward", "length_controlled_winrate", "win_rate"))
     flags = unscored_flags(tr, prim) if prim else None
-    counts = _report_counts(report)
+    counts = (report.samples["judged"], report.unscored_items) if report else None
     if flags is not None:
         entry.update(items=len(flags), unscored=sum(flags), unscored_source="samples")
     elif counts is not None:
@@ -657,8 +651,8 @@ def _task_judge(name: str, tr: TaskResult) -> dict[str, Any] | None:
     costs = [smp.values.get("judge_cost_usd") for smp in tr.samples or [] if "judge_cost_usd" in smp.values]
     if costs:
         entry.update(cost_usd=float(sum(c for c in costs if c is not None)), cost_source="samples")
-    elif _report_cost(report) is not None:
-        entry.update(cost_usd=_report_cost(report), cost_source="configs.metadata.judge")
+    elif report and report.total_cost() is not None:
+        entry.update(cost_usd=report.total_cost(), cost_source="configs.metadata.judge")
     elif tr.metrics.get("judge_cost_usd") is not None:
         v = float(tr.metrics["judge_cost_usd"])  # type: ignore[arg-type]
         if tr.aggregation("judge_cost_usd") == "mean" and tr.n:
@@ -695,7 +689,7 @@ def judge_info(run: Run) -> JudgeInfo:
         info.sources.append("task results/samples/configs")
     for fname, side in run.sidecars.items():
         info.sources.append(fname)
-        m = _model_str(_find(side, _MODEL_KEYS))
+        m = _model_str(_find(side, _SIDECAR_MODEL_KEYS))
         if m:
             models.append(m)
         elif _find(side, ("backend", "judge_backend")) == "embedded":
@@ -703,11 +697,11 @@ def judge_info(run: Run) -> JudgeInfo:
         for k, v in _templates_of(side, fname).items():
             info.templates.setdefault(k, v)
         if not cost_found:
-            c = _find(side, _COST_KEYS)
+            c = _find(side, _SIDECAR_COST_KEYS)
             if isinstance(c, (int, float)) and not isinstance(c, bool):
                 cost_total, cost_found = float(c), True
         if not info.judged_items:
-            u = _find(side, _UNSCORED_KEYS)
+            u = _find(side, _SIDECAR_UNSCORED_KEYS)
             n = _find(side, ("judged_items", "judged", "items", "n", "total"))
             if isinstance(u, int) and isinstance(n, int) and n:
                 info.unscored, info.judged_items = u, n

@@ -841,7 +841,8 @@ _ZH_USER_STATEMENTS = """\
 
 现在请写出分析，然后写出 [[STATEMENTS]] 列表或 [[NO STATEMENTS]]。"""
 
-# Default output budgets (tokens) per stage; RewardConfig can override them.
+# Default output budgets (tokens) per stage, our choice (the paper gives none; the reference code allows the
+# statement extraction 2048); RewardConfig can override them, `--judge-max-tokens` sets one for every stage.
 DEFAULT_MAX_TOKENS: dict[str, int] = {"helpfulness": 512, "logicality": 512, "statements": 1024,
                                       "support": 384, "support_batch": 1536, "extract": 768, "completeness": 512}
 

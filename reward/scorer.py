@@ -81,8 +81,12 @@ _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named i
 
 @dataclass
 class RewardConfig:
-    """Method settings; the defaults are the paper's (128-token retrieval chunks, k = 5,
-    4096-token extraction chunks, equal weights)."""
+    """Method settings. The paper's where it gives them (128-token retrieval chunks, k = 5, 4096-token
+    extraction chunks, equal weights); ours elsewhere, and two of ours change the judge calls:
+    `support_batch` = 8 statements per support call (the paper makes one call per statement: 1), and
+    the per-stage output budgets `max_tokens` (prompts.DEFAULT_MAX_TOKENS: statements 1024 where the
+    reference code allows 2048, support 384, information extraction 768, the 0-10 scores 512).
+    Users set these through `lr_eval.reward.settings.RewardSettings`."""
 
     retrieval_chunk_tokens: int = 128
     extraction_chunk_tokens: int = 4096
@@ -99,7 +103,7 @@ class RewardConfig:
     max_statements: int | None = None   # cap per response (None: judge every statement, as the paper)
     min_parsed_fraction: float = 0.5   # of statements / document parts that need a verdict
     empty_policy: str = "zero"         # "zero" or "unscored"
-    support_batch: int = 8             # statements per support call (1: one call per statement, as the paper)
+    support_batch: int = 8             # statements per support call (ours; 1: one call per statement, as the paper)
 
     def __post_init__(self) -> None:
         self.weights = tuple(float(w) for w in self.weights)  # type: ignore[assignment]

@@ -25,7 +25,8 @@ tokenizer's special tokens); if longer than ``max_length`` tokens, keep
 ``decode(ids[:half]) + decode(ids[-half:])`` with ``half = int(max_length / 2)``
 and special tokens skipped. ``max_length`` is the prompt budget (the role of
 ``model2maxlen.json``): ``--metadata '{"max_length": N}'``, else the model's
-``max_position_embeddings`` minus the dataset's max new tokens. The chat
+``max_position_embeddings`` minus the dataset's max new tokens; the value used is recorded in the
+results as ``configs.<task>.metadata.effective_max_length``. The chat
 template, if the run asks for one, is applied afterwards by lm-eval, except for
 docs marked ``use_chat_template: false`` (see ``longbench_tasks.LongBenchTask``).
 """
@@ -251,6 +252,9 @@ def load_longbench(
         max_length = default_max_length(name, int(longbench_max_gen), trust)
     if max_length <= 1:
         raise ValueError(f"LongBench max_length must be > 1 token, got {max_length}")
+    from .judging import EFFECTIVE_MAX_LENGTH, note_in_results
+
+    note_in_results(EFFECTIVE_MAX_LENGTH, max_length)
 
     data_source = metadata.get("longbench_data") or os.environ.get(DATA_ENV) or None
     prompts_source = metadata.get("longbench_prompts") or os.environ.get(PROMPTS_ENV) or None

@@ -156,3 +156,20 @@ def test_settings_defaults_depend_on_the_judge() -> None:
 def test_settings_errors_name_the_key(values: dict[str, Any], match: str) -> None:
     with pytest.raises(FieldError, match=match):
         RewardSettings.from_mapping(values, "reward_", where="--metadata")
+
+
+def test_leaderboard_reads_the_report_through_the_record() -> None:
+    from lr_eval.leaderboards import board as bd
+    from lr_eval.leaderboards.reader import Run, TaskResult
+
+    def run(report: Any) -> Run:
+        tr = TaskResult("longreward_longbench_chat", {"score": 50.0}, {"score": None}, n=12,
+                        config={"metadata": {"version": 1.0, "judge": report}})
+        return Run(Path("r"), "r", "m", {}, {tr.name: tr}, {}, {}, {}, [], {})
+
+    entry = bd.judge_info(run(REPORT)).per_task["longreward_longbench_chat"]
+    assert entry["model"] == "gpt-4o" and entry["templates"] == {"longbench_judged.qa": "1"}
+    assert (entry["items"], entry["unscored"], entry["cost_usd"]) == (12, 1, 0.25)
+    bad = bd.judge_info(run({**REPORT, "samples": {"judged": "twelve", "unscored": 1}}))
+    entry = bad.per_task["longreward_longbench_chat"]  # a broken report is named, not guessed at, no traceback
+    assert "samples.judged" in entry["report_error"] and "cost_usd" not in entry and "model" not in entry
