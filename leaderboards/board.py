@@ -448,30 +448,33 @@ LAYOUTS: dict[str, Callable[[], Section]] = {
 }
 
 
-def family_section(fam: Family) -> Section:
-    """A family without a layout: one column per dataset (its primary metric) and their mean."""
-    if not fam.datasets:
-        cols = [Column(fam.key, fam.title, f"{fam.title}: {fam.metric} ({fam.scale})",
-                       _single_col(fam.kind, (fam.metric,)), decimals=fam.decimals)]
-    else:
-        cols = [Column(f"{fam.key}_{d}", d, f"{fam.title} {d}: {fam.metric} ({fam.scale})",
-                       _single_col(fam.kind, (fam.metric,), dataset=d), decimals=fam.decimals) for d in fam.names]
-        if len(cols) > 1:
-            cols.append(Column(f"{fam.key}_avg", "Avg", f"mean of the {len(cols)} datasets",
-                               _mean_of([c.build for c in cols], "datasets"), decimals=fam.decimals))
-    return Section(fam.section, fam.title, f"{fam.title}: {fam.metric} ({fam.scale})"
-                   + (f"; {fam.source}" if fam.source else "") + ".", cols)
+def family_section(families: list[Family]) -> Section:
+    """A section the board has no layout for: one column per dataset (or per one-task family) with its
+    family's primary metric, and their mean when there are several on one scale."""
+    cols: list[Column] = []
+    for fam in families:
+        if not fam.datasets:
+            cols.append(Column(fam.key, fam.title, f"{fam.title}: {fam.metric} ({fam.scale})",
+                               _single_col(fam.kind, (fam.metric,)), decimals=fam.decimals))
+        cols += [Column(f"{fam.key}_{d}", d if len(families) == 1 else f"{fam.title} {d}",
+                        f"{fam.title} {d}: {fam.metric} ({fam.scale})",
+                        _single_col(fam.kind, (fam.metric,), dataset=d), decimals=fam.decimals) for d in fam.names]
+    key = families[0].section
+    if len(cols) > 1 and len({f.scale for f in families}) == 1:  # a mean only of numbers on one scale
+        cols.append(Column(f"{key}_avg", "Avg", f"mean of the {len(cols)} columns",
+                           _mean_of([c.build for c in cols], "columns"), decimals=max(c.decimals for c in cols)))
+    sources = "; ".join(f.source for f in families if f.source)
+    return Section(key, " / ".join(f.title for f in families),
+                   "; ".join(f"{f.title}: {f.metric} ({f.scale})" for f in families)
+                   + (f" ({sources})" if sources else "") + ".", cols)
 
 
 def standard_sections() -> list[Section]:
-    """One section per suite section, in suite order: the laid-out tables, then one per other family."""
-    out: dict[str, Section] = {}
+    """One section per suite section, in suite order: the laid-out tables, then one per other section."""
+    sections: dict[str, list[Family]] = {}
     for fam in FAMILIES:
-        if fam.section not in out:
-            out[fam.section] = LAYOUTS[fam.section]() if fam.section in LAYOUTS else family_section(fam)
-        elif fam.section not in LAYOUTS:
-            raise ValueError(f"suite section {fam.section!r}: only a laid-out section can show several families")
-    return list(out.values())
+        sections.setdefault(fam.section, []).append(fam)
+    return [LAYOUTS[key]() if key in LAYOUTS else family_section(fams) for key, fams in sections.items()]
 
 
 def other_section(runs: list[Run]) -> Section | None:

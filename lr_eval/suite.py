@@ -160,7 +160,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("longqa_longbench", "LongReward on LongBench QA", "longreward_longqa_longbench", "longreward", "0-10",
            _of(_QA), judged=True, section="longqa_lb", kind="longqa_lb", source=_LONGBENCH),
     # ---- New families go here: e.g. InfiniteBench En.QA and CoT-QA (SubEM, "0-100"), one row each, with
-    # ---- their datasets; a section the board has no layout for shows one column per dataset and their mean.
+    # ---- their datasets and a shared section (say "infinitebench"). A section the board has no layout for
+    # ---- shows one column per dataset (per one-task family) and, when all are on one scale, their mean.
 )
 FAMILY: dict[str, Family] = {f.key: f for f in FAMILIES}
 if len(FAMILY) != len(FAMILIES) or len({f.kind for f in FAMILIES}) != len(FAMILIES):

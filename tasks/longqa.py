@@ -23,11 +23,12 @@ The model sees the prompt middle-truncated to 64k tokens of its tokenizer (or it
 ``--metadata '{"max_length": N}'`` sets the budget) and generates greedily up to 1024 new tokens (the
 paper's LongBench setting). The scorer sees the whole context and the question.
 
-LongReward settings: ``--metadata`` keys ``reward_<option>`` mirror ``lr-eval score``'s options
-(``reward_embedder``, ``reward_k``, ``reward_weights``, ``reward_language``, ``reward_tokenizer``,
-``reward_judge_window``, ``reward_max_statements``, ...; defaults: the paper's settings, with the
-scorer's default embedder, the local MiniLM; ``reward_embedder: bm25`` needs no model). The judge is set up as for
-every judged task (``LR_JUDGE_*``, ``LR_JUDGE_CONFIG`` or ``judge_*`` metadata keys).
+LongReward settings: ``--metadata`` keys ``reward_<option>`` are the fields of
+:class:`lr_eval.reward.RewardSettings`, the schema of ``lr-eval score``'s options (``reward_embedder``,
+``reward_k``, ``reward_weights``, ``reward_language``, ``reward_tokenizer``, ``reward_judge_window``,
+``reward_max_statements``, ``reward_support_batch``, ...; defaults and where they depart from the paper:
+see that class; the default embedder is the local MiniLM, ``reward_embedder: bm25`` needs no model). The
+judge is set up as for every judged task (``LR_JUDGE_*``, ``LR_JUDGE_CONFIG`` or ``judge_*`` metadata keys).
 
 Metrics: ``helpfulness``, ``logicality``, ``faithfulness``, ``completeness``, ``longreward`` (means
 over the answers where they are scored, 0-10) and ``<metric>_unscored`` (counts of answers where the

@@ -69,11 +69,21 @@ def test_a_new_family_gets_its_own_board_section(monkeypatch: pytest.MonkeyPatch
     assert bd.classify("longreward_ib_demo_zh_qa") == ("infinitebench_demo", "zh_qa")
     sec = bd.standard_sections()[-1]
     assert sec.key == "infinitebench" and [c.key for c in sec.columns] == [
-        "infinitebench_demo_en_qa", "infinitebench_demo_zh_qa", "infinitebench_demo_avg"]
+        "infinitebench_demo_en_qa", "infinitebench_demo_zh_qa", "infinitebench_avg"]
     tasks = {f"longreward_ib_demo_{d}": TaskResult(f"longreward_ib_demo_{d}", {"sub_em": v}, {"sub_em": None})
              for d, v in (("en_qa", 40.0), ("zh_qa", 60.0))}
     run = Run(Path("m"), "m", "m", {}, tasks, {}, {}, {}, [], {})
     board = bd.build_board([run], with_published=False, iters=50)
     assert [s.key for s in board.sections] == ["infinitebench"]
     cells = board.sections[0].rows[0].cells
-    assert cells["infinitebench_demo_en_qa"].value == 40.0 and cells["infinitebench_demo_avg"].value == 50.0
+    assert cells["infinitebench_demo_en_qa"].value == 40.0 and cells["infinitebench_avg"].value == 50.0
+    assert cells["infinitebench_avg"].coverage is None  # both columns present
+
+    other = suite.Family("ib_other", "Other demo", "longreward_ib_other", "score", "1-10", section="infinitebench")
+    both = (*families, other)
+    monkeypatch.setattr(suite, "FAMILIES", both)
+    monkeypatch.setattr(suite, "_TASKS", suite.task_index(both))
+    monkeypatch.setattr(bd, "FAMILIES", both)
+    sec = bd.standard_sections()[-1]  # two families share a section; scales differ: no mean
+    assert [c.key for c in sec.columns] == ["infinitebench_demo_en_qa", "infinitebench_demo_zh_qa", "ib_other"]
+    assert sec.columns[2].decimals == 2 and sec.title == "InfiniteBench demo / Other demo"
