@@ -85,6 +85,7 @@ from datasets import Dataset, DatasetDict
 from lr_eval.flags import truthy
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.records import JudgeReport
+from lr_eval.suite import FAMILY
 from lr_eval.types import ChatRequest, ChatResult
 
 from .alpacaeval_metrics import (
@@ -109,7 +110,7 @@ from .judging import (
 
 log = logging.getLogger(__name__)
 
-TASK = "longreward_alpacaeval2"
+TASK = FAMILY["alpacaeval2"].prefix
 FILTER_NAME = "longreward_judge_alpacaeval2"
 MAX_NEW_TOKENS = 2048
 

@@ -42,6 +42,7 @@ from typing import Any
 from datasets import Dataset, DatasetDict
 
 from lr_eval.parsing import Parsed, clamp, unscored
+from lr_eval.suite import FAMILY
 from lr_eval.types import ChatRequest
 
 from .judging import (
@@ -55,7 +56,7 @@ from .judging import (
     resolve_file,
 )
 
-TASK = "longreward_longbench_chat"
+TASK = FAMILY["longbench_chat"].prefix
 MAX_NEW_TOKENS = 1024
 SYSTEM_PROMPT = "You're a good assistant at evaluating the quality of texts."
 _RAW = "https://raw.githubusercontent.com/THUDM/LongAlign/main/LongBench_Chat/"
