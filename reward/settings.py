@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class RewardSettings:
             self.config()  # every check of the method settings, now rather than after generation
         except FieldError:
             raise
-        except ValueError as e:
+        except ValueError as e:  # RewardConfig's own checks
             raise FieldError(_field_of(str(e)), str(e)) from None
 
     # -- the scorer's view ----------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def _base_type(f: Any) -> type:
 
 def _coerce(value: Any, f: Any) -> Any:
     if value is None or (value == "" and f.default is None):
-        if f.default is not None and f.default is not MISSING:
+        if f.default is not None:
             raise FieldError(f.name, f"expected a value, got {value!r}")
         return None
     if _base_type(f) is int:
@@ -201,8 +201,8 @@ def _field_of(message: str) -> str:
     return head if head in {f.name for f in fields(RewardSettings)} else "settings"
 
 
-def build_scorer(settings: RewardSettings, judge: Any, client: Any = None) -> LongRewardScorer:
-    """The LongReward scorer for these settings and this judge (a JudgeConfig; `client` reuses a JudgeClient)."""
+def build_scorer(settings: RewardSettings, judge: Any) -> LongRewardScorer:
+    """The LongReward scorer for these settings and this judge (a JudgeConfig): its client, embedder and config."""
     from lr_eval.config import build_client
     from lr_eval.embed import build_embedder
 
@@ -213,4 +213,4 @@ def build_scorer(settings: RewardSettings, judge: Any, client: Any = None) -> Lo
         cache = judge.cache_path().parent / "embed-cache.sqlite"
     embedder = build_embedder(settings.embedder, base_url=settings.embed_base_url,
                               api_key_env=settings.embed_api_key_env, cache=cache)
-    return LongRewardScorer(client or build_client(judge), settings.config(judge), embedder=embedder)
+    return LongRewardScorer(build_client(judge), settings.config(judge), embedder=embedder)
