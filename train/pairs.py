@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from lr_eval.jsonl import (
-    InputError,
     JsonlIndex,
     check_output_path,
     check_type,
@@ -46,12 +45,13 @@ from lr_eval.jsonl import (
     write_jsonl_atomic,
     write_text_atomic,
 )
+from lr_eval.records import FieldError
+from lr_eval.reward.records import SCORE_KEYS, ResponseScore, score_results
 
 EPS = 1e-9
 TIE_RULES = ("first", "shortest", "drop")
 DROP_REASONS = ("sampling_failed", "not_scored", "too_few_scored", "all_tied", "tied_extremes",
                 "below_min_margin")
-SCORE_KEYS = ("helpfulness", "logicality", "faithfulness", "completeness", "reward")
 MARGIN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
@@ -255,19 +255,15 @@ def print_report(report: PairsReport, console: Any = None) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 def check_score_record(rec: dict[str, Any], path: str | Path, line: int) -> str | None:
-    """The id of a valid score record (None: an error record without one); an InputError naming the field
-    of a structurally wrong one (a reward that is a list, a string or NaN; results that are not a list)."""
-    if "error" in rec:
-        rid = rec.get("id")
-        return None if rid is None else str(rid)
+    """The id of a valid score record (None: an error record without one), or an InputError naming the
+    field of a wrong one (a reward that is a list, a string or NaN; results that are not a list)."""
+    if "error" in rec and rec.get("id") is None:
+        return None
     rid = str(require(rec, "id", (str, int), path, line))
-    results = require(rec, "results", list, path, line)
-    for i, r in enumerate(results):
-        if not isinstance(r, dict):
-            raise InputError(path, line, f"results[{i}]", f"expected an object, got {type(r).__name__}")
-        for k in SCORE_KEYS:
-            if r.get(k) is not None:
-                check_type(r[k], (int, float), path, line, f"results[{i}].{k}")
+    try:
+        score_results(rec)  # the typed score records, checked here where the line is known
+    except FieldError as e:
+        raise e.at(path, line) from None
     return rid
 
 
@@ -285,8 +281,8 @@ def check_sample_record(rec: dict[str, Any], path: str | Path, line: int) -> str
     return rid
 
 
-def _scores(result: dict[str, Any]) -> dict[str, float | None]:
-    return {k: result.get(k) for k in SCORE_KEYS}
+def _scores(result: ResponseScore) -> dict[str, float | None]:
+    return {k: getattr(result, k) for k in SCORE_KEYS}
 
 
 def build_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str, Any]],
@@ -313,14 +309,13 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
         report.responses += len(responses)
         report.blank += sum(not str(r).strip() for r in responses)
         srec = scores.get(pid)
-        results = srec.get("results") if srec else None
-        stale = (srec is None or "error" in srec or not isinstance(results, list)
-                 or len(results) != len(responses)
+        results = score_results(srec) if srec else None
+        stale = (srec is None or results is None or len(results) != len(responses)
                  or ("responses_sha" in srec and srec["responses_sha"] != responses_sha(responses)))
         if stale:
             report.drop(pid, "not_scored")
             continue
-        rewards = [r.get("reward") if isinstance(r, dict) else None for r in results]  # type: ignore[union-attr]
+        rewards = [r.reward for r in results]  # type: ignore[union-attr]
         report.scored += sum(r is not None for r in rewards)
         finish = rec.get("finish_reasons")
         sel = select_pair(responses, rewards, policy, finish if isinstance(finish, list) else None)
