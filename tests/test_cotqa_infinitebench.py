@@ -274,3 +274,27 @@ def test_lm_eval_cli_enqa_and_cotqa_group(tmp_path: Path, smol) -> None:
                                                        add_generation_prompt=True)
             expected_scores = cot_qa.process_results(sample["doc"], [sample["resps"][0][0]])
             assert {name: sample[name] for name in expected_scores} == expected_scores
+
+
+# ------------------------------------------------------------------------------------ LongReward on En.QA
+
+
+def test_longqa_takes_enqa_questions_and_dry_runs_a_book(tmp_path: Path, smol) -> None:
+    """``longreward_longqa_infinitebench_enqa``: the model's prompt is InfiniteBench's, the scorer reads the whole
+    book in extraction chunks, and a dry run estimates the calls and cost without sending anything."""
+    from lr_eval.tasks import longqa
+
+    meta = {**_write_sources(tmp_path), "judge_model": "gpt-4o", "judge_base_url": "http://127.0.0.1:9/v1",
+            "judge_dry_run": True, "judge_cache": "none", "reward_embedder": "bm25",
+            "reward_extraction_chunk_tokens": 256, "pretrained": str(_embedded_model()), "max_length": 200}
+    docs = longqa.load(infinitebench_enqa=True, **meta)["test"]
+    rows = infinitebench.rows_from(meta)
+    built = infinitebench.build_docs(rows, infinitebench.load_template(meta), smol, 200)
+    assert [d["prompt"] for d in docs] == [b["prompt"] for b in built] and all(docs["truncated"])
+    assert docs["context"] == [r["context"] for r in rows] and set(docs["source"]) == {"longbook_qa_eng"}
+    verdicts, report = longqa.score_answers(meta, [docs[0]], ["w3 is w4. It was w5."], longqa.ENQA_TASK)
+    n_tokens = verdicts[0]["audit"]["context_tokens"]
+    chunks = report["calls"]["extract"]["unscored"]  # every extraction call: estimated, not sent
+    assert n_tokens > 256 * 3 and chunks >= n_tokens // 256
+    assert report["usage"]["requests_sent"] == 0 and report["usage"]["estimated_calls"] > chunks
+    assert report["usage"]["estimated_cost_usd"] > 0 and "dry_run_estimate" in verdicts[0]["flags"]
