@@ -34,12 +34,13 @@ code computes token F1, which is what we follow. ``sub_em``: 100 x SubEM over th
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from lr_eval.jsonl import InputError, read_jsonl, require
 
 from .longbench import sub_em, token_f1
 from .pinned import local_override, pinned_file, template_from
@@ -74,19 +75,12 @@ def _answers(value: Any) -> list[str]:
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of an En.QA JSONL file, official fields, file order; ``answer`` becomes a list of strings."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {number}: not JSON ({error.msg})") from None
+    for line, row in read_jsonl(path):
+        if isinstance(row, InputError):
+            raise row
         for field in ("context", "input"):
-            if not isinstance(row, dict) or not isinstance(row.get(field), str):
-                raise ValueError(f"{path}, line {number}: field {field!r} must be a string")
-        if "answer" not in row:
-            raise ValueError(f"{path}, line {number}: field 'answer' is missing")
-        rows.append({**row, "answer": _answers(row["answer"])})
+            require(row, field, str, path, line)
+        rows.append({**row, "answer": _answers(require(row, "answer", (list, str), path, line))})
     return rows
 
 
