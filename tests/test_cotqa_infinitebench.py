@@ -17,6 +17,7 @@ from lr_eval.tasks import cot_qa, infinitebench, pinned
 from lr_eval.tasks.cot_qa import extract_answer, score_answer
 from lr_eval.tasks.registration import OPT_OUT_ENV
 from lr_eval.train.tiny import word_tokenizer
+from test_longbench_tasks import _embedded_model
 
 #: Made-up templates in the official files' formats (the real texts are downloaded, never stored here).
 COT_TEMPLATE_PY = 'PROMPT_DICT = {\n    "gen_probe": "unused {context}",\n    "cot_answer": (\n        ' \
@@ -26,15 +27,6 @@ IB_PROMPT_PY = (
     'yarn_mistral_templates = {"longbook_qa_eng": "Book.\\n\\n{context}\\n\\nQuestion: {question}\\nAnswer:"}\n'
     'kimi_templates = {"longbook_qa_eng": "Q: {question}" + "{file:{context}}"}\n'
 )
-
-
-def _embedded_model() -> Path:
-    from lr_eval.embedded import embedded_model_path
-
-    try:
-        return embedded_model_path()
-    except RuntimeError as error:
-        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="module")
