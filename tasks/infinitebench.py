@@ -23,7 +23,9 @@ Truncation reproduces ``truncate_by_tokens`` of the open-model scripts (``eval_y
 ``max_length`` keep ``ids[:max_length // 2] + ids[-(max_length // 2):]``; then **always** return
 ``tok.decode(ids, skip_special_tokens=True)``, one decode of the joined ids, so even a prompt that fits is
 round-tripped through the tokenizer as there. Budget: ``--metadata '{"max_length": N}'``, else the model's
-window minus the 40 new tokens; the scripts use 128 x 1024 = 131072 (``max_length: 131072``).
+window minus the 40 new tokens; the YaRN-Mistral and ChatGLM3 scripts use 128 x 1024 = 131072
+(``max_length: 131072``), the Yi-200K one 200000. Decoding: greedy, 40 new tokens (``DATA_NAME_TO_MAX_NEW_TOKENS``;
+the vLLM scripts sample at temperature 0.8 without passing that limit, which we do not follow).
 
 Metric: ``score`` = 100 x InfiniteBench's ``qa_f1_score`` for En.QA (``compute_scores.py``: SQuAD
 normalisation, whitespace tokens, max token F1 over the gold list, no post-processing of the prediction).
