@@ -51,7 +51,6 @@ DATASETS: dict[str, str] = {"musique": "longbench", "2wikimqa": "longbench", "mu
 #: ``ans_prefixes`` of eval.py, in its order.
 ANSWER_PREFIXES: tuple[str, ...] = ("answer:", "the answer is:", "final answer is:")
 MAX_INPUT_LEN = 100_000
-MAX_NEW_TOKENS = 1024
 
 TEMPLATE_COMMIT = "de8ab9a48df7de096e2b2b18e77038f07c4368c9"
 TEMPLATE_URL = f"https://raw.githubusercontent.com/NEUIR/LongMab-PO/{TEMPLATE_COMMIT}/src/evaluation/template.py"
