@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .errors import UserError
+
 # Bumped when the meaning of a cached answer changes (key fields, stored format).
 CACHE_SCHEMA = 1
 
@@ -30,6 +32,9 @@ class ChatRequest:
     top_logprobs: int | None = None
     template_id: str = ""
     template_version: str = ""
+    #: The untrusted texts inside the messages, as they appear there (see lr_eval.trust). Not part of the
+    #: cache key or of what is sent: the parser uses them to keep the verdict to the judge's own words.
+    untrusted: tuple[str, ...] = field(default=(), compare=False)
 
     @staticmethod
     def of(messages: list[dict[str, str]], **kw: Any) -> ChatRequest:
@@ -37,6 +42,8 @@ class ChatRequest:
         msgs = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in messages)
         if kw.get("stop") is not None:
             kw["stop"] = tuple(kw["stop"])
+        if kw.get("untrusted") is not None:
+            kw["untrusted"] = tuple(str(t) for t in kw["untrusted"])
         return ChatRequest(messages=msgs, **kw)
 
     def decoding(self) -> dict[str, Any]:
@@ -51,6 +58,10 @@ class ChatRequest:
             "top_logprobs": self.top_logprobs,
         }
         return {k: v for k, v in d.items() if v is not None}
+
+    def prompt_texts(self) -> list[str]:
+        """What the judge was shown, less its own earlier answers (re-asks): where a copied verdict comes from."""
+        return [m["content"] for m in self.messages if m["role"] != "assistant"]
 
     def cache_key(self, model: str) -> str:
         """Content address: model, messages, decoding and template identity."""
@@ -117,20 +128,41 @@ class ChatResult:
         )
 
 
-class JudgeFatalError(RuntimeError):
-    """An error no retry can fix and that affects every request (bad key, unknown model)."""
+class JudgeStop(UserError, RuntimeError):
+    """Stops every request of the run: printed as one line by every command, with exit code 3."""
+
+    exit_code = 3
 
 
-class BudgetExceeded(RuntimeError):
-    """Sending the next request would pass --max-cost or --max-requests."""
+class JudgeFatalError(JudgeStop):
+    """An error no retry can fix and that affects every request (bad key, unknown model, no such host)."""
+
+
+class BudgetExceeded(JudgeStop):
+    """The next request could pass --max-cost or --max-requests, or the server billed more than is possible.
+
+    With the meter attached, the message is composed when it is shown, after the requests already in flight
+    have finished: what was spent, the budget, and how many requests were not sent.
+    """
+
+    def __init__(self, reason: str, meter: Any = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.meter = meter
+
+    def __str__(self) -> str:
+        if self.meter is None:
+            return self.reason
+        return f"judge budget stop: {self.reason}; {self.meter.budget_line()}"
 
 
 class TransientError(Exception):
     """A failure worth retrying (429, 5xx, timeout, connection, malformed body)."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, refused: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.refused = refused  # the connection was refused: fatal once no answer can be expected
 
 
 class PermanentError(Exception):

@@ -57,15 +57,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lr_eval.judge import JudgeClient, gather_or_cancel
+from lr_eval.judge import JudgeClient, gather_or_cancel, shared_task
 from lr_eval.parsing import (
     Parsed,
     ParseStats,
     ask_and_parse,
+    own_answer,
     parse_bracket_score,
     reask_request,
     unscored,
 )
+from lr_eval.trust import COPIED_ONLY
 from lr_eval.types import ChatRequest, ChatResult
 
 from . import prompts
@@ -280,6 +282,17 @@ def parse_support_lines(text: str | None, labels: Sequence[str]) -> dict[str, Pa
             found[f"S{int(m.group(1))}"] = _LABELS[label]
     return {lab: Parsed(value=found[lab], raw=text) if lab in found else
             unscored(f"no verdict line for {lab} in the answer", text) for lab in labels}
+
+
+def _support_lines(res: ChatResult, request: ChatRequest, labels: Sequence[str]) -> dict[str, Parsed]:
+    """parse_support_lines on the judge's own words only (a verdict line it copied is no verdict)."""
+    own = own_answer(res, request)
+    verdicts = parse_support_lines(own.text, labels)
+    if own.removed:
+        copied = parse_support_lines(res.content, labels)
+        verdicts = {lab: p if p.scored or not copied[lab].scored else unscored(COPIED_ONLY, res.content or "")
+                    for lab, p in verdicts.items()}
+    return verdicts
 
 
 def parse_score(text: str | None) -> Parsed:
@@ -554,7 +567,8 @@ class LongRewardScorer:
     # -- asking -----------------------------------------------------------------------------------------
     def _request(self, t: Template, stage: str, raw: tuple[str, ...] = (), **fields: str) -> ChatRequest:
         return ChatRequest.of(t.messages(raw, **fields), max_tokens=self.config.max_tokens[stage],
-                              temperature=self.config.temperature, template_id=t.id, template_version=t.version)
+                              temperature=self.config.temperature, template_id=t.id, template_version=t.version,
+                              untrusted=[v if k in raw else neutralise(v) for k, v in fields.items()])
 
     def _fits(self, t: Template, stage: str, data_tokens: int) -> str | None:
         """Why a prompt cannot be sent (over the judge window), or None when it fits."""
@@ -716,9 +730,9 @@ class LongRewardScorer:
         new = [st for st in statements if st not in g.support]
         if new:
             self.client.expect_more(len(new))
-            retrieval = asyncio.ensure_future(self._retrieve(g, new))
+            retrieval = shared_task(self._retrieve(g, new))
             for i, st in enumerate(new):
-                g.support[st] = asyncio.ensure_future(self._support_one(g, t, st, retrieval, i))
+                g.support[st] = shared_task(self._support_one(g, t, st, retrieval, i))
         return list(await gather_or_cancel([_shielded(g.support[st]) for st in statements]))
 
     async def _support_one(self, g: _Group, t: Template, statement: str, retrieval: asyncio.Future[Any],
@@ -762,7 +776,7 @@ class LongRewardScorer:
         else:
             self._release(g, slot, statements)
             if g.support_round is None:
-                g.support_round = asyncio.ensure_future(self._support_round(g, tpl))
+                g.support_round = shared_task(self._support_round(g, tpl))
             await asyncio.shield(g.support_round)
         return list(await gather_or_cancel([_shielded(g.support[st]) for st in statements]))
 
@@ -777,7 +791,7 @@ class LongRewardScorer:
         loop = asyncio.get_running_loop()
         futs: dict[str, asyncio.Future[_Support]] = {st: loop.create_future() for st in statements}
         g.support.update(futs)
-        task = asyncio.ensure_future(self._judge_statements(g, tpl, statements, futs))
+        task = shared_task(self._judge_statements(g, tpl, statements, futs))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # errors reach the futures' waiters
 
     async def _judge_statements(self, g: _Group, tpl: dict[str, Template], statements: list[str],
@@ -860,7 +874,7 @@ class LongRewardScorer:
         stats = self.parse_stats["support_batch"]
         results = [await self.client.chat(req)]
         if results[-1].ok:
-            verdicts = parse_support_lines(results[-1].content, labels)
+            verdicts = _support_lines(results[-1], req, labels)
         else:
             verdicts = {lab: unscored(f"judge call failed: {results[-1].error}") for lab in labels}
         for _ in range(self.config.reasks):
@@ -873,7 +887,7 @@ class LongRewardScorer:
             self.client.expect_more(1)
             results.append(await self.client.chat(req))
             if results[-1].ok:
-                again = parse_support_lines(results[-1].content, missing)
+                again = _support_lines(results[-1], req, missing)
                 verdicts.update({lab: p for lab, p in again.items() if p.scored})
         done = sum(p.scored for p in verdicts.values())
         ask = _Ask(Parsed(value=float(done)), results)
@@ -887,7 +901,7 @@ class LongRewardScorer:
         if self.client.dry_run:  # no embedding in a dry run: the first k chunks stand in for the evidence
             return [[c.index for c in g.fine[:self.config.k]] for _ in statements]
         if g.retriever is None:
-            g.retriever = asyncio.ensure_future(asyncio.to_thread(self._build_retriever, g.fine))
+            g.retriever = shared_task(asyncio.to_thread(self._build_retriever, g.fine))
         retriever = await asyncio.shield(g.retriever)
         ids, _ = await asyncio.to_thread(self._top_k, retriever, statements)
         g.embedded_tokens = retriever.embedded_tokens
@@ -913,7 +927,7 @@ class LongRewardScorer:
     # -- completeness -----------------------------------------------------------------------------------
     async def _completeness(self, g: _Group, tpl: dict[str, Template], response: str, data_tokens: int) -> _Dim:
         if g.extraction is None:
-            g.extraction = asyncio.ensure_future(self._extract_all(g, tpl["extract"]))
+            g.extraction = shared_task(self._extract_all(g, tpl["extract"]))
         parts = await asyncio.shield(g.extraction)
         flags: list[str] = []
         audit: dict[str, Any] = {"information": parts}
