@@ -38,16 +38,17 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lr_eval.suite import FAMILY
+
 from . import infinitebench
 from .longbench import normalize_answer, sub_em, token_f1
 from .pinned import local_override, pinned_file, template_from
 
 log = logging.getLogger(__name__)
 
-PREFIX = "longreward_cotqa"
-#: dataset -> benchmark it comes from, in the order of the protocol's ``dataname`` list.
-DATASETS: dict[str, str] = {"musique": "longbench", "2wikimqa": "longbench", "multifieldqa_en": "longbench",
-                            "narrativeqa": "longbench", infinitebench.ENQA: "infinitebench"}
+PREFIX = FAMILY["cotqa"].prefix
+#: The protocol's five datasets (the suite table's): four of LongBench and InfiniteBench's En.QA.
+DATASETS: tuple[str, ...] = FAMILY["cotqa"].names
 #: ``ans_prefixes`` of eval.py, in its order.
 ANSWER_PREFIXES: tuple[str, ...] = ("answer:", "the answer is:", "final answer is:")
 MAX_INPUT_LEN = 100_000
@@ -117,7 +118,7 @@ def truncate(prompt: str, tokenizer: Any, max_length: int) -> tuple[str, bool, i
 
 def dataset_rows(dataset: str, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows with ``input``, ``context`` and ``answers``: LongBench's (longbench_data) or InfiniteBench's."""
-    if DATASETS[dataset] == "infinitebench":
+    if dataset == infinitebench.ENQA:
         return [{**row, "answers": row["answer"]} for row in infinitebench.rows_from(metadata)]
     from .longbench_data import DATA_ENV, load_rows
 

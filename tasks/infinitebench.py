@@ -42,13 +42,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lr_eval.flags import truthy
 from lr_eval.jsonl import InputError, read_jsonl, require
+from lr_eval.suite import FAMILY
 
 from .longbench import sub_em, token_f1
 from .pinned import local_override, pinned_file, template_from
 
 log = logging.getLogger(__name__)
 
+TASK = FAMILY["infinitebench_enqa"].prefix
 HF_REPO = "xinrongzhang2022/InfiniteBench"
 ENQA = "longbook_qa_eng"
 ENQA_FILE = f"{ENQA}.jsonl"
@@ -144,18 +147,18 @@ def build_docs(rows: Sequence[Mapping[str, Any]], template: str, tokenizer: Any,
 
 
 def load_enqa(**metadata: Any) -> Any:
-    """lm-eval ``custom_dataset`` hook of ``longreward_infinitebench_enqa``: one ``test`` split of built docs."""
+    """lm-eval ``custom_dataset`` hook of the En.QA task: one ``test`` split of built docs."""
     from datasets import Dataset, DatasetDict
 
     from .judging import prompt_tokenizer
-    from .longbench_data import _truthy, default_max_length, tokenizer_name
+    from .longbench_data import default_max_length, tokenizer_name
 
-    tokenizer = prompt_tokenizer(metadata, "longreward_infinitebench_enqa")
+    tokenizer = prompt_tokenizer(metadata, TASK)
     if metadata.get("max_length") not in (None, ""):
         max_length = int(metadata["max_length"])
     else:
         max_length = default_max_length(str(tokenizer_name(metadata)), MAX_NEW_TOKENS,
-                                        _truthy(metadata.get("trust_remote_code", False)))
+                                        truthy(metadata.get("trust_remote_code", False)))
     if max_length <= 1:
         raise ValueError(f"max_length must be > 1 token, got {max_length}")
     docs = build_docs(rows_from(metadata), load_template(metadata), tokenizer, max_length)

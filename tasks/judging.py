@@ -47,11 +47,18 @@ from typing import Any
 from lm_eval.api.filter import Filter
 
 from lr_eval.config import JudgeConfig, build_client, cache_dir
+from lr_eval.errors import UserError
+from lr_eval.flags import truthy
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
+from lr_eval.records import JudgeReport
 from lr_eval.types import ChatRequest, ChatResult
 
 log = logging.getLogger(__name__)
+
+#: The metadata key under which a task records the prompt budget (tokens) it truncated to: ``max_length`` when
+#: given, else the default from the model's window (``configs.<task>.metadata.effective_max_length``).
+EFFECTIVE_MAX_LENGTH = "effective_max_length"
 
 #: --metadata keys that configure the judge: ``judge_<JudgeConfig field>`` plus these.
 JUDGE_PREFIX = "judge_"
@@ -98,12 +105,17 @@ def no_judge_message(task: str) -> str:
 
 def predict_only_requested(metadata: dict[str, Any] | None = None) -> bool:
     """Whether this run only generates (lm-eval's --predict_only / -x, or metadata predict_only)."""
-    if str((metadata or {}).get("predict_only", "")).lower() in ("1", "true", "yes", "on"):
+    if truthy((metadata or {}).get("predict_only")):
         return True
-    program = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
-    if "lm_eval" not in program and "lm-eval" not in program:
+    if not running_lm_eval_cli():
         return False  # another program's flags (pytest's -x) mean nothing here
     return any(a in ("--predict_only", "-x") or a.startswith("--predict_only=") for a in sys.argv[1:])
+
+
+def running_lm_eval_cli() -> bool:
+    """Whether this process is lm-eval's command line (not the Python API, rejudge or a test)."""
+    program = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
+    return "lm_eval" in program or "lm-eval" in program
 
 
 def require_judge(task: str, metadata: dict[str, Any] | None) -> JudgeConfig | None:
@@ -172,7 +184,7 @@ def prompt_tokenizer(metadata: dict[str, Any] | None, task: str) -> Any:
     if name is None:
         raise ValueError(f"{task} middle-truncates prompts with the model's tokenizer: pass --model_args "
                          "pretrained=... or --metadata '{\"tokenizer\": \"...\"}'")
-    return _tokenizer(name, str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on"))
+    return _tokenizer(name, truthy(metadata.get("trust_remote_code")))
 
 
 def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
@@ -189,10 +201,11 @@ def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
         limit = DEFAULT_MAX_INPUT_TOKENS
         name = tokenizer_name(metadata)
         if name is not None:
-            trust = str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on")
+            trust = truthy(metadata.get("trust_remote_code"))
             limit = min(limit, default_max_length(name, max_new_tokens, trust))
     if limit <= 1:
         raise ValueError(f"prompt budget of {limit} tokens leaves no room for the prompt")
+    note_in_results(EFFECTIVE_MAX_LENGTH, limit)
     return limit
 
 
@@ -259,9 +272,10 @@ def _cost(results: Sequence[ChatResult], client: JudgeClient) -> float | None:
 
 
 def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str, Any]], responses: Sequence[str],
-                  reasks: int = DEFAULT_REASKS,
-                  desc: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Judge every sample in one concurrent batch; returns one verdict per sample and a report.
+                  reasks: int = DEFAULT_REASKS, desc: str | None = None,
+                  judge: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Judge every sample in one concurrent batch; returns one verdict per sample and the judge report
+    (:class:`~lr_eval.records.JudgeReport` as a dict; `judge` describes the judge configuration).
 
     A verdict: ``response``, ``score`` (0-100 or None), ``unscored`` (reason or None),
     ``judgements`` (per call: rating, reason, clamped, rationale, cached), ``judge`` and ``cost_usd``.
@@ -308,17 +322,15 @@ def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str,
                          "judgements": judgements,
                          "judge": {"model": client.model, "template": f"{spec.template_id}@{spec.template_version}"},
                          "cost_usd": cost})
-    report = {
-        "model": client.model,
-        **spec.describe(),
-        "reasks": reasks,
-        "samples": {"judged": len(docs), "scored": len(scores), "unscored": sum(sample_reasons.values()),
-                    "unscored_reasons": dict(sample_reasons)},
-        "calls": call_stats.to_dict(),
-        "usage": client.summary(),
-        "cost_usd": None if total_cost is None else round(total_cost, 6),
-    }
-    return verdicts, report
+    details = spec.describe()
+    report = JudgeReport(
+        model=client.model, judge=judge, template_id=details.pop("template_id", None),
+        template_version=details.pop("template_version", None),
+        samples={"judged": len(docs), "scored": len(scores), "unscored": sum(sample_reasons.values()),
+                 "unscored_reasons": dict(sample_reasons)},
+        usage=client.summary(), cost_usd=None if total_cost is None else round(total_cost, 6),
+        details={**details, "reasks": reasks, "calls": call_stats.to_dict()})
+    return verdicts, report.to_dict()
 
 
 def build_judge(task: str, metadata: dict[str, Any] | None) -> tuple[JudgeClient, JudgeConfig]:
@@ -367,11 +379,24 @@ def _first(resp: Any) -> str:
     return "" if resp is None else str(resp)
 
 
-def store_report(task: Any, report: dict[str, Any]) -> None:
-    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``)."""
+def note_in_results(key: str, value: Any) -> None:
+    """Record a value the task's loader resolved (e.g. the prompt budget it truncated to) in the task's
+    metadata, which lm-eval writes to the results as ``configs.<task>.metadata.<key>``; no-op outside lm-eval."""
+    task = calling_task()
+    if task is None:
+        return
     if not isinstance(task.config.metadata, dict):
         task.config.metadata = {}
-    task.config.metadata["judge"] = report
+    task.config.metadata[key] = value
+
+
+def store_report(task: Any, report: dict[str, Any]) -> None:
+    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``).
+
+    It goes through :class:`~lr_eval.records.JudgeReport`, the record the leaderboard reads back."""
+    if not isinstance(task.config.metadata, dict):
+        task.config.metadata = {}
+    task.config.metadata["judge"] = JudgeReport.from_dict(report).to_dict()
 
 
 class BatchJudgeFilter(Filter):
@@ -412,7 +437,15 @@ class BatchJudgeFilter(Filter):
             return responses  # --predict_only: generation only, judged later (e.g. lr-eval rejudge)
         metadata = dict(getattr(task.config, "metadata", None) or {}) if task is not None else {}
         name = str(task.config.task) if task is not None else self.fallback_name()
-        verdicts, report = self.judge(name, metadata, docs, responses)
+        try:
+            verdicts, report = self.judge(name, metadata, docs, responses)
+        except UserError as e:
+            if not running_lm_eval_cli():
+                raise
+            # Under lm-eval's command line: one line and the exit code, not lm-eval's traceback. Every judge
+            # answer received is already in the cache, so a rerun (or lr-eval rejudge) continues from there.
+            print(f"{name}: error: {e}", file=sys.stderr)
+            raise SystemExit(e.exit_code) from None
         self.log_summary(name, len(docs), report)
         if task is not None:
             store_report(task, report)
@@ -432,9 +465,7 @@ class JudgeFilter(BatchJudgeFilter):
               responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client, cfg = build_judge(name, metadata)
         spec = self.spec_class(name, metadata, cfg.max_tokens)
-        verdicts, report = judge_samples(spec, client, list(docs), responses, reasks_from(metadata))
-        report["judge"] = cfg.describe()
-        return verdicts, report
+        return judge_samples(spec, client, list(docs), responses, reasks_from(metadata), judge=cfg.describe())
 
 
 def register_judge_filter(name: str, cls: type[Filter]) -> None:
