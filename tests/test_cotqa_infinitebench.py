@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from lr_eval.leaderboards import board as bd
+from lr_eval.leaderboards.reader import Run, TaskResult, load_runs
 from lr_eval.tasks import cot_qa, infinitebench, pinned
 from lr_eval.tasks.cot_qa import extract_answer, score_answer
 from lr_eval.tasks.registration import OPT_OUT_ENV
@@ -267,6 +269,20 @@ def test_lm_eval_cli_enqa_and_cotqa_group(tmp_path: Path, smol) -> None:
             expected_scores = cot_qa.process_results(sample["doc"], [sample["resps"][0][0]])
             assert {name: sample[name] for name in expected_scores} == expected_scores
 
+    # The leaderboard's section, from this very output: values as lm-eval's, intervals over the logged items.
+    (run,) = load_runs([str(out)])
+    board = bd.build_board([run], with_published=False, iters=200)
+    (row,) = next(sec for sec in board.sections if sec.key == "cotqa").rows
+    for dataset in cot_qa.DATASETS:
+        cell = row.cells[f"cotqa_{dataset}"]
+        assert cell.value == pytest.approx(scores[f"longreward_cotqa_{dataset}"]["sub_em,none"])
+        assert cell.ci is not None and cell.ci_method == "bootstrap" and cell.n == 2
+    assert row.cells["cotqa_avg"].value == pytest.approx(group["sub_em,none"])
+    assert row.cells["cotqa_musique_f1"].value == pytest.approx(scores["longreward_cotqa_musique"]["f1,none"])
+    (enqa,) = next(sec for sec in board.sections if sec.key == "infinitebench_enqa").rows
+    enqa_score = scores["longreward_infinitebench_enqa"]["score,none"]
+    assert enqa.cells["infinitebench_enqa"].value == pytest.approx(enqa_score)
+
 
 # ------------------------------------------------------------------------------------ LongReward on En.QA
 
@@ -290,3 +306,26 @@ def test_longqa_takes_enqa_questions_and_dry_runs_a_book(tmp_path: Path, smol) -
     assert n_tokens > 256 * 3 and chunks >= n_tokens // 256
     assert report["usage"]["requests_sent"] == 0 and report["usage"]["estimated_calls"] > chunks
     assert report["usage"]["estimated_cost_usd"] > 0 and "dry_run_estimate" in verdicts[0]["flags"]
+
+
+# --------------------------------------------------------------------------------------------- leaderboard
+
+
+def test_board_section_long_context_qa_subem() -> None:
+    """The section's columns in the published tables' order; Avg = mean SubEM of the five; MuSiQue F1 beside."""
+    values = {"multifieldqa_en": 40.0, "narrativeqa": 20.0, "longbook_qa_eng": 10.0, "2wikimqa": 60.0, "musique": 30.0}
+    tasks = {f"longreward_cotqa_{d}": TaskResult(f"longreward_cotqa_{d}", {"sub_em": v, "f1": v / 2, "no_answer": 1.0},
+                                                 {"sub_em": None, "f1": None, "no_answer": None})
+             for d, v in values.items()}
+    run = Run(Path("m"), "m", "m", {}, tasks, {}, {}, {}, [], {})
+    board = bd.build_board([run], with_published=False, iters=50)
+    (sec,) = [s for s in board.sections if s.key == "cotqa"]
+    assert sec.title == "Long-context QA (SubEM)"
+    assert [c.label for c in sec.columns] == ["MFQA-en", "NarrativeQA", "En.QA", "2WikiMQA", "MuSiQue", "Avg",
+                                              "MuSiQue F1"]
+    cells = sec.rows[0].cells
+    assert [cells[f"cotqa_{d}"].value for d in values] == list(values.values())
+    assert cells["cotqa_avg"].value == pytest.approx(32.0) and cells["cotqa_musique_f1"].value == 15.0
+    del tasks["longreward_cotqa_musique"]  # a missing dataset leaves the average empty, with its coverage
+    cells = bd.build_board([run], with_published=False, iters=50).sections[0].rows[0].cells
+    assert cells["cotqa_avg"].value is None and cells["cotqa_avg"].coverage == "4/5 datasets"
