@@ -101,9 +101,6 @@ class Family:
         out = {c: tuple(d.name for d in self.datasets if d.category == c) for c in CATEGORY_LABELS}
         return {c: names for c, names in out.items() if names}
 
-    def dataset(self, name: str) -> Dataset:
-        return self._by_name[name]
-
     @property
     def decimals(self) -> int:
         """Decimals a table shows for this family's metric: 1 on the 0-100 scale, 2 on the 10-point scales."""
