@@ -245,6 +245,7 @@ def test_official_sources_and_overrides(tmp_path: Path, monkeypatch: pytest.Monk
     import huggingface_hub
 
     from lr_eval.tasks import alpacaeval2 as ae
+    from lr_eval.tasks import judging
 
     asked: list[tuple[Any, ...]] = []
 
@@ -265,7 +266,7 @@ def test_official_sources_and_overrides(tmp_path: Path, monkeypatch: pytest.Monk
 
     official = shared_data / "alpacaeval" / "annotator_template_alpaca_eval_clf.txt"
     fetched = tmp_path / "alpaca_eval_clf.txt"
-    monkeypatch.setattr(ae, "download_cached", lambda url, rel: fetched)
+    monkeypatch.setattr(judging, "download_cached", lambda url, rel: fetched)
     fetched.write_bytes(official.read_bytes())
     assert ae.data_file("annotator_template", {}) == fetched
     fetched.write_text(official.read_text() + "tampered")
