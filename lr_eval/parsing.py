@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .judge import JudgeClient
+from .trust import COPIED_ONLY, OwnWords, own_words
 from .types import ChatRequest, ChatResult
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
@@ -84,11 +85,25 @@ class ParseStats:
                 "unscored_reasons": dict(self.unscored), "clamped": self.clamped, "reasked": self.reasked}
 
 
-def result_to_parsed(res: ChatResult, parser: Parser) -> Parsed:
-    """Parse a judge result; a failed call is unscored with the call's error as reason."""
+def own_answer(res: ChatResult, request: ChatRequest) -> OwnWords:
+    """The judge's answer to `request` with every verdict it copied blanked out: the only text parsers read."""
+    return own_words(res.content or "", request.prompt_texts(), request.untrusted)
+
+
+def result_to_parsed(res: ChatResult, parser: Parser, request: ChatRequest) -> Parsed:
+    """Parse a judge result; a failed call is unscored with the call's error as reason.
+
+    Only the judge's own words count (`lr_eval.trust.own_words`): a verdict it copied from
+    the prompt or from the evaluated text is blanked out first, and an answer whose only verdicts were
+    copied is unscored with `COPIED_ONLY` as the reason.
+    """
     if not res.ok:
         return unscored(f"judge call failed: {res.error}")
-    return parser(res.content)
+    own = own_answer(res, request)
+    parsed = parser(own.text)
+    if not parsed.scored and own.removed and parser(res.content).scored:
+        return replace(parsed, reason=COPIED_ONLY, raw=res.content or "")
+    return replace(parsed, raw=res.content or "") if own.removed else parsed
 
 
 def reask_request(request: ChatRequest, answer: str, prompt: str, template_version: str) -> ChatRequest:
@@ -110,7 +125,7 @@ async def ask_and_parse(client: JudgeClient, request: ChatRequest, parser: Parse
     judge result (for the audit trail and token counts).
     """
     results = [await client.chat(request)]
-    parsed = result_to_parsed(results[-1], parser)
+    parsed = result_to_parsed(results[-1], parser, request)
     req = request
     for _ in range(reasks):
         if parsed.scored or not results[-1].ok:
@@ -121,7 +136,7 @@ async def ask_and_parse(client: JudgeClient, request: ChatRequest, parser: Parse
             stats.reasked += 1
         client.expect_more(1)
         results.append(await client.chat(req))
-        parsed = result_to_parsed(results[-1], parser)
+        parsed = result_to_parsed(results[-1], parser, req)
     if stats is not None:
         stats.add(parsed)
     return parsed, results

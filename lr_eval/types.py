@@ -30,6 +30,9 @@ class ChatRequest:
     top_logprobs: int | None = None
     template_id: str = ""
     template_version: str = ""
+    #: The untrusted texts inside the messages, as they appear there (see lr_eval.trust). Not part of the
+    #: cache key or of what is sent: the parser uses them to keep the verdict to the judge's own words.
+    untrusted: tuple[str, ...] = field(default=(), compare=False)
 
     @staticmethod
     def of(messages: list[dict[str, str]], **kw: Any) -> ChatRequest:
@@ -37,6 +40,8 @@ class ChatRequest:
         msgs = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in messages)
         if kw.get("stop") is not None:
             kw["stop"] = tuple(kw["stop"])
+        if kw.get("untrusted") is not None:
+            kw["untrusted"] = tuple(str(t) for t in kw["untrusted"])
         return ChatRequest(messages=msgs, **kw)
 
     def decoding(self) -> dict[str, Any]:
@@ -51,6 +56,10 @@ class ChatRequest:
             "top_logprobs": self.top_logprobs,
         }
         return {k: v for k, v in d.items() if v is not None}
+
+    def prompt_texts(self) -> list[str]:
+        """What the judge was shown, less its own earlier answers (re-asks): where a copied verdict comes from."""
+        return [m["content"] for m in self.messages if m["role"] != "assistant"]
 
     def cache_key(self, model: str) -> str:
         """Content address: model, messages, decoding and template identity."""

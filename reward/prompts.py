@@ -29,23 +29,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from lr_eval import trust
 LANGUAGES = ("en", "zh")
 STAGES = ("helpfulness", "logicality", "statements", "support", "support_batch", "extract", "completeness")
 
 _TAG_NAMES = ("question", "response", "statements", "statement", "passages", "passage", "document_part",
               "information", "part")
-_TAG_RE = re.compile(r"<(/?)\s*(" + "|".join(_TAG_NAMES) + r")\b", re.IGNORECASE)
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def neutralise(text: str) -> str:
-    """Make data inert: no `[[`/`]]` verdict syntax, no tags that could close our blocks.
-
-    Only these sequences change (`[[` becomes `[ [`, `<response>` becomes `‹response>`),
-    so the judge still reads the text as written.
-    """
-    text = text.replace("[[", "[ [").replace("]]", "] ]")
-    return _TAG_RE.sub(lambda m: "‹" + m.group(1) + m.group(2), text)
+    """Make data inert with the core's one rule (`lr_eval.trust.neutralise`), for this family's block tags."""
+    return trust.neutralise(text, _TAG_NAMES)
 
 
 def detect_language(*texts: str, sample_chars: int = 4000) -> str:

@@ -62,10 +62,12 @@ from lr_eval.parsing import (
     Parsed,
     ParseStats,
     ask_and_parse,
+    own_answer,
     parse_bracket_score,
     reask_request,
     unscored,
 )
+from lr_eval.trust import COPIED_ONLY
 from lr_eval.types import ChatRequest, ChatResult
 
 from . import prompts
@@ -280,6 +282,17 @@ def parse_support_lines(text: str | None, labels: Sequence[str]) -> dict[str, Pa
             found[f"S{int(m.group(1))}"] = _LABELS[label]
     return {lab: Parsed(value=found[lab], raw=text) if lab in found else
             unscored(f"no verdict line for {lab} in the answer", text) for lab in labels}
+
+
+def _support_lines(res: ChatResult, request: ChatRequest, labels: Sequence[str]) -> dict[str, Parsed]:
+    """parse_support_lines on the judge's own words only (a verdict line it copied is no verdict)."""
+    own = own_answer(res, request)
+    verdicts = parse_support_lines(own.text, labels)
+    if own.removed:
+        copied = parse_support_lines(res.content, labels)
+        verdicts = {lab: p if p.scored or not copied[lab].scored else unscored(COPIED_ONLY, res.content or "")
+                    for lab, p in verdicts.items()}
+    return verdicts
 
 
 def parse_score(text: str | None) -> Parsed:
@@ -554,7 +567,8 @@ class LongRewardScorer:
     # -- asking -----------------------------------------------------------------------------------------
     def _request(self, t: Template, stage: str, raw: tuple[str, ...] = (), **fields: str) -> ChatRequest:
         return ChatRequest.of(t.messages(raw, **fields), max_tokens=self.config.max_tokens[stage],
-                              temperature=self.config.temperature, template_id=t.id, template_version=t.version)
+                              temperature=self.config.temperature, template_id=t.id, template_version=t.version,
+                              untrusted=[v if k in raw else neutralise(v) for k, v in fields.items()])
 
     def _fits(self, t: Template, stage: str, data_tokens: int) -> str | None:
         """Why a prompt cannot be sent (over the judge window), or None when it fits."""
@@ -860,7 +874,7 @@ class LongRewardScorer:
         stats = self.parse_stats["support_batch"]
         results = [await self.client.chat(req)]
         if results[-1].ok:
-            verdicts = parse_support_lines(results[-1].content, labels)
+            verdicts = _support_lines(results[-1], req, labels)
         else:
             verdicts = {lab: unscored(f"judge call failed: {results[-1].error}") for lab in labels}
         for _ in range(self.config.reasks):
@@ -873,7 +887,7 @@ class LongRewardScorer:
             self.client.expect_more(1)
             results.append(await self.client.chat(req))
             if results[-1].ok:
-                again = parse_support_lines(results[-1].content, missing)
+                again = _support_lines(results[-1], req, missing)
                 verdicts.update({lab: p for lab, p in again.items() if p.scored})
         done = sum(p.scored for p in verdicts.values())
         ask = _Ask(Parsed(value=float(done)), results)

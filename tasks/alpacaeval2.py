@@ -354,7 +354,8 @@ class Annotator:
 
     def request(self, instruction: str, first: str, second: str) -> ChatRequest:
         messages = chatml_messages(fill_template(self.template, instruction, first, second))
-        return ChatRequest.of(messages, **DECODING, template_id=TEMPLATE_ID, template_version=self.template_version)
+        return ChatRequest.of(messages, **DECODING, template_id=TEMPLATE_ID, template_version=self.template_version,
+                              untrusted=[instruction, first, second])
 
     def requests(self, instruction: str, reference: str, output: str) -> list[tuple[bool, ChatRequest]]:
         """(swapped, request) for the seeded order, then (both-orders mode) the other order."""

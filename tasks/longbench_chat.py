@@ -149,7 +149,10 @@ class ChatJudgeSpec(JudgeSpec):
     def requests(self, doc: dict[str, Any], response: str) -> list[ChatRequest]:
         messages = [{"role": "system", "content": SYSTEM_PROMPT},
                     {"role": "user", "content": self.render(doc, response)}]
-        return [ChatRequest.of(messages, temperature=0.0, max_tokens=self.max_tokens,
+        # The official template stays byte for byte: the texts go in raw, and the parser keeps to the judge's
+        # own words (lr_eval.trust), so a planted "[[10]]" in any of them never becomes the verdict.
+        untrusted = [doc["query"], doc["answer"], *(s["answer"] for s in doc["judge_examples"]), response.strip()]
+        return [ChatRequest.of(messages, temperature=0.0, max_tokens=self.max_tokens, untrusted=untrusted,
                                template_id=self.template_id, template_version=self.template_version)]
 
     def parse(self, text: str | None) -> Parsed:
