@@ -226,10 +226,15 @@ class Rubric:
         return template.format(question=question.turns[0], answer=answers[0], **kwargs)
 
     def request(self, question: Question, answers: Sequence[str], turn: int) -> ChatRequest:
+        """FastChat's prompt byte for byte: the answers and references go in raw, named as untrusted, so
+        the parser keeps to the judge's own words (lr_eval.trust) and a planted rating never scores."""
         prompt = self.prompt(question, turn)
         messages = [{"role": "system", "content": prompt.system_prompt}] if prompt.system_prompt else []
         messages.append({"role": "user", "content": self.user_prompt(question, answers, turn)})
+        references = self.references.get(question.question_id, ()) if question.category in REFERENCE_CATEGORIES \
+            else ()
         return ChatRequest.of(messages, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS,
+                              untrusted=[*answers[:turn], *references[:turn]],
                               template_id=f"mtbench.{prompt.name}", template_version=prompt.version)
 
 
