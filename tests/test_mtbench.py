@@ -346,3 +346,32 @@ def _greedy(prompt: str, new_tokens: int) -> str:
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False)
     return tok.decode(out[0][ids.shape[1]:], skip_special_tokens=True)
+
+
+@pytest.mark.slow
+def test_predict_only_then_rejudge(mt: Path, tmp_path: Path) -> None:
+    """--predict_only generates both turns with no judge; `lr-eval rejudge` judges both saved turns later."""
+    from lm_eval.tasks import TaskManager
+
+    from lr_eval.cli import main
+
+    tm = TaskManager(include_path=str(ROOT / "tasks" / "configs"), include_defaults=False,
+                     metadata={**_meta(mt), "predict_only": True})
+    run_lm_eval(tm, ["longreward_mtbench"], tmp_path / "out", limit=1, gen_kwargs="max_gen_toks=6", predict_only=True)
+    [saved] = logged_samples(tmp_path / "out", "longreward_mtbench")
+    assert [len(r) for r in saved["resps"]] == [1, 1] and saved["filtered_resps"] == [r[0] for r in saved["resps"]]
+    [samples] = (tmp_path / "out").rglob("samples_longreward_mtbench_*.jsonl")
+    with ScriptedServer(responder=lambda body: "Rating: [[4]]") as srv:
+        # the data files come from the run's results file, next to the samples
+        assert main(["rejudge", str(samples), "--base-url", srv.base_url, "--model", "judge-2", "-o",
+                     str(tmp_path / "rj")]) == 0
+        prompts = [b["messages"][-1]["content"] for b in srv.bodies]
+    answer1, answer2 = (r[0].strip() for r in saved["resps"])
+    [second] = [p for p in prompts if "Conversation with User" in p]
+    assert len(prompts) == 2 and second.endswith(f"### Assistant A:\n{answer2}\n\n<|The End of Assistant A's "
+                                                 "Conversation with User|>") and answer1 in second
+    [new] = logged_samples(tmp_path / "rj", "longreward_mtbench")
+    assert new["turn1"] == 4.0 and new["turn2"] == 4.0 and new["score"] == [4.0, 4.0]
+    [results] = (tmp_path / "rj").glob("results_*.json")
+    r = json.loads(results.read_text())["results"]["longreward_mtbench"]
+    assert r["score,judge"] == 4.0 and r["judge_unscored,judge"] == 0.0
