@@ -1,8 +1,10 @@
 """Usage, cost and budget accounting for judge calls.
 
-The budget is checked *before* a request is sent, with a pessimistic estimate
-(estimated input tokens + the request's max_tokens), so `--max-cost` is a hard
-ceiling rather than a limit noticed after the money is spent.
+`--max-cost` is a hard ceiling. Before a request is sent, its worst case is reserved: input tokens at most
+the UTF-8 bytes of its messages plus a per-message overhead (no tokenizer makes more tokens than bytes),
+output at most its max_tokens (which the client always sets). A request whose reservation does not fit
+next to what is spent and what is in flight is not sent. An answer settles its reservation with the usage
+the server reports; a server that reports more than the bound stops the run at once, saying so.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,17 @@ def estimate_tokens(text: str) -> int:
     one per four other characters (the usual rule of thumb for BPE vocabularies)."""
     cjk = len(_CJK.findall(text))
     return cjk + (len(text) - cjk + 3) // 4
+
+
+#: Tokens a chat format may add per message (role markers, separators) and once per request (reply priming).
+MESSAGE_OVERHEAD_TOKENS = 16
+REQUEST_OVERHEAD_TOKENS = 16
+
+
+def max_input_tokens(messages: Sequence[dict[str, str]]) -> int:
+    """An upper bound on a request's input tokens, whatever the tokenizer: each token covers at least a byte."""
+    return REQUEST_OVERHEAD_TOKENS + sum(len(m["content"].encode("utf-8")) + MESSAGE_OVERHEAD_TOKENS
+                                         for m in messages)
 
 
 def load_prices(path: str | Path | None) -> dict[str, tuple[float, float]]:
@@ -67,6 +81,9 @@ class UsageMeter:
     est_calls: int = 0         # dry-run: calls that would be sent
     est_input_tokens: int = 0
     est_output_tokens: int = 0
+    not_sent: int = 0          # requests refused by the budget
+    shared_waits: int = 0      # requests answered by another process that had claimed them
+    caching: bool = False      # answers are stored in a cache (set by the client): what a budget stop says
     started: float = field(default_factory=time.monotonic)
     _reserved: float = 0.0
 
@@ -85,22 +102,21 @@ class UsageMeter:
         assert self.price is not None
         return (input_tokens * self.price[0] + output_tokens * self.price[1]) / 1e6
 
-    def reserve(self, est_input: int, max_output: int) -> float:
+    def reserve(self, input_bound: int, max_output: int) -> float:
         """Check the budget for one more request, count it as sent and hold its worst-case cost."""
         if self.max_requests is not None and self.requests >= self.max_requests:
-            raise BudgetExceeded(f"--max-requests {self.max_requests} reached ({self.requests} sent)")
+            raise BudgetExceeded(f"--max-requests {self.max_requests} reached", self)
         hold = 0.0
         if self.max_cost is not None:
             if self.price is None:
                 raise BudgetExceeded(
                     f"--max-cost is set but no price is known for model {self.model!r}; "
                     "give one with --prices FILE or --price-input/--price-output")
-            hold = self._request_cost(est_input, max_output)
+            hold = self._request_cost(input_bound, max_output)
             spent = self.cost or 0.0
             if spent + self._reserved + hold > self.max_cost:
-                raise BudgetExceeded(
-                    f"--max-cost {self.max_cost:.4f} USD would be exceeded "
-                    f"(spent {spent:.4f}, in flight {self._reserved:.4f}, next request up to {hold:.4f})")
+                raise BudgetExceeded(f"the next request could cost up to {hold:.4f} USD, which does not fit "
+                                     f"next to {self._reserved:.4f} USD in flight", self)
         self._reserved += hold
         self.requests += 1
         return hold
@@ -108,10 +124,33 @@ class UsageMeter:
     def release(self, hold: float) -> None:
         self._reserved -= hold
 
+    def settle(self, usage: Usage, input_bound: int, max_output: int) -> None:
+        """Count a received answer; a bill above the request's bound stops a budgeted run at once."""
+        self.add_usage(usage)
+        if self.max_cost is not None and (usage.input_tokens > input_bound or usage.output_tokens > max_output):
+            raise BudgetExceeded(
+                f"the server reported {usage.input_tokens} input / {usage.output_tokens} output tokens for one "
+                f"request, more than its bound of {input_bound} / {max_output}, so the budget cannot be "
+                "enforced", self)
+
     def add_usage(self, usage: Usage) -> None:
         self.paid += 1
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
+
+    def budget_line(self) -> str:
+        """Spent, the budget, what was not sent: the last line of a budget stop."""
+        spent = "cost unknown" if self.cost is None else f"spent {self.cost:.4f} USD"
+        budget = []
+        if self.max_cost is not None:
+            budget.append(f"--max-cost {self.max_cost:g} USD")
+        if self.max_requests is not None:
+            budget.append(f"--max-requests {self.max_requests}")
+        limits = " and ".join(budget) or "the budget"
+        return (f"{spent} on {self.paid} answers ({self.requests} requests sent) of {limits}; "
+                f"{self.not_sent} requests not sent"
+                + ("; every answer received is kept in the cache, so a rerun with a larger budget continues from "
+                   "here" if self.caching else ""))
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -125,6 +164,8 @@ class UsageMeter:
             "cache_hits": self.cache_hits,
             "failures": self.failures,
             "retries": self.retries,
+            "not_sent": self.not_sent,
+            "shared_waits": self.shared_waits,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": None if self.cost is None else round(self.cost, 6),

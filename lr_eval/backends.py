@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-from .types import ChatRequest, ChatResult, JudgeFatalError, PermanentError, TransientError, Usage
+from .retry import classify
+from .types import ChatRequest, ChatResult, PermanentError, TransientError, Usage
 
 
 class Backend(Protocol):
@@ -23,31 +24,6 @@ class Backend(Protocol):
     async def send(self, request: ChatRequest) -> ChatResult: ...
 
     async def aclose(self) -> None: ...
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from a Retry-After (or retry-after-ms) header, if the server sent one."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return float(value)
-        except ValueError:
-            import time
-            from email.utils import parsedate_to_datetime
-
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 class OpenAIBackend:
@@ -61,12 +37,12 @@ class OpenAIBackend:
     """
 
     def __init__(self, model: str, base_url: str | None, api_key: str | None, timeout: float = 120.0,
-                 system_prompt: str | None = None):
+                 api_key_env: str = "LR_JUDGE_API_KEY"):
         self.model = model
         self.base_url = base_url
         self._api_key = api_key or "EMPTY"  # local servers accept any key; never logged
+        self.api_key_env = api_key_env      # named in error messages, never the key
         self.timeout = timeout
-        self.system_prompt = system_prompt
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -82,42 +58,19 @@ class OpenAIBackend:
         return self._client
 
     async def send(self, request: ChatRequest) -> ChatResult:
-        import openai
-
-        messages = list(request.messages)
-        if self.system_prompt and not any(m["role"] == "system" for m in messages):
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        body = {"model": self.model, "messages": messages, **request.decoding()}
+        """POST exactly this request (the client has filled in every default) and read the answer."""
+        body = {"model": self.model, "messages": list(request.messages), **request.decoding()}
         try:
             # The client's low-level post with a plain dict in and out: same auth, errors and
             # status handling as chat.completions.create, without its per-call TypedDict transform
             # and pydantic model building (together ~1.5 ms of CPU per request).
             resp = await self._get_client().post("/chat/completions", body=body, cast_to=dict)
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-            raise JudgeFatalError(
-                f"judge endpoint {self.base_url or 'api.openai.com'} refused the credentials "
-                f"(HTTP {e.status_code}): check the API key variable. Server said: {_message(e)}") from None
-        except openai.NotFoundError as e:
-            raise JudgeFatalError(
-                f"judge endpoint {self.base_url} has no model {self.model!r} or no chat route "
-                f"(HTTP 404): {_message(e)}") from None
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
-            raise PermanentError(f"HTTP {e.status_code}: {_message(e)}") from None
-        except openai.RateLimitError as e:
-            raise TransientError(f"HTTP 429: {_message(e)}", _retry_after(e.response.headers)) from None
-        except openai.APIStatusError as e:
-            if e.status_code >= 500 or e.status_code in (408, 409):
-                raise TransientError(f"HTTP {e.status_code}", _retry_after(e.response.headers)) from None
-            raise PermanentError(f"HTTP {e.status_code}: {_message(e)}") from None
-        except openai.APITimeoutError:
-            raise TransientError(f"timed out after {self.timeout:g} s") from None
-        except openai.APIConnectionError as e:
-            raise TransientError(f"connection error: {e}") from None
-        except openai.APIResponseValidationError as e:
-            raise TransientError(f"malformed response body: {e}") from None
-        except ValueError as e:  # JSON decoding of a malformed 200 body
-            raise TransientError(f"malformed response body: {e}") from None
-        return _result_from_openai(resp)
+        except Exception as e:  # noqa: BLE001 - every failure is classified, none is swallowed
+            kind = classify(e, self.base_url, self.model, "judge", self.api_key_env, self.timeout)
+            if kind is e:
+                raise
+            raise kind from None
+        return _result_from_openai(resp, self.base_url)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -128,19 +81,7 @@ class OpenAIBackend:
         self._client = None
 
 
-def _message(e: Any) -> str:
-    """The server's error message, wherever in the body it put it."""
-    body = getattr(e, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        if body.get("message"):
-            return str(body["message"])
-    return str(getattr(e, "message", e))
-
-
-def _result_from_openai(resp: Any) -> ChatResult:
+def _result_from_openai(resp: Any, endpoint: str | None) -> ChatResult:
     """A ChatResult from a chat.completion JSON body; anything malformed is worth a retry."""
     try:
         choice = resp["choices"][0]
@@ -160,7 +101,15 @@ def _result_from_openai(resp: Any) -> ChatResult:
                           usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
                           finish_reason=choice.get("finish_reason"), top_logprobs=top)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
-        raise TransientError(f"malformed response body: {type(e).__name__}: {e}") from None
+        raise TransientError(f"malformed response body from {endpoint or 'api.openai.com'}: "
+                             f"{type(e).__name__}: {e}") from None
+
+
+def _required_max_tokens(request: ChatRequest) -> int:
+    """In-process backends need a bound; JudgeClient always sets one (its default_max_tokens)."""
+    if request.max_tokens is None:
+        raise PermanentError("request without max_tokens: send it through JudgeClient, which fills it in")
+    return request.max_tokens
 
 
 class TransformersBackend:
@@ -171,13 +120,12 @@ class TransformersBackend:
     """
 
     def __init__(self, model_path: str | Path, model: str | None = None, device: str | None = None,
-                 dtype: str = "auto", max_input_tokens: int | None = None, system_prompt: str | None = None):
+                 dtype: str = "auto", max_input_tokens: int | None = None):
         self.path = str(model_path)
         self.model = model or Path(self.path).name
         self.device = device
         self.dtype = dtype
         self.max_input_tokens = max_input_tokens
-        self.system_prompt = system_prompt
         self._lm: Any = None
         self._tok: Any = None
         self._lock = threading.Lock()
@@ -202,12 +150,9 @@ class TransformersBackend:
 
         with self._lock:
             self._load()
-            messages = list(request.messages)
-            if self.system_prompt and not any(m["role"] == "system" for m in messages):
-                messages.insert(0, {"role": "system", "content": self.system_prompt})
-            ids = self._tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+            ids = self._tok.apply_chat_template(list(request.messages), add_generation_prompt=True, return_tensors="pt",
                                                 return_dict=True)["input_ids"]
-            max_new = request.max_tokens or 512
+            max_new = _required_max_tokens(request)
             if ids.shape[1] + max_new > self.max_input_tokens:
                 raise PermanentError(
                     f"context too long: {ids.shape[1]} prompt tokens + {max_new} new tokens "
@@ -274,7 +219,7 @@ class VLLMBackend:
             if self._llm is None:
                 self._llm = LLM(model=self.path, **self._engine_kwargs)
             params = SamplingParams(temperature=request.temperature, top_p=request.top_p or 1.0,
-                                    max_tokens=request.max_tokens or 512, stop=list(request.stop or []) or None,
+                                    max_tokens=_required_max_tokens(request), stop=list(request.stop or []) or None,
                                     seed=request.seed,
                                     logprobs=request.top_logprobs if request.logprobs else None)
             out = self._llm.chat([list(request.messages)], params, use_tqdm=False)[0]

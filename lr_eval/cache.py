@@ -2,14 +2,22 @@
 
 WAL mode and one commit per answer: a crash or `kill -9` loses no completed
 answer, and several processes can read and write the same file at once.
+
+Processes sharing a cache also share the work: before sending a request, a
+client *claims* its key (a row in `claims` with an owner and a lease that the
+owner keeps renewing). Another process that needs the same answer waits for
+it instead of paying again; a claim whose owner died stops being renewed,
+expires, and is taken over, so that request is sent once more.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,14 @@ CREATE TABLE IF NOT EXISTS answers (
     template TEXT NOT NULL,
     value TEXT NOT NULL,
     created REAL NOT NULL
+)
+"""
+
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
 )
 """
 
@@ -34,10 +50,12 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None,
                                    check_same_thread=False)
+        self._lock = threading.RLock()  # one transaction at a time on the shared connection
         self._db.execute("PRAGMA busy_timeout=60000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_CLAIMS)
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
@@ -54,11 +72,60 @@ class ResponseCache:
             found.update((k, json.loads(v)) for k, v in rows)
         return found
 
-    def put(self, key: str, model: str, template: str, value: dict[str, Any]) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO answers (key, model, template, value, created) VALUES (?, ?, ?, ?, ?)",
-            (key, model, template, json.dumps(value, ensure_ascii=False), time.time()),
-        )
+    def put(self, key: str, model: str, template: str, value: dict[str, Any], owner: str | None = None) -> None:
+        """Store an answer (and drop `owner`'s claim on it in the same commit)."""
+        row = (key, model, template, json.dumps(value, ensure_ascii=False), time.time())
+        sql = "INSERT OR REPLACE INTO answers (key, model, template, value, created) VALUES (?, ?, ?, ?, ?)"
+        if owner is None:
+            self._db.execute(sql, row)
+            return
+        with self._transaction():
+            self._db.execute(sql, row)
+            self._db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner))
+
+    # -- claims: one payer per request across processes -------------------------------------------
+    def claim(self, keys: Sequence[str], owner: str, lease: float) -> tuple[set[str], dict[str, dict[str, Any]]]:
+        """Claim the keys nobody answered or holds: (keys claimed by `owner`, answers found meanwhile).
+
+        Keys in neither are held by another live owner. A claim of `owner` itself, or an expired one, is
+        (re)taken.
+        """
+        now = time.time()
+        claimed: set[str] = set()
+        with self._transaction():
+            answered = self.get_many(keys)
+            for key in dict.fromkeys(keys):
+                if key in answered:
+                    continue
+                cur = self._db.execute(
+                    "INSERT INTO claims (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                    "owner = excluded.owner, expires = excluded.expires WHERE claims.expires < ? OR claims.owner = ?",
+                    (key, owner, now + lease, now, owner))
+                if cur.rowcount:
+                    claimed.add(key)
+        return claimed, answered
+
+    def release(self, keys: Sequence[str], owner: str) -> None:
+        """Drop `owner`'s claims (a request that ended without an answer)."""
+        for start in range(0, len(keys), _BATCH):
+            part = list(keys[start:start + _BATCH])
+            self._db.execute(f"DELETE FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(part))})",
+                             [owner, *part])
+
+    def renew(self, owner: str, lease: float) -> None:
+        """Extend every claim of `owner`: the heartbeat that tells others it is alive."""
+        self._db.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease, owner))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]

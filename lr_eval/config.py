@@ -21,8 +21,13 @@ else:  # pragma: no cover
 
 from .accounting import UsageMeter, load_prices
 from .cache import ResponseCache
+from .errors import UserError
 
 BACKENDS = ("openai", "transformers", "vllm", "embedded")
+
+
+class ConfigError(UserError, ValueError):
+    """A judge setting that cannot work, named with its source."""
 
 
 def cache_dir() -> Path:
@@ -50,6 +55,7 @@ class JudgeConfig:
     price_output: float | None = None
     system_prompt: str | None = None
     dry_run: bool = False
+    claim_lease: float = 30.0          # seconds a claim on a shared cache lives without its owner's heartbeat
 
     @property
     def configured(self) -> bool:
@@ -77,20 +83,37 @@ class JudgeConfig:
         cfg = cls()
         file = file or env.get("LR_JUDGE_CONFIG")
         if file:
-            data = tomllib.loads(Path(file).read_text())
+            try:
+                data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"judge config file {file}: {e}") from None
             cfg._update(data.get("judge", data), f"config file {file}")
         cfg._update({f.name: env[f"LR_JUDGE_{f.name.upper()}"] for f in fields(cls)
                      if f"LR_JUDGE_{f.name.upper()}" in env}, "environment")
         cfg._update({k: v for k, v in (overrides or {}).items() if v is not None}, "arguments")
         if cfg.backend not in BACKENDS:
-            raise ValueError(f"judge backend must be one of {', '.join(BACKENDS)}, not {cfg.backend!r}")
+            raise ConfigError(f"judge backend must be one of {', '.join(BACKENDS)}, not {cfg.backend!r}")
+        cfg.validate()
         return cfg
+
+    def validate(self) -> None:
+        """Refuse values that would hang or misbehave (concurrency 0, a negative budget...) before any work."""
+        checks = [("concurrency", self.concurrency, 1), ("max_tokens", self.max_tokens, 1),
+                  ("max_retries", self.max_retries, 0), ("max_cost", self.max_cost, 0),
+                  ("max_requests", self.max_requests, 0), ("price_input", self.price_input, 0),
+                  ("price_output", self.price_output, 0)]
+        for name, value, low in checks:
+            if value is not None and value < low:
+                raise ConfigError(f"judge setting {name} must be at least {low}, not {value}")
+        for name, value in (("timeout", self.timeout), ("claim_lease", self.claim_lease)):
+            if not value > 0:
+                raise ConfigError(f"judge setting {name} must be a positive number of seconds, not {value}")
 
     def _update(self, values: dict[str, Any], source: str) -> None:
         types = {f.name: f.type for f in fields(self)}
         for key, value in values.items():
             if key not in types:
-                raise ValueError(f"{source}: unknown judge setting {key!r} (known: {', '.join(types)})")
+                raise ConfigError(f"{source}: unknown judge setting {key!r} (known: {', '.join(types)})")
             setattr(self, key, _coerce(value, str(types[key]), f"{source}: {key}"))
 
     @classmethod
@@ -111,7 +134,7 @@ def _coerce(value: Any, type_name: str, where: str) -> Any:
         if "int" in type_name:
             return int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: cannot read {value!r} as {type_name}") from None
+        raise ConfigError(f"{where}: cannot read {value!r} as {type_name}") from None
     return str(value)
 
 
@@ -150,20 +173,19 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = No
         pass
     elif cfg.backend == "openai":
         if not cfg.model:
-            raise ValueError("no judge model: pass --model NAME (or set LR_JUDGE_MODEL)")
-        backend = OpenAIBackend(cfg.model, cfg.base_url, cfg.api_key(), cfg.timeout, cfg.system_prompt)
+            raise ConfigError("no judge model: pass --model NAME (or set LR_JUDGE_MODEL)")
+        backend = OpenAIBackend(cfg.model, cfg.base_url, cfg.api_key(), cfg.timeout, cfg.api_key_env)
     elif cfg.backend == "embedded":
         from .embedded import embedded_model_path
 
-        backend = TransformersBackend(embedded_model_path(), model=cfg.model or "SmolLM2-135M-Instruct",
-                                      system_prompt=cfg.system_prompt)
+        backend = TransformersBackend(embedded_model_path(), model=cfg.model or "SmolLM2-135M-Instruct")
     elif cfg.backend == "transformers":
         if not cfg.model:
-            raise ValueError("the transformers backend needs --model PATH_OR_NAME")
-        backend = TransformersBackend(cfg.model, system_prompt=cfg.system_prompt)
+            raise ConfigError("the transformers backend needs --model PATH_OR_NAME")
+        backend = TransformersBackend(cfg.model)
     else:
         if not cfg.model:
-            raise ValueError("the vllm backend needs --model PATH_OR_NAME")
+            raise ConfigError("the vllm backend needs --model PATH_OR_NAME")
         backend = VLLMBackend(cfg.model)
     prices = load_prices(cfg.prices)
     price = prices.get(backend.model)
@@ -175,4 +197,5 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = No
     path = cfg.cache_path()
     return JudgeClient(backend, cache=ResponseCache(path) if path else None, concurrency=cfg.concurrency,
                        max_retries=cfg.max_retries, meter=meter, dry_run=cfg.dry_run,
-                       default_max_tokens=cfg.max_tokens, show_progress=show_progress)
+                       default_max_tokens=cfg.max_tokens, show_progress=show_progress,
+                       system_prompt=cfg.system_prompt, claim_lease=cfg.claim_lease)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -23,7 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .backends import _retry_after
+from .retry import backoff_delay, classify
+from .types import JudgeFatalError, TransientError
 
 DEFAULT_LOCAL_NAME = "minilm:all-MiniLM-L6-v2"
 DEFAULT_API_KEY_ENV = "LR_EMBED_API_KEY"
@@ -38,7 +38,7 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
-class EmbeddingError(RuntimeError):
+class EmbeddingError(JudgeFatalError):
     """An embedding request that cannot succeed by retrying (bad key, unknown model, rejected input)."""
 
 
@@ -194,8 +194,6 @@ class OpenAIEmbedder:
             yield batch
 
     def _send(self, batch: list[str]) -> tuple[np.ndarray, int]:
-        import openai
-
         client = self._get_client()
         kwargs: dict[str, Any] = {"model": self.model, "input": batch, "encoding_format": "float"}
         if self.dimensions is not None:
@@ -217,28 +215,18 @@ class OpenAIEmbedder:
                 with self._lock:
                     self.tokens += tokens
                 return vecs, tokens
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-                raise EmbeddingError(f"embedding endpoint {self.base_url or 'api.openai.com'} refused the "
-                                     f"credentials (HTTP {e.status_code}): check ${self.api_key_env}") from None
-            except openai.RateLimitError as e:
-                error, wait = f"HTTP 429: {e.message}", _retry_after(e.response.headers)
-            except openai.APIStatusError as e:
-                if not (e.status_code >= 500 or e.status_code in (408, 409)):
-                    raise EmbeddingError(f"embedding model {self.model!r} at {self.base_url or 'api.openai.com'}"
-                                         f": HTTP {e.status_code}: {e.message}") from None
-                error, wait = f"HTTP {e.status_code}", _retry_after(e.response.headers)
-            except openai.APITimeoutError:
-                error = f"timed out after {self.timeout:g} s"
-            except openai.APIConnectionError as e:
-                error = f"connection error: {e}"
-            except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError) as e:
-                error = f"malformed response: {e}"
+            except Exception as e:  # noqa: BLE001 - classified like a judge call (lr_eval.retry)
+                kind = classify(e, self.base_url, self.model, "embedding", self.api_key_env, self.timeout)
+                if kind is e:
+                    raise
+                if not isinstance(kind, TransientError):
+                    raise EmbeddingError(str(kind)) from None
+                error, wait = str(kind), kind.retry_after
             if attempt > self.max_retries:
                 raise EmbeddingError(f"embedding request gave up after {attempt} attempts: {error}")
             with self._lock:
                 self.retries += 1
-            delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
-            time.sleep(max(delay, wait or 0.0))
+            time.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_max, wait))
 
 
 # -- cache ------------------------------------------------------------------------------------------

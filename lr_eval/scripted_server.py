@@ -34,6 +34,9 @@ class Reply:
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     top_logprobs: list[dict[str, float]] | None = None
+    #: (prompt_tokens, completion_tokens) to report instead of the default word counts (a server that bills
+    #: per character, or more than it could have processed).
+    usage: tuple[int, int] | None = None
 
 
 Responder = Callable[[dict[str, Any]], "str | Reply"]
@@ -236,6 +239,9 @@ def _error(status: int, message: str, code: str, headers: dict[str, str] | None 
 def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     content = reply.content or ""
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    completion_tokens = len(content.split())
+    if reply.usage is not None:
+        prompt_tokens, completion_tokens = reply.usage
     choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
                               "message": {"role": "assistant", "content": content}}
     if body.get("logprobs"):
@@ -246,8 +252,8 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             for s in steps]}
     return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "scripted"), "choices": [choice],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content.split()),
-                      "total_tokens": prompt_tokens + len(content.split())}}
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
 
 
 def hash_embedding(text: str, dim: int) -> list[float]:

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .errors import UserError
+
 # Bumped when the meaning of a cached answer changes (key fields, stored format).
 CACHE_SCHEMA = 1
 
@@ -126,20 +128,41 @@ class ChatResult:
         )
 
 
-class JudgeFatalError(RuntimeError):
-    """An error no retry can fix and that affects every request (bad key, unknown model)."""
+class JudgeStop(UserError, RuntimeError):
+    """Stops every request of the run: printed as one line by every command, with exit code 3."""
+
+    exit_code = 3
 
 
-class BudgetExceeded(RuntimeError):
-    """Sending the next request would pass --max-cost or --max-requests."""
+class JudgeFatalError(JudgeStop):
+    """An error no retry can fix and that affects every request (bad key, unknown model, no such host)."""
+
+
+class BudgetExceeded(JudgeStop):
+    """The next request could pass --max-cost or --max-requests, or the server billed more than is possible.
+
+    With the meter attached, the message is composed when it is shown, after the requests already in flight
+    have finished: what was spent, the budget, and how many requests were not sent.
+    """
+
+    def __init__(self, reason: str, meter: Any = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.meter = meter
+
+    def __str__(self) -> str:
+        if self.meter is None:
+            return self.reason
+        return f"judge budget stop: {self.reason}; {self.meter.budget_line()}"
 
 
 class TransientError(Exception):
     """A failure worth retrying (429, 5xx, timeout, connection, malformed body)."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, refused: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.refused = refused  # the connection was refused: fatal once no answer can be expected
 
 
 class PermanentError(Exception):

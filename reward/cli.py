@@ -180,8 +180,8 @@ def run_score(args: argparse.Namespace) -> int:
     print_summary(final, scorer)
     print_usage(scorer.client.meter)
     failed = sum("error" in r for r in final)
-    if stop is not None:
-        err_console.print(f"[bold red]stopped: {stop}; rerun to continue (finished items are kept)")
+    if stop is not None:  # one line from the command's error handler; finished items are already written
+        raise stop
     if failed:
         err_console.print(f"[red]{failed} of {len(final)} lines not scored (see 'error' in {out})")
     return failed

@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lr_eval.judge import JudgeClient, gather_or_cancel
+from lr_eval.judge import JudgeClient, gather_or_cancel, shared_task
 from lr_eval.parsing import (
     Parsed,
     ParseStats,
@@ -730,9 +730,9 @@ class LongRewardScorer:
         new = [st for st in statements if st not in g.support]
         if new:
             self.client.expect_more(len(new))
-            retrieval = asyncio.ensure_future(self._retrieve(g, new))
+            retrieval = shared_task(self._retrieve(g, new))
             for i, st in enumerate(new):
-                g.support[st] = asyncio.ensure_future(self._support_one(g, t, st, retrieval, i))
+                g.support[st] = shared_task(self._support_one(g, t, st, retrieval, i))
         return list(await gather_or_cancel([_shielded(g.support[st]) for st in statements]))
 
     async def _support_one(self, g: _Group, t: Template, statement: str, retrieval: asyncio.Future[Any],
@@ -776,7 +776,7 @@ class LongRewardScorer:
         else:
             self._release(g, slot, statements)
             if g.support_round is None:
-                g.support_round = asyncio.ensure_future(self._support_round(g, tpl))
+                g.support_round = shared_task(self._support_round(g, tpl))
             await asyncio.shield(g.support_round)
         return list(await gather_or_cancel([_shielded(g.support[st]) for st in statements]))
 
@@ -791,7 +791,7 @@ class LongRewardScorer:
         loop = asyncio.get_running_loop()
         futs: dict[str, asyncio.Future[_Support]] = {st: loop.create_future() for st in statements}
         g.support.update(futs)
-        task = asyncio.ensure_future(self._judge_statements(g, tpl, statements, futs))
+        task = shared_task(self._judge_statements(g, tpl, statements, futs))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # errors reach the futures' waiters
 
     async def _judge_statements(self, g: _Group, tpl: dict[str, Template], statements: list[str],
@@ -901,7 +901,7 @@ class LongRewardScorer:
         if self.client.dry_run:  # no embedding in a dry run: the first k chunks stand in for the evidence
             return [[c.index for c in g.fine[:self.config.k]] for _ in statements]
         if g.retriever is None:
-            g.retriever = asyncio.ensure_future(asyncio.to_thread(self._build_retriever, g.fine))
+            g.retriever = shared_task(asyncio.to_thread(self._build_retriever, g.fine))
         retriever = await asyncio.shield(g.retriever)
         ids, _ = await asyncio.to_thread(self._top_k, retriever, statements)
         g.embedded_tokens = retriever.embedded_tokens
@@ -927,7 +927,7 @@ class LongRewardScorer:
     # -- completeness -----------------------------------------------------------------------------------
     async def _completeness(self, g: _Group, tpl: dict[str, Template], response: str, data_tokens: int) -> _Dim:
         if g.extraction is None:
-            g.extraction = asyncio.ensure_future(self._extract_all(g, tpl["extract"]))
+            g.extraction = shared_task(self._extract_all(g, tpl["extract"]))
         parts = await asyncio.shield(g.extraction)
         flags: list[str] = []
         audit: dict[str, Any] = {"information": parts}

@@ -25,8 +25,10 @@ def user(text: str, **kw) -> ChatRequest:
     return ChatRequest.of([{"role": "user", "content": text}], **kw)
 
 
-def expected_content(req: ChatRequest) -> str:
-    body = {"model": "judge-model", "messages": list(req.messages), "temperature": req.temperature}
+def expected_content(req: ChatRequest, default_max_tokens: int = 1024) -> str:
+    """The echo of the request as the client sends it (max_tokens filled in with the client's default)."""
+    body = {"model": "judge-model", "messages": list(req.messages), "temperature": req.temperature,
+            "max_tokens": req.max_tokens or default_max_tokens}
     return echo_responder(body)
 
 
@@ -147,12 +149,13 @@ def test_max_requests_budget_is_checked_before_sending() -> None:
 
 def test_max_cost_budget_with_price() -> None:
     with ScriptedServer() as srv:
-        # 1 USD per token in and out: each request may cost up to ~10 + 10 tokens
-        meter = UsageMeter(model="judge-model", price=(1e6, 1e6), max_cost=50.0)
+        # 1 USD per token in and out: each request is reserved at its bound, 17-18 bytes + 32 overhead
+        # tokens in and 10 out (~60 USD), and really costs ~10 + 10.
+        meter = UsageMeter(model="judge-model", price=(1e6, 1e6), max_cost=200.0)
         client = make_client(srv, concurrency=1, meter=meter)
         with pytest.raises(BudgetExceeded, match="max-cost"):
             client.run([user(f"question number {i}", max_tokens=10) for i in range(50)])
-        assert meter.cost is not None and meter.cost <= 50.0
+        assert meter.cost is not None and meter.cost <= 200.0
         assert 0 < sum(srv.received.values()) < 50
 
 
