@@ -451,15 +451,24 @@ class JudgeFilter(BatchJudgeFilter):
     """Judges every response of a task in one concurrent batch; subclasses name their JudgeSpec."""
 
     spec_class: type[JudgeSpec]
+    #: Re-asks of an unparseable answer when --metadata has no ``judge_reasks``.
+    default_reasks: int = DEFAULT_REASKS
 
     def fallback_name(self) -> str:
         return self.options.get("task", self.spec_class.__name__)
 
+    def make_spec(self, name: str, metadata: dict[str, Any], cfg: JudgeConfig) -> JudgeSpec:
+        return self.spec_class(name, metadata, cfg.max_tokens)
+
+    def items(self, docs: Sequence[dict[str, Any]], responses: list[str]) -> list[dict[str, Any]]:
+        """What the spec judges, one per response: the docs (MT-Bench: each turn's conversation)."""
+        return list(docs)
+
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
               responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client, cfg = build_judge(name, metadata)
-        spec = self.spec_class(name, metadata, cfg.max_tokens)
-        verdicts, report = judge_samples(spec, client, list(docs), responses, reasks_from(metadata))
+        verdicts, report = judge_samples(self.make_spec(name, metadata, cfg), client, self.items(docs, responses),
+                                         responses, reasks_from(metadata, self.default_reasks))
         report["judge"] = cfg.describe()
         return verdicts, report
 

@@ -275,7 +275,7 @@ class MTBenchSpec(JudgeSpec):
 
     def call_info(self, doc: dict[str, Any], index: int) -> dict[str, Any]:
         prompt = self.rubric.prompt(doc["question"], doc["turn"])
-        return {"prompt": prompt.name, "system_prompt": prompt.system_prompt,
+        return {"turn": doc["turn"], "prompt": prompt.name, "system_prompt": prompt.system_prompt,
                 "user_prompt": self.rubric.user_prompt(doc["question"], doc["answers"], doc["turn"])}
 
     def describe(self) -> dict[str, Any]:

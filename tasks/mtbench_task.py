@@ -33,16 +33,9 @@ from datasets import Dataset, DatasetDict
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
-from .judging import (
-    BatchJudgeFilter,
-    build_judge,
-    calling_lm,
-    judge_samples,
-    parse_verdict,
-    reasks_from,
-    register_judge_filter,
-    require_judge,
-)
+from lr_eval.config import JudgeConfig
+
+from .judging import JudgeFilter, JudgeSpec, calling_lm, parse_verdict, register_judge_filter, require_judge
 from .mtbench import MTBenchSpec, Question, Rubric, conversation, data_file, read_questions, temperature
 
 log = logging.getLogger(__name__)
@@ -138,23 +131,21 @@ def first_answer(inst: Instance) -> str:
     return ("" if resp is None else str(resp)).strip()
 
 
-class MTBenchJudgeFilter(BatchJudgeFilter):
+class MTBenchJudgeFilter(JudgeFilter):
     """Judges every turn of every question in one concurrent batch (responses arrive turn 1s, then turn 2s)."""
 
-    default_task = TASK
+    spec_class = MTBenchSpec
     unit = "judgments"
+    default_reasks = 0  # FastChat asks once
 
-    def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
-              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        client, cfg = build_judge(name, metadata)
-        items = conversations(docs, responses)
-        verdicts, report = judge_samples(MTBenchSpec(name, Rubric.load(metadata), metadata), client, items,
-                                         [c["answers"][c["turn"] - 1] for c in items], reasks_from(metadata, 0),
-                                         desc=f"judging {name}")
-        for verdict, conv in zip(verdicts, items, strict=True):
-            verdict["turn"] = conv["turn"]
-        report["judge"] = cfg.describe()
-        return verdicts, report
+    def fallback_name(self) -> str:
+        return TASK
+
+    def make_spec(self, name: str, metadata: dict[str, Any], cfg: JudgeConfig) -> JudgeSpec:
+        return MTBenchSpec(name, Rubric.load(metadata), metadata)
+
+    def items(self, docs: Sequence[dict[str, Any]], responses: list[str]) -> list[dict[str, Any]]:
+        return conversations(docs, responses)
 
 
 def conversations(docs: Sequence[dict[str, Any]], responses: Sequence[str]) -> list[dict[str, Any]]:
@@ -173,22 +164,26 @@ register_judge_filter(FILTER_NAME, MTBenchJudgeFilter)
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """Per question: turn1/turn2 (when scored), the list of its scored judgments for ``score`` and its
-    category, judge_unscored (0-2) and judge_cost_usd."""
-    verdicts = [parse_verdict(r, ("score", "turn")) for r in results]
+    """Per question (results: its verdicts in turn order, as lm-eval sorts a doc's requests by idx): turn1/turn2
+    when scored, the list of its scored judgments for ``score`` and its category, judge_unscored (0-2) and
+    judge_cost_usd."""
+    verdicts = [parse_verdict(r, ("score", "response")) for r in results]
     if any(v is None for v in verdicts):
         raise RuntimeError(f"{TASK} without judge verdicts: keep the task's `judge` filter in filter_list")
-    out: dict[str, Any] = {"judge_unscored": float(sum(v["score"] is None for v in verdicts))}  # type: ignore[index]
-    scored = []
-    for v in verdicts:
+    out: dict[str, Any] = {}
+    scored, unscored, costs = [], 0, []
+    for turn, v in enumerate(verdicts, 1):
         assert v is not None
-        if v["score"] is not None:
-            out[f"turn{v['turn']}"] = float(v["score"])
+        if v["score"] is None:
+            unscored += 1
+        else:
+            out[f"turn{turn}"] = float(v["score"])
             scored.append(float(v["score"]))
-    out["score"] = out[f"score_{doc['category']}"] = scored
-    costs = [v["cost_usd"] for v in verdicts if v is not None and v.get("cost_usd") is not None]
+        if v.get("cost_usd") is not None:
+            costs.append(float(v["cost_usd"]))
+    out.update({"score": scored, f"score_{doc['category']}": scored, "judge_unscored": float(unscored)})
     if costs:
-        out["judge_cost_usd"] = float(sum(costs))
+        out["judge_cost_usd"] = sum(costs)
     return out
 
 

@@ -314,7 +314,7 @@ def test_lm_eval_mtbench_two_turns_and_rejudge(task_manager: Any, mt: Path, tmp_
         assert s["doc"]["turns"][1] in ctx2 and "<|im_start|>assistant" in ctx2[len(ctx1):]  # its chat template
         assert gen1 == gen2
         v1, v2 = (json.loads(v) for v in s["filtered_resps"])
-        assert (v1["turn"], v2["turn"]) == (1, 2)
+        assert (v1["judgements"][0]["turn"], v2["judgements"][0]["turn"]) == (1, 2)
         assert answer1 in v2["judgements"][0]["user_prompt"] and s["resps"][1][0].strip() in \
             v2["judgements"][0]["user_prompt"]
     assert math_q["arguments"]["gen_args_0"]["arg_1"]["temperature"] == 0.0
