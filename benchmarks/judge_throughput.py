@@ -3,8 +3,9 @@
 The server runs in its own process so that its CPU does not count as the
 client's. Baseline in the same run: the ideal rate, concurrency / latency.
 Prints achieved requests/s over ideal and the client's CPU time per request
-(the cache is on, as in real use). Target: >= 0.95 of ideal at concurrency 64
-with 200 ms latency.
+(the cache and its cross-process claims are on, as in real use). Target:
+ours >= 0.95 of the openai client alone (below) at concurrency 64 with 200 ms
+latency; the ratio to ideal is printed too.
 
 Two references run in the same harness, so each run shows where the time goes:
 a bare aiohttp client (no openai package, no cache: the harness's own ceiling)
@@ -116,7 +117,10 @@ def main() -> None:
         for name, (w, c) in (("bare aiohttp client (harness ceiling)", (raw_wall, raw_cpu)),
                              ("openai client alone (ceiling on the openai package)", (oai_wall, oai_cpu))):
             print(f"reference, {name}: {n / w / ideal:.3f} of ideal, {c / n * 1000:.3f} ms CPU per request")
-        print(f"RESULT throughput_ratio_vs_ideal {ratio:.3f} (target >= 0.95)")
+        print(f"ours: {ratio:.3f} of ideal")
+        # The target (issue 10): ours over the openai client alone, measured in this same run. On 2 shared cores
+        # even a bare aiohttp client misses 0.95 of ideal, so ideal is reported but not the target.
+        print(f"RESULT throughput_ratio_vs_openai_client {oai_wall / wall:.3f} (target >= 0.95)")
     finally:
         server.terminate()
         server.wait()

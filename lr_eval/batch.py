@@ -102,8 +102,8 @@ def run_batch(input_path: str | Path, output_path: str | Path, cfg: JudgeConfig)
     write_jsonl_atomic(output_path, rows)
     print_usage(client.meter)
     failed = sum("error" in r for r in rows)
-    if stop is not None:
-        console.print(f"stopped: {stop}", style="bold red", markup=False)
+    if stop is not None:  # one line from the command's error handler; the answers received are written
+        raise stop
     if failed:
         console.print(f"[red]{failed} of {len(rows)} lines failed (see 'error' in {output_path})")
     return failed

@@ -48,6 +48,7 @@ from typing import Any
 from lm_eval.api.filter import Filter
 
 from lr_eval.config import JudgeConfig, build_client, cache_dir
+from lr_eval.errors import UserError
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
 from lr_eval.types import ChatRequest, ChatResult
@@ -101,10 +102,15 @@ def predict_only_requested(metadata: dict[str, Any] | None = None) -> bool:
     """Whether this run only generates (lm-eval's --predict_only / -x, or metadata predict_only)."""
     if str((metadata or {}).get("predict_only", "")).lower() in ("1", "true", "yes", "on"):
         return True
-    program = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
-    if "lm_eval" not in program and "lm-eval" not in program:
+    if not running_lm_eval_cli():
         return False  # another program's flags (pytest's -x) mean nothing here
     return any(a in ("--predict_only", "-x") or a.startswith("--predict_only=") for a in sys.argv[1:])
+
+
+def running_lm_eval_cli() -> bool:
+    """Whether this process is lm-eval's command line (not the Python API, rejudge or a test)."""
+    program = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
+    return "lm_eval" in program or "lm-eval" in program
 
 
 def require_judge(task: str, metadata: dict[str, Any] | None) -> JudgeConfig | None:
@@ -439,7 +445,15 @@ class BatchJudgeFilter(Filter):
             return responses  # --predict_only: generation only, judged later (e.g. lr-eval rejudge)
         metadata = dict(getattr(task.config, "metadata", None) or {}) if task is not None else {}
         name = str(task.config.task) if task is not None else self.fallback_name()
-        verdicts, report = self.judge(name, metadata, docs, responses)
+        try:
+            verdicts, report = self.judge(name, metadata, docs, responses)
+        except UserError as e:
+            if not running_lm_eval_cli():
+                raise
+            # Under lm-eval's command line: one line and the exit code, not lm-eval's traceback. Every judge
+            # answer received is already in the cache, so a rerun (or lr-eval rejudge) continues from there.
+            print(f"{name}: error: {e}", file=sys.stderr)
+            raise SystemExit(e.exit_code) from None
         self.log_summary(name, len(docs), report)
         if task is not None:
             store_report(task, report)

@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lr_eval.types import BudgetExceeded, JudgeFatalError
+    from lr_eval.errors import UserError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -329,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, JudgeFatalError, BudgetExceeded) as e:
+    except UserError as e:
+        if args.verbose:
+            raise
+        print(f"lr-train {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except (ValueError, FileNotFoundError) as e:
         if args.verbose:
             raise
         # Bad input or configuration: one clear line, not a traceback.

@@ -121,9 +121,9 @@ def run_score(args: argparse.Namespace) -> int:
     print_summary(final, scorer)
     print_usage(scorer.client.meter)
     missing = len(groups) - len(final)
-    if stop is not None:
-        err_console.print(f"[bold red]stopped: {stop}; rerun to continue (finished prompts are kept)")
-    elif missing:
+    if stop is not None:  # one line from lr-train's error handler; finished prompts are written
+        raise stop
+    if missing:
         err_console.print(f"[red]{missing} prompts not scored")
     return missing
 

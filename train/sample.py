@@ -483,6 +483,6 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
         if "error" in rec or not rec:
             stats.failed_prompts += 1
             stats.errors.append(f"{p.id}: {rec.get('error', f'not sampled: {stop}')}")
-    if stop is not None:
-        stats.errors.insert(0, f"stopped: {stop}")
+    if stop is not None:  # one line from lr-train's error handler; every sampled prompt is written
+        raise stop
     return final, stats, client.meter
