@@ -6,6 +6,7 @@ lm-eval task end to end on the embedded model (turn 2 from the model's own turn-
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,24 @@ def test_summary_counts_unscored_and_means_categories() -> None:
     assert a == {"model": "a", "turn1": 8.0, "turn2": 5.5, "overall": 6.75, "n": 2, "unscored": 2,
                  "categories": {"math": 5.5, "writing": 8.0}}
     assert b["model"] == "b" and b["turn2"] is None and b["overall"] == 9.0
+
+
+def test_task_metrics_pool_the_scored_judgments() -> None:
+    """score = FastChat's average over every scored judgment, not a mean of per-question means."""
+    from lr_eval.tasks.mtbench_task import pooled_mean, process_results
+
+    def verdicts(*scores: float | None) -> list[str]:
+        return [json.dumps({"response": "a", "score": s, "unscored": None if s else "no [[rating]]",
+                            "cost_usd": 0.5}) for s in scores]
+
+    one = process_results({"category": "math"}, verdicts(8.0, None))
+    two = process_results({"category": "writing"}, verdicts(2.0, 5.0))
+    assert one == {"turn1": 8.0, "score": [8.0], "score_math": [8.0], "judge_unscored": 1.0, "judge_cost_usd": 1.0}
+    assert two["turn2"] == 5.0 and two["judge_unscored"] == 0.0
+    assert pooled_mean([one["score"], two["score"]]) == 5.0  # (8 + 2 + 5) / 3, not (8 + 3.5) / 2
+    assert math.isnan(pooled_mean([[], []]))
+    with pytest.raises(RuntimeError, match="judge"):
+        process_results({"category": "math"}, ["raw text", "raw text"])
 
 
 # ------------------------------------------------------------------------------------------ the CLI
