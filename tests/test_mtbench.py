@@ -274,6 +274,43 @@ def test_cli_bad_input_stops_before_any_request(mt: Path, tmp_path: Path, capsys
     assert not (tmp_path / "o.jsonl").exists()
 
 
+# ------------------------------------------------------------------------------------------ leaderboard
+
+
+def _short_row(folder: Path) -> Any:
+    from lr_eval.leaderboards import board as bd
+    from lr_eval.leaderboards.reader import load_runs
+
+    board = bd.build_board(load_runs([str(folder)]), iters=200)
+    short = next(s for s in board.sections if s.key == "short")
+    return short, next(r for r in short.rows if r.source == "measured")
+
+
+def test_leaderboard_mt_bench_column(tmp_path: Path) -> None:
+    """The MT-Bench column from a longreward_mtbench run: the reported score, with an interval over questions
+    (each question's value: the mean of its scored turns), beside the paper's published rows."""
+    run = tmp_path / "model"
+    run.mkdir()
+    turns = [[8.0, 6.0], [4.0, 4.0], [10.0, 2.0], [7.0, 5.0]]
+    pooled = sum(map(sum, turns)) / 8
+    (run / "results_2026-12-01T00-00-00.000000.json").write_text(json.dumps({
+        "results": {"longreward_mtbench": {"alias": "longreward_mtbench", "score,judge": pooled,
+                                           "score_stderr,judge": "N/A", "judge_unscored,judge": 0.0}},
+        "n-samples": {"longreward_mtbench": {"original": 80, "effective": 4}},
+        "higher_is_better": {"longreward_mtbench": {"score": True, "judge_unscored": False}},
+        "config": {"model": "hf", "model_args": "pretrained=m"}, "model_name": "m"}))
+    (run / "samples_longreward_mtbench_2026-12-01T00-00-00.000000.jsonl").write_text("".join(
+        json.dumps({"doc_id": i, "doc": {"question_id": 81 + i}, "doc_hash": f"h{i}", "filter": "judge",
+                    "metrics": ["score", "judge_unscored"], "score": t, "judge_unscored": 0.0}) + "\n"
+        for i, t in enumerate(turns)))
+    short, row = _short_row(run)
+    cell = row.cells["mt_bench"]
+    assert cell.value == pytest.approx(pooled) and cell.n == 4 and cell.ci is not None
+    assert cell.ci[0] < pooled < cell.ci[1]
+    published = {r.label: r.cells["mt_bench"].value for r in short.rows if r.source == "published"}
+    assert published["GLM-4-9B · SFT"] == 7.37 and published["GLM-4-9B · DPO w/ LongReward"] == 7.58
+
+
 # ------------------------------------------------------------------------------------------ lm-eval
 
 
@@ -355,6 +392,8 @@ def test_lm_eval_mtbench_two_turns_and_rejudge(task_manager: Any, mt: Path, tmp_
     assert judge_meta["reasks"] == 0 and set(judge_meta["prompts"]) == {"single-v1", "single-math-v1",
                                                                        "single-v1-multi-turn",
                                                                        "single-math-v1-multi-turn"}
+    _, row = _short_row(tmp_path / "out")
+    assert row.cells["mt_bench"].value == 4.0  # the pooled score; one unscored turn: no per-question interval
 
 
 def _greedy(prompt: str, new_tokens: int) -> str:
