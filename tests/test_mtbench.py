@@ -433,3 +433,34 @@ def test_predict_only_then_rejudge(mt: Path, tmp_path: Path) -> None:
     [results] = (tmp_path / "rj").glob("results_*.json")
     r = json.loads(results.read_text())["results"]["longreward_mtbench"]
     assert r["score,judge"] == 4.0 and r["judge_unscored,judge"] == 0.0
+
+
+@pytest.mark.slow
+def test_chat_api_backend_gets_the_conversation(task_manager: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lm-eval's local-chat-completions backend: turn 2 goes out as chat messages [question 1, the model's own
+    turn-1 answer, question 2], with the category's temperature and 1024 new tokens."""
+    pytest.importorskip("tenacity")  # lm-eval's API models need it (lm-eval[api])
+    from lm_eval import simple_evaluate
+
+    def model(body: dict[str, Any]) -> str:
+        return f"my answer {sum(m['role'] == 'user' for m in body['messages'])} at T={body['temperature']}"
+
+    with ScriptedServer(responder=model) as ms, ScriptedServer(responder=lambda body: "Rating: [[5]]") as js:
+        monkeypatch.setenv("LR_JUDGE_BASE_URL", js.base_url)
+        monkeypatch.setenv("LR_JUDGE_MODEL", "j")
+        res = simple_evaluate(model="local-chat-completions", model_args=f"model=m,base_url={ms.base_url}/chat/"
+                              "completions,tokenizer_backend=None", tasks=["longreward_mtbench"],
+                              task_manager=task_manager, samples={"longreward_mtbench": [0, 30]}, log_samples=True,
+                              apply_chat_template=True)
+        sent = [(b["messages"], b["temperature"], b["max_tokens"]) for b in ms.bodies]
+    questions = [s["doc"]["turns"] for s in res["samples"]["longreward_mtbench"]]
+    assert sorted(sent, key=lambda x: (len(x[0]), x[1])) == [
+        ([{"role": "user", "content": questions[1][0]}], 0.0, 1024),
+        ([{"role": "user", "content": questions[0][0]}], 0.7, 1024),
+        ([{"role": "user", "content": questions[1][0]}, {"role": "assistant", "content": "my answer 1 at T=0.0"},
+          {"role": "user", "content": questions[1][1]}], 0.0, 1024),
+        ([{"role": "user", "content": questions[0][0]}, {"role": "assistant", "content": "my answer 1 at T=0.7"},
+          {"role": "user", "content": questions[0][1]}], 0.7, 1024)]
+    assert [s["resps"] for s in res["samples"]["longreward_mtbench"]] == [
+        [["my answer 1 at T=0.7"], ["my answer 2 at T=0.7"]], [["my answer 1 at T=0.0"], ["my answer 2 at T=0.0"]]]
+    assert res["results"]["longreward_mtbench"]["score,judge"] == 5.0
