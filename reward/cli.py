@@ -28,93 +28,28 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from lr_eval.config import JudgeConfig, add_judge_args, build_client
+from lr_eval.config import JudgeConfig, add_judge_args
 from lr_eval.jsonl import InputError, read_done_ids, read_unique, require, write_jsonl_atomic
 from lr_eval.progress import console as err_console
 from lr_eval.report import print_usage
 from lr_eval.types import BudgetExceeded, JudgeFatalError
 
 from . import agreement as agr
-from .scorer import DIMENSIONS, LongRewardScorer, ResponseScore, RewardConfig
+from .records import DIMENSIONS, ResponseScore
+from .scorer import LongRewardScorer, RewardConfig
+from .settings import RewardSettings, add_reward_args, build_scorer
 
 # Results go to stdout; wide enough for the tables when piped to a file.
 out_console = Console(width=None if sys.stdout.isatty() else 130)
-EMBEDDED_WINDOW = 8192  # SmolLM2-135M-Instruct's context
 
 
 # ---------------------------------------------------------------------------------------------------------
-# options
+# options: the flags are RewardSettings' fields (lr_eval.reward.settings)
 # ---------------------------------------------------------------------------------------------------------
-
-def add_reward_args(parser: argparse.ArgumentParser) -> None:
-    """The method options (defaults: the paper's settings)."""
-    d = RewardConfig()
-    g = parser.add_argument_group("LongReward method")
-    g.add_argument("--embedder", default=d.embedder, metavar="SPEC",
-                   help="retrieval embedder: local (all-MiniLM-L6-v2, offline), local:PATH, openai:MODEL or bm25 "
-                        "(default %(default)s)")
-    g.add_argument("--embed-base-url", metavar="URL", help="endpoint for openai:MODEL embeddings")
-    g.add_argument("--embed-api-key-env", default="LR_EMBED_API_KEY", metavar="VAR",
-                   help="environment variable with the embedding API key (default %(default)s, then OPENAI_API_KEY)")
-    g.add_argument("--embed-cache", metavar="PATH",
-                   help="SQLite cache of embeddings, or 'none' (default: beside the judge cache)")
-    g.add_argument("--language", choices=("auto", "en", "zh"), default=d.language,
-                   help="prompt language; auto picks it from the question and context")
-    g.add_argument("--k", type=int, default=d.k, metavar="N", help="passages per statement (default %(default)s)")
-    g.add_argument("--retrieval-chunk-tokens", type=int, default=d.retrieval_chunk_tokens, metavar="N")
-    g.add_argument("--extraction-chunk-tokens", type=int, default=d.extraction_chunk_tokens, metavar="N")
-    g.add_argument("--weights", default="1,1,1,1", metavar="H,L,F,C",
-                   help="dimension weights: helpfulness, logicality, faithfulness, completeness (0 skips one)")
-    g.add_argument("--tokenizer", metavar="NAME", help="chunking tokenizer (default: the embedded model's)")
-    g.add_argument("--reasks", type=int, default=d.reasks, metavar="N", help="re-asks of an unparseable answer")
-    g.add_argument("--judge-window", type=int, metavar="TOKENS",
-                   help=f"judge context window; longer prompts are unscored, not sent (default {d.judge_window}, "
-                        f"{EMBEDDED_WINDOW} for the embedded judge; 0 = do not check)")
-    g.add_argument("--max-context-tokens", type=int, default=d.max_context_tokens, metavar="N",
-                   help="longer contexts lose their middle (flag context_truncated; 0 = no limit)")
-    g.add_argument("--max-statements", type=int, metavar="N", help="judge at most N statements per response")
-    g.add_argument("--support-batch", type=int, default=d.support_batch, metavar="N",
-                   help="statements judged per support call, their passages shown once (default %(default)s; "
-                        "1 = one call per statement, as the paper)")
-    g.add_argument("--judge-max-tokens", type=int, metavar="N", help="output budget of every judge call")
-    g.add_argument("--groups-in-flight", type=int, default=16, metavar="N",
-                   help="prompts prepared and judged at the same time (default %(default)s)")
-
 
 def reward_config(args: argparse.Namespace, judge: JudgeConfig) -> RewardConfig:
-    try:
-        weights = tuple(float(x) for x in str(args.weights).split(","))
-    except ValueError:
-        raise ValueError(f"--weights: expected four numbers like 1,1,1,1, got {args.weights!r}") from None
-    if len(weights) != 4:
-        raise ValueError(f"--weights: expected four numbers like 1,1,1,1, got {args.weights!r}")
-    batch = getattr(args, "support_batch", None)
-    batch = RewardConfig().support_batch if batch is None else batch
-    window = args.judge_window
-    if window is None:
-        window = EMBEDDED_WINDOW if judge.backend == "embedded" else RewardConfig().judge_window
-    cfg = RewardConfig(retrieval_chunk_tokens=args.retrieval_chunk_tokens,
-                       extraction_chunk_tokens=args.extraction_chunk_tokens, k=args.k, weights=weights,  # type: ignore[arg-type]
-                       language=args.language, reasks=args.reasks, tokenizer=args.tokenizer, embedder=args.embedder,
-                       judge_window=window or None, max_context_tokens=args.max_context_tokens or None,
-                       max_statements=args.max_statements, support_batch=batch)
-    if args.judge_max_tokens:
-        cfg.max_tokens = {k: args.judge_max_tokens for k in cfg.max_tokens}
-    return cfg
-
-
-def build_scorer(args: argparse.Namespace, judge: JudgeConfig, cfg: RewardConfig) -> LongRewardScorer:
-    from lr_eval.embed import build_embedder
-
-    client = build_client(judge)
-    cache: Any = None
-    if args.embed_cache and args.embed_cache.lower() != "none":
-        cache = Path(args.embed_cache).expanduser()
-    elif args.embed_cache is None and judge.cache_path() is not None:
-        cache = judge.cache_path().parent / "embed-cache.sqlite"  # type: ignore[union-attr]
-    embedder = build_embedder(cfg.embedder, base_url=args.embed_base_url, api_key_env=args.embed_api_key_env,
-                              cache=cache)
-    return LongRewardScorer(client, cfg, embedder=embedder)
+    """The scorer's settings from the flags, for this judge."""
+    return RewardSettings.from_args(args).config(judge)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -150,21 +85,27 @@ def result_record(item: dict[str, Any], scores: list[ResponseScore], audit: bool
 
 
 def run_score(args: argparse.Namespace) -> int:
-    """Returns the number of items not scored (bad lines, or stopped by a fatal error or the budget)."""
-    judge = JudgeConfig.from_args(args)
-    cfg = reward_config(args, judge)
-    items, errors = read_items(args.input)
+    """`lr-eval score`: the flags over :func:`score_file`."""
+    return score_file(RewardSettings.from_args(args), JudgeConfig.from_args(args), args.input, args.output,
+                      audit=not args.no_audit)
+
+
+def score_file(settings: RewardSettings, judge: JudgeConfig, input_path: str | Path, output: str | Path,
+               audit: bool = True) -> int:
+    """Score every item of `input_path` into `output` (resumable); returns the number of items not scored
+    (bad lines, or stopped by a fatal error or the budget). `audit` False leaves the audit trail out."""
+    items, errors = read_items(input_path)
     for e in errors:
         err_console.print(f"[red]{e['error']}")
-    out = Path(args.output)
+    out = Path(output)
     done = {} if judge.dry_run else read_done_ids(out)
     todo = [it for it in items if it["id"] not in done]
     if done:
         err_console.print(f"resuming: {len(items) - len(todo)} of {len(items)} items already in {out}")
-    scorer = build_scorer(args, judge, cfg)
-    new, stop = score_appending(scorer, todo, lambda it, scores: result_record(it, scores, not args.no_audit),
+    scorer = build_scorer(settings, judge)
+    new, stop = score_appending(scorer, todo, lambda it, scores: result_record(it, scores, audit),
                                 None if judge.dry_run else out,
-                                [done[it["id"]] for it in items if it["id"] in done], args.groups_in_flight)
+                                [done[it["id"]] for it in items if it["id"] in done], settings.groups_in_flight)
     if judge.dry_run:
         print_estimate(scorer, todo)
         return 0
@@ -291,15 +232,16 @@ def _short(text: str, n: int = 60) -> str:
 
 def run_agreement(args: argparse.Namespace) -> int:
     judge = JudgeConfig.from_args(args)
-    cfg = reward_config(args, judge)
+    settings = RewardSettings.from_args(args)
+    cfg = settings.config(judge)
     pairs, errors, ties = agr.read_pairs(args.pairs)
     for e in errors:
         err_console.print(f"[red]{e}")
     if not pairs:
         raise ValueError(f"{args.pairs}: no usable pair ({len(errors)} bad lines, {ties} human ties)")
-    scorer = build_scorer(args, judge, cfg)
+    scorer = build_scorer(settings, judge)
     scored = scorer.score_groups([(p.context, p.question, list(p.responses)) for p in pairs],
-                                 args.groups_in_flight, None, "agreement")
+                                 settings.groups_in_flight, None, "agreement")
     if judge.dry_run:
         print_estimate(scorer, [{"context": p.context, "responses": p.responses} for p in pairs])
         return 0

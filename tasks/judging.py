@@ -49,11 +49,17 @@ from lm_eval.api.filter import Filter
 
 from lr_eval.config import JudgeConfig, build_client, cache_dir
 from lr_eval.errors import UserError
+from lr_eval.flags import truthy
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
+from lr_eval.records import JudgeReport
 from lr_eval.types import ChatRequest, ChatResult
 
 log = logging.getLogger(__name__)
+
+#: The metadata key under which a task records the prompt budget (tokens) it truncated to: ``max_length`` when
+#: given, else the default from the model's window (``configs.<task>.metadata.effective_max_length``).
+EFFECTIVE_MAX_LENGTH = "effective_max_length"
 
 #: --metadata keys that configure the judge: ``judge_<JudgeConfig field>`` plus these.
 JUDGE_PREFIX = "judge_"
@@ -100,7 +106,7 @@ def no_judge_message(task: str) -> str:
 
 def predict_only_requested(metadata: dict[str, Any] | None = None) -> bool:
     """Whether this run only generates (lm-eval's --predict_only / -x, or metadata predict_only)."""
-    if str((metadata or {}).get("predict_only", "")).lower() in ("1", "true", "yes", "on"):
+    if truthy((metadata or {}).get("predict_only")):
         return True
     if not running_lm_eval_cli():
         return False  # another program's flags (pytest's -x) mean nothing here
@@ -190,7 +196,7 @@ def prompt_tokenizer(metadata: dict[str, Any] | None, task: str) -> Any:
     if name is None:
         raise ValueError(f"{task} middle-truncates prompts with the model's tokenizer: pass --model_args "
                          "pretrained=... or --metadata '{\"tokenizer\": \"...\"}'")
-    return _tokenizer(name, str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on"))
+    return _tokenizer(name, truthy(metadata.get("trust_remote_code")))
 
 
 def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
@@ -207,10 +213,11 @@ def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
         limit = DEFAULT_MAX_INPUT_TOKENS
         name = tokenizer_name(metadata)
         if name is not None:
-            trust = str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on")
+            trust = truthy(metadata.get("trust_remote_code"))
             limit = min(limit, default_max_length(name, max_new_tokens, trust))
     if limit <= 1:
         raise ValueError(f"prompt budget of {limit} tokens leaves no room for the prompt")
+    note_in_results(EFFECTIVE_MAX_LENGTH, limit)
     return limit
 
 
@@ -277,9 +284,10 @@ def _cost(results: Sequence[ChatResult], client: JudgeClient) -> float | None:
 
 
 def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str, Any]], responses: Sequence[str],
-                  reasks: int = DEFAULT_REASKS,
-                  desc: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Judge every sample in one concurrent batch; returns one verdict per sample and a report.
+                  reasks: int = DEFAULT_REASKS, desc: str | None = None,
+                  judge: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Judge every sample in one concurrent batch; returns one verdict per sample and the judge report
+    (:class:`~lr_eval.records.JudgeReport` as a dict; `judge` describes the judge configuration).
 
     A verdict: ``response``, ``score`` (0-100 or None), ``unscored`` (reason or None),
     ``judgements`` (per call: rating, reason, clamped, rationale, cached), ``judge`` and ``cost_usd``.
@@ -326,17 +334,15 @@ def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str,
                          "judgements": judgements,
                          "judge": {"model": client.model, "template": f"{spec.template_id}@{spec.template_version}"},
                          "cost_usd": cost})
-    report = {
-        "model": client.model,
-        **spec.describe(),
-        "reasks": reasks,
-        "samples": {"judged": len(docs), "scored": len(scores), "unscored": sum(sample_reasons.values()),
-                    "unscored_reasons": dict(sample_reasons)},
-        "calls": call_stats.to_dict(),
-        "usage": client.summary(),
-        "cost_usd": None if total_cost is None else round(total_cost, 6),
-    }
-    return verdicts, report
+    details = spec.describe()
+    report = JudgeReport(
+        model=client.model, judge=judge, template_id=details.pop("template_id", None),
+        template_version=details.pop("template_version", None),
+        samples={"judged": len(docs), "scored": len(scores), "unscored": sum(sample_reasons.values()),
+                 "unscored_reasons": dict(sample_reasons)},
+        usage=client.summary(), cost_usd=None if total_cost is None else round(total_cost, 6),
+        details={**details, "reasks": reasks, "calls": call_stats.to_dict()})
+    return verdicts, report.to_dict()
 
 
 def build_judge(task: str, metadata: dict[str, Any] | None) -> tuple[JudgeClient, JudgeConfig]:
@@ -400,11 +406,24 @@ def _first(resp: Any) -> str:
     return "" if resp is None else str(resp)
 
 
-def store_report(task: Any, report: dict[str, Any]) -> None:
-    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``)."""
+def note_in_results(key: str, value: Any) -> None:
+    """Record a value the task's loader resolved (e.g. the prompt budget it truncated to) in the task's
+    metadata, which lm-eval writes to the results as ``configs.<task>.metadata.<key>``; no-op outside lm-eval."""
+    task = calling_task()
+    if task is None:
+        return
     if not isinstance(task.config.metadata, dict):
         task.config.metadata = {}
-    task.config.metadata["judge"] = report
+    task.config.metadata[key] = value
+
+
+def store_report(task: Any, report: dict[str, Any]) -> None:
+    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``).
+
+    It goes through :class:`~lr_eval.records.JudgeReport`, the record the leaderboard reads back."""
+    if not isinstance(task.config.metadata, dict):
+        task.config.metadata = {}
+    task.config.metadata["judge"] = JudgeReport.from_dict(report).to_dict()
 
 
 class BatchJudgeFilter(Filter):
@@ -481,10 +500,8 @@ class JudgeFilter(BatchJudgeFilter):
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
               responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client, cfg = build_judge(name, metadata)
-        verdicts, report = judge_samples(self.make_spec(name, metadata, cfg), client, self.items(docs, responses),
-                                         responses, reasks_from(metadata, self.default_reasks))
-        report["judge"] = cfg.describe()
-        return verdicts, report
+        return judge_samples(self.make_spec(name, metadata, cfg), client, self.items(docs, responses), responses,
+                             reasks_from(metadata, self.default_reasks), judge=cfg.describe())
 
 
 def register_judge_filter(name: str, cls: type[Filter]) -> None:

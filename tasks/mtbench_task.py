@@ -34,13 +34,14 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from lr_eval.config import JudgeConfig
+from lr_eval.suite import FAMILY
 
 from .judging import JudgeFilter, JudgeSpec, calling_lm, parse_verdict, register_judge_filter, require_judge
 from .mtbench import MTBenchSpec, Question, Rubric, conversation, data_file, read_questions, temperature
 
 log = logging.getLogger(__name__)
 
-TASK = "longreward_mtbench"
+TASK = FAMILY["mtbench"].prefix
 FILTER_NAME = "longreward_judge_mtbench"
 #: FastChat's generate: sampling only above this temperature.
 GREEDY_BELOW = 1e-4

@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from lr_eval.jsonl import InputError, read_jsonl, write_jsonl_atomic
+from lr_eval.records import FieldError
+from lr_eval.reward.records import SCORE_KEYS, ResponseScore, score_results
 
 EPS = 1e-9
 TIE_RULES = ("first", "shortest", "drop")
 DROP_REASONS = ("sampling_failed", "not_scored", "too_few_scored", "all_tied", "tied_extremes",
                 "below_min_margin")
-SCORE_KEYS = ("helpfulness", "logicality", "faithfulness", "completeness", "reward")
 MARGIN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
@@ -252,12 +253,16 @@ def _records(path: str | Path, what: str) -> dict[str, dict[str, Any]]:
             raise InputError(path, n, None, f"{what}: {rec.problem}")
         if rec.get("id") is None:
             raise InputError(path, n, "id", "missing")
+        try:
+            score_results(rec)  # the score records are checked here, where the line is known
+        except FieldError as e:
+            raise e.at(path, n) from None
         out[str(rec["id"])] = rec
     return out
 
 
-def _scores(result: dict[str, Any]) -> dict[str, float | None]:
-    return {k: result.get(k) for k in SCORE_KEYS}
+def _scores(result: ResponseScore) -> dict[str, float | None]:
+    return {k: getattr(result, k) for k in SCORE_KEYS}
 
 
 def build_pairs(samples: Sequence[dict[str, Any]], scores: dict[str, dict[str, Any]],
@@ -279,14 +284,13 @@ def build_pairs(samples: Sequence[dict[str, Any]], scores: dict[str, dict[str, A
         report.responses += len(responses)
         report.blank += sum(not str(r).strip() for r in responses)
         srec = scores.get(pid)
-        results = srec.get("results") if srec else None
-        stale = (srec is None or "error" in srec or not isinstance(results, list)
-                 or len(results) != len(responses)
+        results = score_results(srec) if srec else None
+        stale = (srec is None or results is None or len(results) != len(responses)
                  or ("responses_sha" in srec and srec["responses_sha"] != responses_sha(responses)))
         if stale:
             report.drop(pid, "not_scored")
             continue
-        rewards = [r.get("reward") if isinstance(r, dict) else None for r in results]  # type: ignore[union-attr]
+        rewards = [r.reward for r in results]  # type: ignore[union-attr]
         report.scored += sum(r is not None for r in rewards)
         finish = rec.get("finish_reasons")
         sel = select_pair(responses, rewards, policy, finish if isinstance(finish, list) else None)

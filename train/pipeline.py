@@ -8,7 +8,10 @@ the ids already scored for the same responses, and the judge cache makes any rep
 
 Run config (TOML): a ``[run]`` table and one table per step, whose keys are that subcommand's long
 options with ``_`` or ``-`` (``base_url = "..."`` is ``--base-url``; ``true`` / ``false`` switch a
-flag; a list becomes a comma-separated value) or its positional arguments by name.  Files are
+flag; a list becomes a comma-separated value) or its positional arguments by name.  The LongReward
+keys of ``[score]`` (``k``, ``embedder``, ``weights``...) are read straight into
+``lr_eval.reward.RewardSettings``, the schema behind the flags of ``lr-eval score`` and the
+``reward_*`` metadata keys of ``longreward_longqa``.  Files are
 chained through ``[run] workdir``::
 
     [run]
@@ -42,11 +45,15 @@ import gc
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lr_eval.jsonl import InputError, read_done_ids, read_jsonl, write_jsonl_atomic
 
 from .pairs import responses_sha
+
+if TYPE_CHECKING:
+    from lr_eval.config import JudgeConfig
+    from lr_eval.reward import RewardSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -79,24 +86,26 @@ def read_groups(path: str | Path) -> tuple[list[dict[str, Any]], int]:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    """`lr-train score`: returns the number of prompts left unscored (0: all done)."""
+    """`lr-train score`: the flags over :func:`score_samples`."""
     from lr_eval.config import JudgeConfig
+    from lr_eval.reward import RewardSettings
+
+    return score_samples(RewardSettings.from_args(args), JudgeConfig.from_args(args), args.input, args.output,
+                         audit=not args.no_audit)
+
+
+def score_samples(settings: RewardSettings, judge: JudgeConfig, input_path: str | Path, output: str | Path,
+                  audit: bool = True) -> int:
+    """Score every sampled group of `input_path` into `output` (resumable); returns the number of prompts
+    left unscored (0: all done)."""
     from lr_eval.report import print_usage
-    from lr_eval.reward.cli import (
-        build_scorer,
-        print_estimate,
-        print_summary,
-        result_record,
-        reward_config,
-        score_appending,
-    )
+    from lr_eval.reward import build_scorer
+    from lr_eval.reward.cli import print_estimate, print_summary, result_record, score_appending
 
     from .cli import err_console
 
-    judge = JudgeConfig.from_args(args)
-    cfg = reward_config(args, judge)
-    groups, skipped = read_groups(args.input)
-    out = Path(args.output)
+    groups, skipped = read_groups(input_path)
+    out = Path(output)
     by_id = {g["id"]: g for g in groups}
     done = {} if judge.dry_run else {k: v for k, v in read_done_ids(out).items()
                                      if k in by_id and v.get("responses_sha") == by_id[k]["sha"]}
@@ -105,14 +114,14 @@ def run_score(args: argparse.Namespace) -> int:
         err_console.print(f"{skipped} sample records without responses (failed sampling or bad lines) are skipped")
     if done:
         err_console.print(f"resuming: {len(done)} of {len(groups)} prompts already scored in {out}")
-    scorer = build_scorer(args, judge, cfg)
+    scorer = build_scorer(settings, judge)
 
     def record(g: dict[str, Any], scores: list[Any]) -> dict[str, Any]:
         return {"id": g["id"], "responses_sha": g["sha"], "judge": scorer.client.model,
-                **{k: v for k, v in result_record(g, scores, not args.no_audit).items() if k != "id"}}
+                **{k: v for k, v in result_record(g, scores, audit).items() if k != "id"}}
 
     new, stop = score_appending(scorer, todo, record, None if judge.dry_run else out,
-                                [done[g["id"]] for g in groups if g["id"] in done], args.groups_in_flight)
+                                [done[g["id"]] for g in groups if g["id"] in done], settings.groups_in_flight)
     if judge.dry_run:
         print_estimate(scorer, todo)
         return 0
@@ -194,8 +203,28 @@ def table_argv(parser: argparse.ArgumentParser, table: dict[str, Any], where: st
     return argv
 
 
+def score_table(table: dict[str, Any], where: str) -> tuple[RewardSettings, dict[str, Any]]:
+    """The ``[score]`` table's LongReward keys read as settings (no command line in between), and the rest."""
+    from dataclasses import fields
+
+    from lr_eval.reward import RewardSettings
+
+    names = {f.name for f in fields(RewardSettings)}
+    mine = {k: v for k, v in table.items() if k.replace("-", "_") in names}
+    rest = {k: v for k, v in table.items() if k not in mine}
+    return RewardSettings.from_mapping(mine, where=where), rest
+
+
 def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str, list[str]]]:
-    """(step, argv of its subcommand) for every step of the config, files chained through the workdir."""
+    """(step, argv of its subcommand) for every step of the config, files chained through the workdir
+    (for the score step, its LongReward settings as flags: what `lr-train score` would be given)."""
+    return [(step, argv + (settings.to_argv() if settings else [])) for step, argv, settings in steps_of(config,
+                                                                                                       config_name)]
+
+
+def steps_of(config: dict[str, Any], config_name: str = "config"
+             ) -> list[tuple[str, list[str], RewardSettings | None]]:
+    """(step, argv of its subcommand, the score step's LongReward settings) for every step of the config."""
     run = dict(config.get("run", {}))
     unknown = set(run) - {"workdir", "steps", "keep_going"}
     if unknown:
@@ -229,7 +258,7 @@ def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str,
     from .cli import build_parser
 
     parsers = subparsers(build_parser())
-    out: list[tuple[str, list[str]]] = []
+    out: list[tuple[str, list[str], RewardSettings | None]] = []
     for step in STEPS:
         if step not in steps:
             continue
@@ -238,9 +267,10 @@ def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str,
             raise ValueError(f"{config_name} [{step}]: {', '.join(POSITIONALS[step])} is required")
         if step == "dpo" and "model" not in tables["dpo"]:
             raise ValueError(f"{config_name} [dpo]: model is required (the SFT model to train: HF id or folder)")
-        argv = [str(a) for a in args] + outputs[step] + table_argv(parsers[step], tables[step],
-                                                                   f"{config_name} [{step}]")
-        out.append((step, argv))
+        where = f"{config_name} [{step}]"
+        settings, table = score_table(tables[step], where) if step == "score" else (None, tables[step])
+        argv = [str(a) for a in args] + outputs[step] + table_argv(parsers[step], table, where)
+        out.append((step, argv, settings))
     return out
 
 
@@ -259,15 +289,22 @@ def run_pipeline(config_path: str | Path, steps: list[str] | None = None, keep_g
     config = load_config(config_path)
     if steps:
         config.setdefault("run", {})["steps"] = steps
-    todo = plan(config, str(config_path))
+    todo = steps_of(config, str(config_path))
     keep = bool(config.get("run", {}).get("keep_going", False)) if keep_going is None else keep_going
     parser = build_parser()
     worst = 0
-    for n, (step, argv) in enumerate(todo, 1):
-        err_console.print(f"== step {n}/{len(todo)}: lr-train {step} {shlex.join(argv)}", markup=False,
+    for n, (step, argv, settings) in enumerate(todo, 1):
+        shown = argv + (settings.to_argv() if settings else [])
+        err_console.print(f"== step {n}/{len(todo)}: lr-train {step} {shlex.join(shown)}", markup=False,
                           highlight=False, style="bold")
         args = parser.parse_args([step, *argv])
-        rc = int(args.func(args) or 0)
+        if settings is not None:  # the score step: its settings come from the table, not from flags
+            from lr_eval.config import JudgeConfig
+
+            rc = 1 if score_samples(settings, JudgeConfig.from_args(args), args.input, args.output,
+                                    audit=not args.no_audit) else 0
+        else:
+            rc = int(args.func(args) or 0)
         gc.collect()  # an in-process policy of the sample step must not stay in memory during DPO
         if rc:
             worst = max(worst, rc)
