@@ -148,7 +148,7 @@ FAMILIES: tuple[Family, ...] = (
            _of(("single_doc_qa", "multi_doc_qa", "summarization")), judged=True, section="main", kind="judged",
            source=f"{_LONGBENCH}; the LongReward paper's judged protocol"),
     Family("mtbench", "MT-Bench", "longreward_mtbench", "score", "1-10", judged=True, section="short",
-           aliases=("mt_bench", "mtbench", "mt-bench"),
+           aliases=("mt_bench", "mtbench"),
            source="lm-sys/FastChat llm_judge: 80 two-turn questions, single-answer grading 1-10"),
     Family("alpacaeval2", "AlpacaEval 2", "longreward_alpacaeval2", "length_controlled_winrate", "0-100",
            judged=True, section="short", kind="alpaca",

@@ -293,6 +293,10 @@ def _short_row(folder: Path) -> Any:
 def test_leaderboard_mt_bench_column(tmp_path: Path) -> None:
     """The MT-Bench column from a longreward_mtbench run: the reported score, with an interval over questions
     (each question's value: the mean of its scored turns), beside the paper's published rows."""
+    from lr_eval.suite import classify
+
+    fam, _ = classify("longreward_mtbench")  # type: ignore[misc]
+    assert (fam.key, fam.scale, fam.section, fam.metric) == ("mtbench", "1-10", "short", "score")
     run = tmp_path / "model"
     run.mkdir()
     turns = [[8.0, 6.0], [4.0, 4.0], [10.0, 2.0], [7.0, 5.0]]
