@@ -373,12 +373,13 @@ def _main_section() -> Section:
 
 
 def _short_section() -> Section:
-    """The paper's short-instruction table: MT-Bench (its family, once in the suite, has kind "mtbench")."""
+    """The paper's short-instruction table: MT-Bench and AlpacaEval 2."""
     alpaca = FAMILY["alpacaeval2"].kind
     return Section("short", "Short instructions (paper's short-instruction table)",
                    "MT-Bench (1-10) and AlpacaEval 2 (win rates, %).", [
                        Column("mt_bench", "MT-Bench", pub.PROTOCOL["mt_bench"]["note"],
-                              _single_col("mtbench", ("score",)), decimals=2),
+                              _single_col(FAMILY["mtbench"].kind, (FAMILY["mtbench"].metric,)),
+                              decimals=FAMILY["mtbench"].decimals),
                        Column("alpaca_lc", "AlpacaEval2 LC", pub.PROTOCOL["alpaca_lc"]["note"],
                               _single_col(alpaca, ("length_controlled_winrate", "lc_winrate"), strict=True)),
                        Column("alpaca_wr", "AlpacaEval2 WR", "AlpacaEval 2 raw win rate vs the reference outputs",

@@ -101,9 +101,6 @@ class Family:
         out = {c: tuple(d.name for d in self.datasets if d.category == c) for c in CATEGORY_LABELS}
         return {c: names for c, names in out.items() if names}
 
-    def dataset(self, name: str) -> Dataset:
-        return self._by_name[name]
-
     @property
     def decimals(self) -> int:
         """Decimals a table shows for this family's metric: 1 on the 0-100 scale, 2 on the 10-point scales."""
@@ -148,7 +145,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("longbench_judged", "LongBench (judged)", "longreward_longbench_judged", "score", "0-100",
            _of(("single_doc_qa", "multi_doc_qa", "summarization")), judged=True, section="main", kind="judged",
            source=f"{_LONGBENCH}; the LongReward paper's judged protocol"),
-    # ---- MT-Bench goes here (section "short", kind "mtbench", prefix "longreward_mtbench", scale "1-10").
+    Family("mtbench", "MT-Bench", "longreward_mtbench", "score", "1-10", judged=True, section="short",
+           aliases=("mt_bench", "mtbench"),
+           source="lm-sys/FastChat llm_judge: 80 two-turn questions, single-answer grading 1-10"),
     Family("alpacaeval2", "AlpacaEval 2", "longreward_alpacaeval2", "length_controlled_winrate", "0-100",
            judged=True, section="short", kind="alpaca",
            aliases=("alpaca_eval", "alpaca_eval2", "alpaca_eval_2", "alpacaeval"), source="tatsu-lab/alpaca_eval"),
