@@ -373,12 +373,13 @@ def _main_section() -> Section:
 
 
 def _short_section() -> Section:
-    """The paper's short-instruction table: MT-Bench (its family, once in the suite, has kind "mtbench")."""
+    """The paper's short-instruction table: MT-Bench and AlpacaEval 2."""
     alpaca = FAMILY["alpacaeval2"].kind
     return Section("short", "Short instructions (paper's short-instruction table)",
                    "MT-Bench (1-10) and AlpacaEval 2 (win rates, %).", [
                        Column("mt_bench", "MT-Bench", pub.PROTOCOL["mt_bench"]["note"],
-                              _single_col("mtbench", ("score",)), decimals=2),
+                              _single_col(FAMILY["mtbench"].kind, (FAMILY["mtbench"].metric,)),
+                              decimals=FAMILY["mtbench"].decimals),
                        Column("alpaca_lc", "AlpacaEval2 LC", pub.PROTOCOL["alpaca_lc"]["note"],
                               _single_col(alpaca, ("length_controlled_winrate", "lc_winrate"), strict=True)),
                        Column("alpaca_wr", "AlpacaEval2 WR", "AlpacaEval 2 raw win rate vs the reference outputs",
@@ -441,10 +442,33 @@ def _longqa_lb_section() -> Section:
                   _category_col(fam, c, fam.metric), decimals=fam.decimals) for c in cats])
 
 
+#: CoT-QA columns in the order of the tables that report LongReward-trained models this way (LongMab-PO).
+COTQA_LABELS: dict[str, str] = {"multifieldqa_en": "MFQA-en", "narrativeqa": "NarrativeQA",
+                                "longbook_qa_eng": "En.QA", "2wikimqa": "2WikiMQA", "musique": "MuSiQue"}
+
+
+def _cotqa_section() -> Section:
+    """SubEM per dataset, their mean (the tables' overall SubEM) and MuSiQue's token F1."""
+    fam = FAMILY["cotqa"]
+    if set(COTQA_LABELS) != set(fam.names):
+        raise ValueError("board: COTQA_LABELS must name exactly the cotqa family's datasets")
+    cols = [Column(f"cotqa_{d}", label, f"{label}: SubEM (0-100) of the answer after 'Answer:'",
+                   _single_col(fam.kind, ("sub_em",), strict=True, dataset=d)) for d, label in COTQA_LABELS.items()]
+    return Section("cotqa", fam.title,
+                   "The CoT-answer protocol (NEUIR/LongMab-PO): the model reasons, then answers after 'Answer:'; "
+                   "SubEM = a normalised gold answer is inside the extracted answer, 0 when none is found; "
+                   f"{fam.prefix}_* on LongBench and InfiniteBench En.QA.",
+                   cols + [Column("cotqa_avg", "Avg", "mean SubEM over the five datasets (the tables' overall SubEM)",
+                                  _mean_of([c.build for c in cols], "datasets")),
+                           Column("cotqa_musique_f1", "MuSiQue F1", "MuSiQue: token F1 (0-100) of the extracted answer",
+                                  _single_col(fam.kind, ("f1",), strict=True, dataset="musique"))])
+
+
 #: Sections the board lays out itself (the paper's tables and ours); any other suite section is generic.
 LAYOUTS: dict[str, Callable[[], Section]] = {
     "main": _main_section, "short": _short_section, "longbench": _longbench_section,
     "longbench_e": _longbench_e_section, "longqa": _longqa_section, "longqa_lb": _longqa_lb_section,
+    "cotqa": _cotqa_section,
 }
 
 

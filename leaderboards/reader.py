@@ -153,6 +153,17 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float))
 
 
+def _is_numbers(v: Any) -> bool:
+    return isinstance(v, list) and all(_is_number(x) and not isinstance(x, bool) for x in v)
+
+
+def _item_value(v: Any) -> float | None:
+    if isinstance(v, list):
+        xs = [f for x in v if (f := _num(x)) is not None]
+        return sum(xs) / len(xs) if xs else None
+    return _num(v)
+
+
 def _doc_length(doc: Any) -> float | None:
     if not isinstance(doc, dict):
         return None
@@ -184,8 +195,11 @@ def read_samples(path: Path, filt: str = "none") -> tuple[list[Sample], dict[str
         seen.add(doc)
         names = row.get("metrics") or [k for k in row if k not in _SAMPLE_FIELDS]
         # null/NaN = unscored (kept as None); a metric absent from a sample was not scored there either;
-        # lists, dicts, strings (inputs of corpus-level metrics) are not per-item scores and are skipped
-        values = {m: _num(row.get(m)) for m in names if row.get(m) is None or _is_number(row.get(m))}
+        # a list of numbers is an item's several scored judgments (MT-Bench's turns): the item's value is
+        # their mean (None when empty); dicts, strings and other lists (inputs of corpus-level metrics) are
+        # not per-item scores and are skipped
+        values = {m: _item_value(row.get(m)) for m in names
+                  if row.get(m) is None or _is_number(row.get(m)) or _is_numbers(row.get(m))}
         bucket = next((b[1] for m in values if (b := BUCKET_KEY_RE.search(m))), None)
         out.append(Sample(doc_id=row.get("doc_id"), doc_hash=row.get("doc_hash"), values=values,
                           length=_doc_length(row.get("doc")), bucket=bucket))

@@ -101,9 +101,6 @@ class Family:
         out = {c: tuple(d.name for d in self.datasets if d.category == c) for c in CATEGORY_LABELS}
         return {c: names for c, names in out.items() if names}
 
-    def dataset(self, name: str) -> Dataset:
-        return self._by_name[name]
-
     @property
     def decimals(self) -> int:
         """Decimals a table shows for this family's metric: 1 on the 0-100 scale, 2 on the 10-point scales."""
@@ -139,6 +136,7 @@ def _of(categories: tuple[str, ...], names: frozenset[str] | None = None) -> tup
 _QA = ("single_doc_qa", "multi_doc_qa")
 _ALL = tuple(CATEGORY_LABELS)
 _LONGBENCH = "THUDM/LongBench (Bai et al., 2024)"
+_INFINITEBENCH = "OpenBMB/InfiniteBench (Zhang et al., 2024)"
 
 #: Every family, in the order the leaderboard shows their sections.
 FAMILIES: tuple[Family, ...] = (
@@ -147,7 +145,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("longbench_judged", "LongBench (judged)", "longreward_longbench_judged", "score", "0-100",
            _of(("single_doc_qa", "multi_doc_qa", "summarization")), judged=True, section="main", kind="judged",
            source=f"{_LONGBENCH}; the LongReward paper's judged protocol"),
-    # ---- MT-Bench goes here (section "short", kind "mtbench", prefix "longreward_mtbench", scale "1-10").
+    Family("mtbench", "MT-Bench", "longreward_mtbench", "score", "1-10", judged=True, section="short",
+           aliases=("mt_bench", "mtbench"),
+           source="lm-sys/FastChat llm_judge: 80 two-turn questions, single-answer grading 1-10"),
     Family("alpacaeval2", "AlpacaEval 2", "longreward_alpacaeval2", "length_controlled_winrate", "0-100",
            judged=True, section="short", kind="alpaca",
            aliases=("alpaca_eval", "alpaca_eval2", "alpaca_eval_2", "alpacaeval"), source="tatsu-lab/alpaca_eval"),
@@ -159,9 +159,16 @@ FAMILIES: tuple[Family, ...] = (
     Family("longqa", "LongReward as a metric", "longreward_longqa", "longreward", "0-10", judged=True),
     Family("longqa_longbench", "LongReward on LongBench QA", "longreward_longqa_longbench", "longreward", "0-10",
            _of(_QA), judged=True, section="longqa_lb", kind="longqa_lb", source=_LONGBENCH),
-    # ---- New families go here: e.g. InfiniteBench En.QA and CoT-QA (SubEM, "0-100"), one row each, with
-    # ---- their datasets and a shared section (say "infinitebench"). A section the board has no layout for
-    # ---- shows one column per dataset (per one-task family) and, when all are on one scale, their mean.
+    Family("longqa_infinitebench", "LongReward on InfiniteBench En.QA", "longreward_longqa_infinitebench_enqa",
+           "longreward", "0-10", judged=True, source=_INFINITEBENCH),
+    Family("infinitebench_enqa", "InfiniteBench En.QA", "longreward_infinitebench_enqa", "score", "0-100",
+           source=f"{_INFINITEBENCH}: its prompt, truncation and token F1"),
+    Family("cotqa", "Long-context QA (SubEM)", "longreward_cotqa", "sub_em", "0-100",
+           (*(d for d in LONGBENCH_DATASETS if d.name in ("musique", "2wikimqa", "multifieldqa_en", "narrativeqa")),
+            Dataset("longbook_qa_eng")),
+           section="cotqa", source=f"NEUIR/LongMab-PO's CoT-answer protocol on {_LONGBENCH} and {_INFINITEBENCH}"),
+    # ---- New families go here. A section the board has no layout for shows one column per dataset (per
+    # ---- one-task family) and, when all are on one scale, their mean.
 )
 FAMILY: dict[str, Family] = {f.key: f for f in FAMILIES}
 if len(FAMILY) != len(FAMILIES) or len({f.kind for f in FAMILIES}) != len(FAMILIES):

@@ -103,7 +103,7 @@ from .judging import (
     _cost,
     build_judge,
     decode_verdict,
-    download_cached,
+    download_checked,
     register_judge_filter,
     require_judge,
 )
@@ -189,12 +189,7 @@ def data_file(kind: str, metadata: Mapping[str, Any] | None) -> Path | None:
     if default == "hub":
         return _hub_file(filename, metadata, hint)
     if default == "github":
-        path = download_cached(TEMPLATE_URL, f"alpacaeval/{TEMPLATE_COMMIT[:12]}/{filename}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != TEMPLATE_SHA256:
-            raise RuntimeError(f"{path} (from {TEMPLATE_URL}) has SHA-256 {digest}, expected {TEMPLATE_SHA256}; "
-                               "delete it to download again")
-        return path
+        return download_checked(TEMPLATE_URL, f"alpacaeval/{TEMPLATE_COMMIT[:12]}/{filename}", TEMPLATE_SHA256)
     return None
 
 

@@ -30,6 +30,7 @@ run the task on the saved docs and responses.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -153,9 +154,20 @@ def download_cached(url: str, relpath: str, timeout: float = 120.0) -> Path:
     return target
 
 
+def download_checked(url: str, relpath: str, sha256: str) -> Path:
+    """:func:`download_cached`, then its SHA-256 checked: a pinned official file, byte for byte."""
+    path = download_cached(url, relpath)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"{path} (from {url}) has SHA-256 {digest}, expected {sha256}; delete it to download "
+                           "again")
+    return path
+
+
 def resolve_file(metadata: dict[str, Any] | None, *, file_key: str, dir_key: str | None, env: str,
-                 dir_env: str | None, filename: str, url: str, cache_name: str) -> Path:
-    """A data file: --metadata path > --metadata folder > env path > env folder > cached download."""
+                 dir_env: str | None, filename: str, url: str, cache_name: str, sha256: str | None = None) -> Path:
+    """A data file: --metadata path > --metadata folder > env path > env folder > cached download (checked
+    against `sha256` when given)."""
     metadata = metadata or {}
     candidates: list[tuple[str, str | None]] = [(file_key, metadata.get(file_key))]
     if dir_key:
@@ -169,7 +181,7 @@ def resolve_file(metadata: dict[str, Any] | None, *, file_key: str, dir_key: str
             if not path.is_file():
                 raise FileNotFoundError(f"{source}: {path} does not exist")
             return path
-    return download_cached(url, cache_name)
+    return download_checked(url, cache_name, sha256) if sha256 else download_cached(url, cache_name)
 
 
 # ------------------------------------------------------------------------------ truncation
@@ -341,9 +353,9 @@ def build_judge(task: str, metadata: dict[str, Any] | None) -> tuple[JudgeClient
     return build_client(cfg), cfg
 
 
-def reasks_from(metadata: dict[str, Any] | None) -> int:
+def reasks_from(metadata: dict[str, Any] | None, default: int = DEFAULT_REASKS) -> int:
     value = (metadata or {}).get(JUDGE_REASKS_KEY)
-    return DEFAULT_REASKS if value is None else int(value)
+    return default if value is None else int(value)
 
 
 # ------------------------------------------------------------------------- lm-eval glue
@@ -357,10 +369,25 @@ def calling_task() -> Any | None:
     """
     from lm_eval.api.task import Task
 
-    frame = sys._getframe(1)
+    return _on_stack("self", lambda x: isinstance(x, Task))
+
+
+def calling_lm() -> Any | None:
+    """The lm-eval model of the running evaluation (``lm`` of ``lm_eval.evaluator.evaluate``), or None.
+
+    lm-eval 0.4.13 gives neither filters nor tasks the model; a task that must generate again after
+    seeing the first answers (MT-Bench's second turn) finds it here.
+    """
+    # Duck-typed: lm-eval's --use_cache wraps the model in a CachingLM, which is no LM subclass.
+    return _on_stack("lm", lambda x: callable(getattr(x, "generate_until", None)))
+
+
+def _on_stack(name: str, accept: Callable[[Any], bool]) -> Any | None:
+    """The nearest caller's local variable `name` that `accept` takes, or None."""
+    frame = sys._getframe(2)
     while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, Task):
+        candidate = frame.f_locals.get(name)
+        if candidate is not None and accept(candidate):
             return candidate
         frame = frame.f_back
     return None
@@ -459,15 +486,24 @@ class JudgeFilter(BatchJudgeFilter):
     """Judges every response of a task in one concurrent batch; subclasses name their JudgeSpec."""
 
     spec_class: type[JudgeSpec]
+    #: Re-asks of an unparseable answer when --metadata has no ``judge_reasks``.
+    default_reasks: int = DEFAULT_REASKS
 
     def fallback_name(self) -> str:
         return self.options.get("task", self.spec_class.__name__)
 
+    def make_spec(self, name: str, metadata: dict[str, Any], cfg: JudgeConfig) -> JudgeSpec:
+        return self.spec_class(name, metadata, cfg.max_tokens)
+
+    def items(self, docs: Sequence[dict[str, Any]], responses: list[str]) -> list[dict[str, Any]]:
+        """What the spec judges, one per response: the docs (MT-Bench: each turn's conversation)."""
+        return list(docs)
+
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
               responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client, cfg = build_judge(name, metadata)
-        spec = self.spec_class(name, metadata, cfg.max_tokens)
-        return judge_samples(spec, client, list(docs), responses, reasks_from(metadata), judge=cfg.describe())
+        return judge_samples(self.make_spec(name, metadata, cfg), client, self.items(docs, responses), responses,
+                             reasks_from(metadata, self.default_reasks), judge=cfg.describe())
 
 
 def register_judge_filter(name: str, cls: type[Filter]) -> None:

@@ -18,6 +18,12 @@ Tasks:
   Rows, official prompt templates and ``pred.py`` truncation come from
   :mod:`lr_eval.tasks.longbench_data` (overrides ``longbench_data`` / ``LR_LONGBENCH_DATA`` and
   ``longbench_prompts`` / ``LR_LONGBENCH_PROMPTS``).
+* ``longreward_longqa_infinitebench_enqa``: InfiniteBench En.QA (351 questions over whole novels, ~190k
+  tokens) with its official rows, prompt and truncation from :mod:`lr_eval.tasks.infinitebench` (overrides
+  ``infinitebench_data`` / ``LR_INFINITEBENCH_DATA`` and ``infinitebench_prompts`` /
+  ``LR_INFINITEBENCH_PROMPTS``). The scorer reads each book in ``reward_extraction_chunk_tokens`` chunks
+  (4096: ~47 extraction calls per book) within ``reward_max_context_tokens``; ``--metadata
+  '{"judge_dry_run": true}'`` estimates the calls, tokens and cost without sending anything.
 
 The model sees the prompt middle-truncated to 64k tokens of its tokenizer (or its window minus 1024;
 ``--metadata '{"max_length": N}'`` sets the budget) and generates greedily up to 1024 new tokens (the
@@ -69,6 +75,7 @@ log = logging.getLogger(__name__)
 
 TASK = FAMILY["longqa"].prefix
 LONGBENCH_PREFIX = FAMILY["longqa_longbench"].prefix
+ENQA_TASK = FAMILY["longqa_infinitebench"].prefix
 FILTER_NAME = "longreward_reward_longqa"
 QA_DATASETS: tuple[str, ...] = FAMILY["longqa_longbench"].names
 MAX_NEW_TOKENS = 1024
@@ -150,17 +157,35 @@ def longbench_docs(datasets: Sequence[str], metadata: Mapping[str, Any], tokeniz
     return docs
 
 
-def load(*, longbench_dataset: str | None = None, **metadata: Any) -> DatasetDict:
+def enqa_docs(metadata: Mapping[str, Any], tokenizer: Any, budget: int) -> list[dict[str, Any]]:
+    """InfiniteBench En.QA rows with its official prompt and truncation; the scorer gets the whole book."""
+    from . import infinitebench
+
+    rows = infinitebench.rows_from(metadata)
+    built = infinitebench.build_docs(rows, infinitebench.load_template(metadata), tokenizer, budget)
+    return [{"id": doc["id"], "source": infinitebench.ENQA, "question": row["input"], "context": row["context"],
+             "prompt": doc["prompt"], "prompt_tokens": doc["prompt_tokens"], "truncated": doc["prompt_truncated"],
+             "answers": doc["answers"]} for row, doc in zip(rows, built, strict=True)]
+
+
+def load(*, longbench_dataset: str | None = None, infinitebench_enqa: bool = False, **metadata: Any) -> DatasetDict:
     """custom_dataset hook: judge and LongReward settings checked first (before generation), then the docs."""
     if longbench_dataset is not None and longbench_dataset not in QA_DATASETS:
         raise ValueError(f"{longbench_dataset!r} is not a LongBench QA dataset: {', '.join(QA_DATASETS)}")
-    task = f"{LONGBENCH_PREFIX}_{longbench_dataset}" if longbench_dataset else TASK
+    if longbench_dataset:
+        task = f"{LONGBENCH_PREFIX}_{longbench_dataset}"
+    else:
+        task = ENQA_TASK if infinitebench_enqa else TASK
     require_judge(task, metadata)
     reward_settings(metadata)  # settings errors (e.g. reward_weights) surface now, not after generation
     tokenizer = prompt_tokenizer(metadata, task)
     budget = prompt_budget(metadata, MAX_NEW_TOKENS)
-    source = None if longbench_dataset else (metadata.get(DATA_KEY) or os.environ.get(DATA_ENV) or None)
-    if source:
+    source = None
+    if not (longbench_dataset or infinitebench_enqa):
+        source = metadata.get(DATA_KEY) or os.environ.get(DATA_ENV) or None
+    if infinitebench_enqa:
+        docs = enqa_docs(metadata, tokenizer, budget)
+    elif source:
         path = Path(str(source)).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{DATA_KEY}: {path} does not exist")
@@ -169,7 +194,8 @@ def load(*, longbench_dataset: str | None = None, **metadata: Any) -> DatasetDic
         docs = longbench_docs([longbench_dataset] if longbench_dataset else QA_DATASETS, metadata, tokenizer, budget)
     if not docs:
         raise ValueError(f"{task}: no questions")
-    log.info("%s: %d questions (%s), %d prompts truncated", task, len(docs), source or "LongBench",
+    log.info("%s: %d questions (%s), %d prompts truncated", task, len(docs),
+             source or ("InfiniteBench En.QA" if infinitebench_enqa else "LongBench"),
              sum(d["truncated"] for d in docs))
     return DatasetDict({"test": Dataset.from_list(docs)})
 

@@ -3,8 +3,10 @@
 Input: lm-eval samples files (``samples_<task>_<date>.jsonl``, written with ``--log_samples`` or
 ``--predict_only``) of any judged task of this package: every task whose ``filter_list`` runs a
 :class:`~lr_eval.tasks.judging.BatchJudgeFilter` (judged LongBench ``longreward_longbench_judged_*``,
-``longreward_longbench_chat``, ``longreward_alpacaeval2``, LongReward-as-a-metric ``longreward_longqa*``).
-Each record's ``doc`` holds everything the judge needs; the response is the raw generation ``resps[0][0]``.
+``longreward_longbench_chat``, ``longreward_alpacaeval2``, LongReward-as-a-metric ``longreward_longqa*``,
+``longreward_mtbench``).
+Each record's ``doc`` holds everything the judge needs; the response is the raw generation ``resps[0][0]``
+(``resps[k][0]`` for the k-th request of a doc: MT-Bench's second turn).
 
 One generic path, so that rejudging computes exactly what lm-eval computes: the task is built by
 lm-eval's ``TaskManager`` from its own YAML (filters, ``process_results``, metric aggregations, version),
@@ -87,23 +89,21 @@ def task_of(path: Path, given: str | None) -> tuple[str, str | None]:
     return m.group("task"), m.group("date")
 
 
-def response_of(rec: dict[str, Any], path: Path, line: int) -> str:
-    """The raw generation: resps[0][0]; else the first filtered response (text or an earlier verdict)."""
+def responses_of(rec: dict[str, Any], path: Path, line: int) -> list[str]:
+    """The raw generations, one per request of the doc (by its ``idx``; MT-Bench has two turns):
+    resps[k][0]; else the filtered responses (texts or earlier verdicts)."""
     resps = rec.get("resps")
     if isinstance(resps, list) and resps:
-        first = resps[0]
-        if isinstance(first, list) and first and isinstance(first[0], str):
-            return first[0]
-        if isinstance(first, str):
-            return first
+        got = [r[0] if isinstance(r, list) and r and isinstance(r[0], str) else r for r in resps]
+        if all(isinstance(g, str) for g in got):
+            return got
     filtered = rec.get("filtered_resps")
     if isinstance(filtered, list) and filtered:
-        verdict = load_verdict(filtered[0])
-        if verdict is not None and isinstance(verdict["response"], str):
-            return verdict["response"]
-        if isinstance(filtered[0], str):
-            return filtered[0]
-    raise InputError(path, line, "resps", "no model response found (expected resps[0][0])")
+        verdicts = [load_verdict(f) for f in filtered]
+        got = [v["response"] if v is not None else f for v, f in zip(verdicts, filtered, strict=True)]
+        if all(isinstance(g, str) for g in got):
+            return got
+    raise InputError(path, line, "resps", "no model response found (expected resps[k][0])")
 
 
 def read_samples(path: Path, doc_fields: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -127,7 +127,7 @@ def read_samples(path: Path, doc_fields: Sequence[str] = ()) -> list[dict[str, A
         for name in doc_fields:
             if rec["doc"].get(name) is None:
                 raise InputError(path, line, f"doc.{name}", "missing (the task's judge needs it)")
-        rec["_response"] = response_of(rec, path, line)
+        rec["_responses"] = responses_of(rec, path, line)
         out.append(rec)
     return out
 
@@ -215,7 +215,7 @@ def judged_task_config(tm: Any, task: str) -> dict[str, Any]:
     if entry is None or entry.kind not in (Kind.TASK, Kind.PY_TASK) or entry.yaml_path is None:
         raise ValueError(f"unknown task {task!r}: rejudge takes samples of this package's judged tasks "
                          "(longreward_longbench_judged_*, longreward_longbench_chat, longreward_alpacaeval2, "
-                         "longreward_longqa*); pass --task NAME if the file name does not tell")
+                         "longreward_longqa*, longreward_mtbench); pass --task NAME if the file name does not tell")
     config = _yaml(entry)
     if not judge_filters(config):
         raise ValueError(f"{task} is not judged (no judge filter in its filter_list): nothing to rejudge")
@@ -267,13 +267,13 @@ def _groups(tm: Any, present: dict[str, Any]) -> dict[str, Any]:
     return {name: g for name, g in built.items() if g is not None}
 
 
-def _replay_lm(responses: dict[str, list[str]]) -> Any:
-    """An lm-eval model that answers every request with the saved response of its doc."""
+def _replay_lm(responses: dict[str, list[list[str]]]) -> Any:
+    """An lm-eval model that answers every request with the saved response of its doc and ``idx``."""
     from lm_eval.api.model import LM
 
     class ReplayLM(LM):
         def generate_until(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[str]:
-            return [responses[r.task_name][r.doc_id] for r in requests]
+            return [responses[r.task_name][r.doc_id][r.idx] for r in requests]
 
         def loglikelihood(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
             raise ValueError("rejudge replays generations only")
@@ -300,7 +300,7 @@ def evaluate_saved(tasks: dict[str, tuple[dict[str, Any], list[dict[str, Any]], 
                 "metadata": {**(config.get("metadata") or {}), **metadata}}
         built.update(tm.load([spec])["tasks"])
     groups = _groups(tm, built)
-    lm = _replay_lm({name: [r["_response"] for r in records] for name, (_, records, _) in tasks.items()})
+    lm = _replay_lm({name: [r["_responses"] for r in records] for name, (_, records, _) in tasks.items()})
     res = evaluate(lm, {"tasks": built, "groups": groups, "group_map": {g.name: g.child_names
                                                                          for g in groups.values()}},
                    log_samples=True)
@@ -311,7 +311,7 @@ def evaluate_saved(tasks: dict[str, tuple[dict[str, Any], list[dict[str, Any]], 
 def new_sample(rec: dict[str, Any], logged: dict[str, Any]) -> dict[str, Any]:
     """The original samples-log record with lm-eval's new filtered response, filter and metric values."""
     old_metrics = rec.get("metrics") or []
-    out = {k: v for k, v in rec.items() if k != "_response" and k not in old_metrics}
+    out = {k: v for k, v in rec.items() if k != "_responses" and k not in old_metrics}
     for key in ("filtered_resps", "filter", "metrics"):
         out[key] = logged[key]
     out.update({m: logged[m] for m in logged["metrics"] if m in logged})
