@@ -1,0 +1,124 @@
+"""FSDP2 on 2 CPU processes (torchrun + gloo) equals one process with the same global batch.
+
+The sharding code is the one the GPU configs select (train/distributed.py): prefix-shared pairs,
+LoRA with the adapter-disabled reference and full fine-tuning with the precomputed reference,
+chunked log-probs, gradient checkpointing, accumulation over 2 pairs per rank, metrics reduced across
+ranks, the gathered HF checkpoint, and a SIGKILLed run resumed under the same launch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+pytest.importorskip("accelerate")
+
+from safetensors.torch import load_file  # noqa: E402
+
+from lr_eval.train.cli import main  # noqa: E402
+from lr_eval.train.tiny import save_tiny_model  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+WORKER = Path(__file__).with_name("dpo_fsdp_worker.py")
+TOL = 1e-5
+COMPARED = ("loss", "dpo_loss", "nll_loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
+            "logps/chosen", "logps/rejected", "grad_norm", "learning_rate", "pairs", "tokens")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fsdp")
+    save_tiny_model(root / "model", n_words=64, seed=0)
+    rng = random.Random(1)
+    with (root / "pairs.jsonl").open("w") as fh:
+        for _ in range(8):  # 2 steps of 4 pairs per epoch; 6 steps = 3 shuffled epochs
+            words = " ".join(f"w{rng.randrange(20, 64)}" for _ in range(rng.randrange(8, 24)))
+            chosen = " " + " ".join(f"w{rng.randrange(4, 20)}" for _ in range(rng.randrange(2, 6)))
+            rejected = " " + " ".join(f"w{rng.randrange(4, 20)}" for _ in range(rng.randrange(2, 6)))
+            fh.write(json.dumps({"prompt": words, "chosen": chosen, "rejected": rejected}) + "\n")
+    return root
+
+
+def _argv(workdir: Path, out: str, full: bool) -> list[str]:
+    argv = [str(workdir / "pairs.jsonl"), "--model", str(workdir / "model"), "-o", str(workdir / out),
+            "--batch-size", "4", "--max-steps", "6", "--save-steps", "2", "--warmup-steps", "1",
+            "--max-length", "20", "--no-console", "--logprob-chunk-size", "3"]
+    if full:
+        return argv + ["--full", "--lr", "1e-3"]
+    return argv + ["--lr", "5e-3", "--lora-r", "8", "--lora-alpha", "16"]
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def _compare_runs(single: Path, multi: Path, weights: str) -> dict[str, float]:
+    one, two = _records(single), _records(multi)
+    assert [r["step"] for r in two] == list(range(1, 7)) == [r["step"] for r in one]
+    metric_diff = max(abs(x[k] - y[k]) for x, y in zip(one, two) for k in COMPARED)
+    assert all(r["pairs"] == 4 for r in two)  # 2 per rank, reduced: each step is the global batch
+    diffs = {"metrics": metric_diff}
+    for folder in ("final", "checkpoint-6", "checkpoint-4"):
+        diffs[folder] = _max_diff(load_file(str(single / folder / weights)), load_file(str(multi / folder / weights)))
+    assert max(diffs.values()) < TOL, diffs
+    return diffs
+
+
+def test_fsdp2_two_processes_equal_one_and_resume_after_kill(workdir: Path) -> None:
+    lora_single, full_single = workdir / "lora-1", workdir / "full-1"
+    lora_multi, full_multi = workdir / "lora-2", workdir / "full-2"
+    assert main(["dpo", *_argv(workdir, "lora-1", full=False)]) == 0
+    assert main(["dpo", *_argv(workdir, "full-1", full=True)]) == 0
+
+    runs = [{"argv": _argv(workdir, "full-2", full=True) + ["--sharding", "fsdp2"]},
+            {"argv": _argv(workdir, "lora-2", full=False) + ["--sharding", "fsdp2"], "kill_after": 3}]
+    killed = _torchrun(str(WORKER), json.dumps(runs))
+    assert killed.returncode != 0, killed.stdout[-2000:] + killed.stderr[-4000:]
+    assert not (lora_multi / "final").exists() and (lora_multi / "checkpoint-2").is_dir(), killed.stderr[-4000:]
+    assert len(_records(lora_multi)) == 3  # step 3 was trained and logged, then the process died
+    state = json.loads((full_multi / "checkpoint-6" / "trainer_state.json").read_text())
+    assert (state["engine"], state["num_processes"]) == ("fsdp2", 2)
+
+    resumed = _torchrun("-m", "lr_eval.train.cli", "dpo", *_argv(workdir, "lora-2", full=False),
+                        "--sharding", "fsdp2")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+
+    full = _compare_runs(full_single, full_multi, "model.safetensors")
+    lora = _compare_runs(lora_single, lora_multi, "adapter_model.safetensors")
+    print(f"max abs diff, 2 processes (FSDP2) vs 1: full {full}, LoRA (killed at step 3, resumed) {lora}")
+
+
+def test_every_pair_once_per_epoch_across_ranks(workdir: Path, tmp_path: Path) -> None:
+    from lr_eval.train.data import prepare_pairs, read_preference_jsonl
+    from lr_eval.train.trainer import DPOConfig, DPOTrainer, load_model_and_tokenizer
+
+    config = DPOConfig(model=str(workdir / "model"), train_file=str(workdir / "pairs.jsonl"),
+                       output_dir=str(tmp_path), batch_size=4, max_steps=6, console=False)
+    model, tokenizer = load_model_and_tokenizer(config)
+    pairs = prepare_pairs(tokenizer, read_preference_jsonl(config.train_file), 20).pairs
+    trainer = DPOTrainer(config, model, tokenizer, pairs)
+    for epoch in range(3):
+        seen = [i for step in (2 * epoch, 2 * epoch + 1) for rank in (0, 1)
+                for i in trainer.batch_indices(step)[rank::2]]
+        assert sorted(seen) == list(range(len(pairs)))
+    trainer.close()
