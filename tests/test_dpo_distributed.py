@@ -1,6 +1,7 @@
-"""FSDP2 on 2 CPU processes (torchrun + gloo) equals one process with the same global batch.
+"""FSDP2 on 2 CPU processes (gloo) equals one process with the same global batch.
 
-The sharding code is the one the GPU configs select (train/distributed.py): prefix-shared pairs,
+Launched as a user would, `accelerate launch --config_file train/configs/fsdp2_*.yaml`: the same
+configs and sharding code (train/distributed.py) as on GPUs, in float32.  Covered: prefix-shared pairs,
 LoRA with the adapter-disabled reference and full fine-tuning with the precomputed reference,
 chunked log-probs, gradient checkpointing, accumulation over 2 pairs per rank, metrics reduced across
 ranks, the gathered HF checkpoint, and a SIGKILLed run resumed under the same launch.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,7 @@ from lr_eval.train.tiny import save_tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
+ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("dpo_fsdp_worker.py")
 TOL = 1e-5
 COMPARED = ("loss", "dpo_loss", "nll_loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
@@ -57,10 +60,18 @@ def _argv(workdir: Path, out: str, full: bool) -> list[str]:
     return argv + ["--lr", "5e-3", "--lora-r", "8", "--lora-alpha", "16"]
 
 
-def _torchrun(*args: str) -> subprocess.CompletedProcess:
+def _launch(config: str, *args: str) -> subprocess.CompletedProcess:
+    """`accelerate launch` of 2 processes with a shipped config (run from the repository root)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", f"train/configs/{config}",
+           "--num_processes", "2", "--main_process_port", str(_free_port()), *args]
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _records(out: Path) -> list[dict]:
@@ -75,7 +86,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 def _compare_runs(single: Path, multi: Path, weights: str) -> dict[str, float]:
     one, two = _records(single), _records(multi)
     assert [r["step"] for r in two] == list(range(1, 7)) == [r["step"] for r in one]
-    metric_diff = max(abs(x[k] - y[k]) for x, y in zip(one, two) for k in COMPARED)
+    metric_diff = max(abs(x[k] - y[k]) for x, y in zip(one, two, strict=True) for k in COMPARED)
     assert all(r["pairs"] == 4 for r in two)  # 2 per rank, reduced: each step is the global batch
     diffs = {"metrics": metric_diff}
     for folder in ("final", "checkpoint-6", "checkpoint-4"):
@@ -90,17 +101,16 @@ def test_fsdp2_two_processes_equal_one_and_resume_after_kill(workdir: Path) -> N
     assert main(["dpo", *_argv(workdir, "lora-1", full=False)]) == 0
     assert main(["dpo", *_argv(workdir, "full-1", full=True)]) == 0
 
-    runs = [{"argv": _argv(workdir, "full-2", full=True) + ["--sharding", "fsdp2"]},
-            {"argv": _argv(workdir, "lora-2", full=False) + ["--sharding", "fsdp2"], "kill_after": 3}]
-    killed = _torchrun(str(WORKER), json.dumps(runs))
+    runs = [{"argv": _argv(workdir, "full-2", full=True)},
+            {"argv": _argv(workdir, "lora-2", full=False), "kill_after": 3}]
+    killed = _launch("fsdp2_full.yaml", str(WORKER), json.dumps(runs))
     assert killed.returncode != 0, killed.stdout[-2000:] + killed.stderr[-4000:]
     assert not (lora_multi / "final").exists() and (lora_multi / "checkpoint-2").is_dir(), killed.stderr[-4000:]
     assert len(_records(lora_multi)) == 3  # step 3 was trained and logged, then the process died
     state = json.loads((full_multi / "checkpoint-6" / "trainer_state.json").read_text())
     assert (state["engine"], state["num_processes"]) == ("fsdp2", 2)
 
-    resumed = _torchrun("-m", "lr_eval.train.cli", "dpo", *_argv(workdir, "lora-2", full=False),
-                        "--sharding", "fsdp2")
+    resumed = _launch("fsdp2_lora.yaml", "-m", "lr_eval.train.cli", "dpo", *_argv(workdir, "lora-2", full=False))
     assert resumed.returncode == 0, resumed.stderr[-4000:]
 
     full = _compare_runs(full_single, full_multi, "model.safetensors")

@@ -30,7 +30,7 @@ DPO_FIELDS = (
     "lr_scheduler", "warmup_ratio", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
     "max_grad_norm", "batch_size", "num_epochs", "max_steps", "shuffle", "seed", "use_lora", "lora_r",
     "lora_alpha", "lora_dropout", "lora_target_modules", "reference", "dtype", "attention",
-    "sharding", "gradient_checkpointing", "offload_min_tokens", "logprob_chunk_size", "logging_steps", "console",
+    "gradient_checkpointing", "offload_min_tokens", "logprob_chunk_size", "logging_steps", "console",
     "save_steps", "save_total_limit", "save_merged", "resume_from", "peak_tflops",
 )
 _ZERO_IS_NONE = ("max_length", "max_grad_norm", "save_steps", "save_total_limit", "offload_min_tokens",
@@ -224,9 +224,6 @@ def _add_dpo(sub: argparse._SubParsersAction) -> None:
     e = p.add_argument_group("engine")
     e.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), help="auto: bf16 on CUDA, fp32 on CPU")
     e.add_argument("--attention", help="split_sdpa (default), dense_mask or flex (CUDA)")
-    e.add_argument("--sharding", choices=("auto", "none", "fsdp2"),
-                   help="auto (default): the engine of the launch (accelerate config: FSDP2 / DeepSpeed ZeRO-3, "
-                        "else DDP); fsdp2: shard with FSDP2 under plain torchrun (also on CPU, gloo)")
     e.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, help="default on")
     e.add_argument("--offload-min-tokens", type=int, help="offload activation checkpoints of pairs this long")
     e.add_argument("--logprob-chunk-size", type=int, help="LM head + log-softmax in chunks of N tokens")

@@ -1,16 +1,15 @@
 """Multi-process engines of the DPO trainer: DDP, FSDP2 (torch ``fully_shard``) or DeepSpeed ZeRO-3.
 
 The engine is what the launch selected: ``accelerate launch --config_file train/configs/<x>.yaml``
-(FSDP2 or DeepSpeed on GPUs), plain ``torchrun`` / ``accelerate launch`` (DDP), or ``sharding="fsdp2"``
-(``--sharding fsdp2``) under ``torchrun``, which is how the CPU tests run FSDP2 on gloo.
+(FSDP2 or DeepSpeed), a plain ``accelerate launch`` / ``torchrun`` (DDP), or one process.
 
 Why FSDP2 is applied here and not by ``accelerator.prepare``: our forward (modeling.PackedPairModel)
 reads ``lm_head.weight`` for the chunked completion log-probs, outside ``lm_head``'s own forward.
 accelerate's FSDP2 wrap makes ``lm_head`` its own unit, whose weight is only gathered inside that
-forward; here the decoder layers are the units and embeddings, final norm and ``lm_head`` stay in the
-root unit (``PackedPairModel``), gathered for the whole root forward.  accelerate also enables FSDP
-only on accelerators, so one function must serve the GPU configs and the CPU (gloo) proof alike: the
-accelerate FSDP plugin of a GPU launch only supplies the settings (reshard, offload, checkpointing).
+forward; here the decoder layers are the units, and embeddings, final norm and ``lm_head`` stay in the
+root unit (``PackedPairModel``), gathered for the whole root forward.  And accelerate turns FSDP on
+only on accelerators, while the same config must also run the CPU (gloo) proof of
+tests/test_dpo_distributed.py: the launch's FSDP plugin supplies the settings only.
 """
 
 from __future__ import annotations
@@ -23,12 +22,10 @@ import torch
 
 from .modeling import base_model_of
 
-SHARDINGS = ("auto", "none", "fsdp2")
-
 
 @dataclass(frozen=True)
 class FSDPSettings:
-    """What ``fully_shard`` is called with; from the accelerate FSDP plugin when the launch has one."""
+    """What ``fully_shard`` is called with, from the launch's accelerate FSDP plugin."""
 
     reshard_after_forward: bool = True
     cpu_offload: bool = False
@@ -37,55 +34,61 @@ class FSDPSettings:
     reduce_dtype: torch.dtype | None = None  # gradient reduce-scatter dtype
 
 
-def engine_of(accelerator: Any, sharding: str) -> str:
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "false").lower() == "true"
+
+
+def deepspeed_launch() -> bool:
+    """``accelerate launch`` with a DeepSpeed config (read before the Accelerator exists)."""
+    return _env_flag("ACCELERATE_USE_DEEPSPEED")
+
+
+def fsdp_plugin(accelerator: Any) -> Any | None:
+    """The launch's FSDP plugin: accelerate's own (GPUs, 2+ processes), else one built from the launch's
+    environment (accelerate leaves FSDP off on CPUs and for one process), else None."""
+    plugin = getattr(accelerator.state, "fsdp_plugin", None)
+    if plugin is None and _env_flag("ACCELERATE_USE_FSDP"):
+        from accelerate.utils import FullyShardedDataParallelPlugin
+
+        plugin = FullyShardedDataParallelPlugin()
+    return plugin
+
+
+def engine_of(accelerator: Any) -> str:
     """``"deepspeed"``, ``"fsdp2"``, ``"ddp"`` (several processes) or ``"single"``.
 
     Refuses the launches that would silently train the wrong thing: FSDP version 1, and several
-    launched processes that accelerate did not join into one group (e.g. an FSDP config on a machine
-    without GPUs: every process would train on all the data alone).
+    launched processes that accelerate did not join into one group (each would train on all the data).
     """
     from accelerate.utils import DistributedType
 
-    if sharding not in SHARDINGS:
-        raise ValueError(f"sharding must be one of {SHARDINGS}, got {sharding!r}")
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and accelerator.num_processes != launched:
         raise ValueError(
             f"{launched} processes were launched but accelerate set up {accelerator.num_processes} "
-            f"({accelerator.distributed_type}); on a machine without GPUs run FSDP2 as "
-            "`torchrun --nproc-per-node N -m lr_eval.train.cli dpo ... --sharding fsdp2`"
+            f"({accelerator.distributed_type}); DeepSpeed through accelerate needs GPUs"
         )
-    kind = accelerator.distributed_type
-    if kind == DistributedType.DEEPSPEED:
-        if sharding == "fsdp2":
-            raise ValueError("--sharding fsdp2 under a DeepSpeed launch: pick one engine")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
         return "deepspeed"
-    if kind == DistributedType.FSDP:
-        if not accelerator.is_fsdp2:
+    plugin = fsdp_plugin(accelerator)
+    if plugin is not None:
+        if plugin.fsdp_version != 2:
             raise ValueError("FSDP version 1 is not supported: set fsdp_version: 2 in the accelerate config")
-        return "fsdp2"
-    if sharding == "fsdp2":
-        if accelerator.num_processes < 2:
-            raise ValueError("--sharding fsdp2 needs several processes (torchrun --nproc-per-node N)")
         return "fsdp2"
     return "ddp" if accelerator.num_processes > 1 else "single"
 
 
 def fsdp_settings(accelerator: Any, compute_dtype: torch.dtype) -> FSDPSettings:
-    """Settings from the launch's FSDP plugin (GPU configs), else the defaults (full shard, no offload)."""
+    """``fully_shard`` settings: the plugin's reshard / offload / checkpointing, precision from the run."""
+    plugin = fsdp_plugin(accelerator)
     mixed = compute_dtype != torch.float32
-    plugin = getattr(accelerator.state, "fsdp_plugin", None)
-    param_dtype = compute_dtype if mixed else None
-    reduce_dtype = torch.float32 if mixed else None
-    if plugin is None:
-        return FSDPSettings(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
     offload = plugin.cpu_offload
     return FSDPSettings(
         reshard_after_forward=bool(plugin.reshard_after_forward),
         cpu_offload=bool(offload) and type(offload).__name__ != "OffloadPolicy",
         activation_checkpointing=bool(plugin.activation_checkpointing),
-        param_dtype=param_dtype,
-        reduce_dtype=reduce_dtype,
+        param_dtype=compute_dtype if mixed else None,
+        reduce_dtype=torch.float32 if mixed else None,
     )
 
 

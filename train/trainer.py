@@ -33,8 +33,6 @@ from .metrics_log import MetricsLogger, console_message
 from .modeling import ATTENTION_MODES, PackedPairModel, base_model_of, disable_dropout, is_peft_model
 from .packing import PackedPair, pack_pair
 
-SHARDINGS = dist_utils.SHARDINGS
-
 
 @dataclass
 class DPOConfig:
@@ -74,7 +72,6 @@ class DPOConfig:
 
     dtype: str = "auto"  # compute dtype: auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float32
     attention: str = "split_sdpa"  # split_sdpa | dense_mask | flex (see modeling.PackedPairModel)
-    sharding: str = "auto"  # auto: the launch's engine (FSDP2 / DeepSpeed / DDP) | none | fsdp2 (torchrun, any device)
     gradient_checkpointing: bool = True
     offload_min_tokens: int | None = None  # offload activation checkpoints for packed pairs this long
     logprob_chunk_size: int = 1024
@@ -100,8 +97,6 @@ class DPOConfig:
             raise ValueError("lr_scheduler must be constant, linear or cosine")
         if self.dtype not in ("auto", "bfloat16", "float32"):
             raise ValueError("dtype must be auto, bfloat16 or float32")
-        if self.sharding not in SHARDINGS:
-            raise ValueError(f"sharding must be one of {SHARDINGS}")
 
     @property
     def reference_mode(self) -> str:
@@ -166,7 +161,7 @@ class DPOTrainer:
         self.output_dir = Path(config.output_dir)
 
         # DeepSpeed also runs without GPUs (DS_ACCELERATOR=cpu), but accelerate selects it only when not told cpu.
-        deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+        deepspeed = dist_utils.deepspeed_launch()
         cpu = not torch.cuda.is_available() and not deepspeed
         probe = torch.device("cpu" if cpu else "cuda")
         self.compute_dtype = _compute_dtype(config, probe)
@@ -177,7 +172,7 @@ class DPOTrainer:
         # DeepSpeed accumulates itself: it is told the pairs per process and step (one pair per micro-step).
         accumulation = config.batch_size // launched if deepspeed else 1
         self.accelerator = Accelerator(mixed_precision=mixed, cpu=cpu, gradient_accumulation_steps=accumulation)
-        self.engine = dist_utils.engine_of(self.accelerator, config.sharding)
+        self.engine = dist_utils.engine_of(self.accelerator)
         if config.save_merged and self.engine in ("fsdp2", "deepspeed"):
             raise ValueError("save_merged under FSDP2 / DeepSpeed: merge the saved adapter afterwards "
                              "(peft's merge_and_unload on one process)")
