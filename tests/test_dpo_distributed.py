@@ -31,7 +31,7 @@ from lr_eval.train.tiny import save_tiny_model  # noqa: E402
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKER = Path(__file__).with_name("dpo_fsdp_worker.py")
+WORKER = Path(__file__).with_name("dpo_launch_worker.py")
 TOL = 1e-5
 COMPARED = ("loss", "dpo_loss", "nll_loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
             "logps/chosen", "logps/rejected", "grad_norm", "learning_rate", "pairs", "tokens")
