@@ -1,6 +1,7 @@
 """Runs `lr-train dpo` several times in one `accelerate launch` (tests/test_dpo_distributed.py,
-benchmarks/engine_check.py): a launch costs seconds of imports, so the runs share one.  argv[1] is a JSON list of {"argv": [...], "kill_after": step|null};
-with kill_after, rank 0 SIGKILLs itself once that step is logged (a crash mid-run, not a clean stop)."""
+benchmarks/engine_check.py): a launch costs seconds of imports, so the runs share one.  argv[1] is a
+JSON list of {"argv": [...], "kill_after": step|null}; with kill_after, rank 0 SIGKILLs itself once that step is logged
+(a crash mid-run, not a clean stop)."""
 
 from __future__ import annotations
 
