@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -35,19 +34,10 @@ COMPARED = ("loss", "dpo_loss", "nll_loss", "rewards/chosen", "rewards/rejected"
 
 
 def make_data(root: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    try:
-        from lr_eval.train.tiny import save_tiny_model
-    except ImportError:
-        from train.tiny import save_tiny_model
+    from lr_eval.train.tiny import save_tiny_model, write_tiny_pairs
+
     save_tiny_model(root / "model", n_words=64, seed=0)
-    rng = random.Random(0)
-    with (root / "pairs.jsonl").open("w") as fh:
-        for _ in range(16):
-            words = " ".join(f"w{rng.randrange(20, 64)}" for _ in range(rng.randrange(16, 48)))
-            chosen = " " + " ".join(f"w{rng.randrange(4, 20)}" for _ in range(rng.randrange(3, 9)))
-            rejected = " " + " ".join(f"w{rng.randrange(4, 20)}" for _ in range(rng.randrange(3, 9)))
-            fh.write(json.dumps({"prompt": words, "chosen": chosen, "rejected": rejected}) + "\n")
+    write_tiny_pairs(root / "pairs.jsonl", 16, seed=0, prompt_words=(16, 48), response_words=(3, 9))
 
 
 def dpo_argv(root: Path, out: str, full: bool, dtype: str = "float32") -> list[str]:

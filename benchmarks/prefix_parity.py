@@ -21,28 +21,18 @@ Output: ``<out-dir>/prefix_parity[_tiny].json`` and a last line ``RESULT prefix_
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 
 import torch
 
+from lr_eval.train import loss, modeling, packing, tiny
+
 ROOT = Path(__file__).resolve().parents[1]
 BETA, LAM = 0.15, 0.1
 BF16_TOL = {"loss": 1e-2, "logp_rel": 1e-2, "grad_cos_gap": 1e-2, "grad_norm_rel": 5e-2}
 FP32_TOL = {"loss": 1e-4, "logp_rel": 1e-4, "grad_cos_gap": 1e-3, "grad_norm_rel": 1e-3}
-
-
-def _modules():
-    try:
-        return {n: importlib.import_module(f"lr_eval.train.{n}") for n in ("modeling", "packing", "loss", "tiny")}
-    except ImportError:
-        sys.path.insert(0, str(ROOT))
-        return {n: importlib.import_module(f"train.{n}") for n in ("modeling", "packing", "loss", "tiny")}
-
-
-M = _modules()
 
 
 def unshared_logps(model, prompt: torch.Tensor, completion: torch.Tensor) -> torch.Tensor:
@@ -60,8 +50,8 @@ def run(model, prompt, chosen, rejected, shared: bool) -> dict:
     """Token log-probs, loss and LoRA gradient of one pair, shared or unshared."""
     model.zero_grad(set_to_none=True)
     if shared:
-        packed = M["modeling"].PackedPairModel(model, attention="split_sdpa", logprob_chunk_size=1024)
-        pair = M["packing"].pack_pair(prompt.tolist(), chosen.tolist(), rejected.tolist())
+        packed = modeling.PackedPairModel(model, attention="split_sdpa", logprob_chunk_size=1024)
+        pair = packing.pack_pair(prompt.tolist(), chosen.tolist(), rejected.tolist())
         ref_c, ref_r = (t.sum() for t in packed(pair, reference=True))
         c, r = packed(pair)
         packed.restore_attention()
@@ -70,7 +60,7 @@ def run(model, prompt, chosen, rejected, shared: bool) -> dict:
             ref_c = unshared_logps(model, prompt, chosen).sum()
             ref_r = unshared_logps(model, prompt, rejected).sum()
         c, r = unshared_logps(model, prompt, chosen), unshared_logps(model, prompt, rejected)
-    out = M["loss"].pair_loss(c, r, ref_c, ref_r, BETA, LAM)
+    out = loss.pair_loss(c, r, ref_c, ref_r, BETA, LAM)
     out.loss.backward()
     return {"chosen": c.detach().sum().item(), "rejected": r.detach().sum().item(), "loss": out.loss.item(),
             "grad": lora_grads(model)}
@@ -93,9 +83,9 @@ def build(args, device: torch.device, dtype: torch.dtype):
     from transformers import LlamaForCausalLM
 
     if args.tiny:
-        config = M["tiny"].tiny_llama_config(96)
+        config = tiny.tiny_llama_config(96)
     else:
-        config = M["tiny"].tiny_llama_config(32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=8,
+        config = tiny.tiny_llama_config(32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=8,
                                              num_attention_heads=16, num_key_value_heads=8,
                                              max_position_embeddings=65536)
     torch.manual_seed(args.seed)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ pytest.importorskip("accelerate")
 from safetensors.torch import load_file  # noqa: E402
 
 from lr_eval.train.cli import main  # noqa: E402
-from lr_eval.train.tiny import save_tiny_model  # noqa: E402
+from lr_eval.train.tiny import save_tiny_model, write_tiny_pairs  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -41,13 +40,7 @@ COMPARED = ("loss", "dpo_loss", "nll_loss", "rewards/chosen", "rewards/rejected"
 def workdir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fsdp")
     save_tiny_model(root / "model", n_words=64, seed=0)
-    rng = random.Random(1)
-    with (root / "pairs.jsonl").open("w") as fh:
-        for _ in range(8):  # 2 steps of 4 pairs per epoch; 6 steps = 3 shuffled epochs
-            words = " ".join(f"w{rng.randrange(20, 64)}" for _ in range(rng.randrange(8, 24)))
-            chosen = " " + " ".join(f"w{rng.randrange(4, 20)}" for _ in range(rng.randrange(2, 6)))
-            rejected = " " + " ".join(f"w{rng.randrange(4, 20)}" for _ in range(rng.randrange(2, 6)))
-            fh.write(json.dumps({"prompt": words, "chosen": chosen, "rejected": rejected}) + "\n")
+    write_tiny_pairs(root / "pairs.jsonl", 8, seed=1)  # 2 steps of 4 pairs per epoch; 6 steps = 3 shuffled epochs
     return root
 
 
