@@ -78,7 +78,7 @@ if [ "$TINY" = "--tiny" ]; then
     step dpo_throughput $PY benchmarks/dpo_throughput.py --tiny --out-dir "$RES"
 else
     step prefix_parity $PY benchmarks/prefix_parity.py --out-dir "$RES"
-    step engine_check timeout 200 $PY benchmarks/engine_check.py --timeout-s 90 --out-dir "$RES"
+    step engine_check timeout 270 $PY benchmarks/engine_check.py --timeout-s 120 --out-dir "$RES"
     left=$((BUDGET - (SECONDS - START) - 20))
     # Start no configuration later than 150 s before the end (a 64k TRL step alone can take a minute).
     step dpo_throughput timeout "$left" $PY benchmarks/dpo_throughput.py --lengths 32768 65536 16384 \

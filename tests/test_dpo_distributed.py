@@ -88,6 +88,21 @@ def _compare_runs(single: Path, multi: Path, weights: str) -> dict[str, float]:
     return diffs
 
 
+def _load_in_transformers(workdir: Path, full: Path, adapter: Path) -> None:
+    """The gathered folders are ordinary HF checkpoints: they load, and they hold the trained weights."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    trained = AutoModelForCausalLM.from_pretrained(full)
+    base = AutoModelForCausalLM.from_pretrained(workdir / "model")
+    assert not torch.equal(trained.lm_head.weight, base.lm_head.weight)
+    peft = PeftModel.from_pretrained(base, adapter)
+    saved = load_file(str(adapter / "adapter_model.safetensors"))
+    loaded = {k.replace(".default", ""): v for k, v in peft.state_dict().items() if "lora_" in k}
+    assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+
+
+@pytest.mark.slow
 def test_fsdp2_two_processes_equal_one_and_resume_after_kill(workdir: Path) -> None:
     lora_single, full_single = workdir / "lora-1", workdir / "full-1"
     lora_multi, full_multi = workdir / "lora-2", workdir / "full-2"
@@ -108,6 +123,7 @@ def test_fsdp2_two_processes_equal_one_and_resume_after_kill(workdir: Path) -> N
 
     full = _compare_runs(full_single, full_multi, "model.safetensors")
     lora = _compare_runs(lora_single, lora_multi, "adapter_model.safetensors")
+    _load_in_transformers(workdir, full_multi / "final", lora_multi / "final")
     print(f"max abs diff, 2 processes (FSDP2) vs 1: full {full}, LoRA (killed at step 3, resumed) {lora}")
 
 
