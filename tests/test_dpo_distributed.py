@@ -141,3 +141,43 @@ def test_every_pair_once_per_epoch_across_ranks(workdir: Path, tmp_path: Path) -
                 for i in trainer.batch_indices(step)[rank::2]]
         assert sorted(seen) == list(range(len(pairs)))
     trainer.close()
+
+
+def _fake_accelerator(processes: int, kind: str = "NO"):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    return SimpleNamespace(num_processes=processes, distributed_type=DistributedType[kind],
+                           state=SimpleNamespace(fsdp_plugin=None))
+
+
+def test_engine_comes_from_the_launch_and_bad_launches_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lr_eval.train.distributed import engine_of, fsdp_settings
+
+    for var in ("WORLD_SIZE", "ACCELERATE_USE_FSDP", "FSDP_VERSION"):
+        monkeypatch.delenv(var, raising=False)
+    assert engine_of(_fake_accelerator(1)) == "single"
+    assert engine_of(_fake_accelerator(2, "MULTI_CPU")) == "ddp"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="2 processes were launched but accelerate set up 1"):
+        engine_of(_fake_accelerator(1, "DEEPSPEED"))
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` with an FSDP config exports
+    monkeypatch.setenv("FSDP_VERSION", "1")
+    with pytest.raises(ValueError, match="FSDP version 1 is not supported"):
+        engine_of(_fake_accelerator(2, "MULTI_CPU"))
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    monkeypatch.setenv("FSDP_RESHARD_AFTER_FORWARD", "false")
+    monkeypatch.setenv("FSDP_ACTIVATION_CHECKPOINTING", "true")
+    assert engine_of(_fake_accelerator(2, "MULTI_CPU")) == "fsdp2"
+    settings = fsdp_settings(_fake_accelerator(2, "MULTI_CPU"), torch.bfloat16)
+    assert not settings.reshard_after_forward and settings.activation_checkpointing and not settings.cpu_offload
+    assert (settings.param_dtype, settings.reduce_dtype) == (torch.bfloat16, torch.float32)
+
+
+def test_equal_rounds_give_every_rank_as_many_forwards() -> None:
+    from lr_eval.train.distributed import equal_rounds
+
+    rounds = [equal_rounds(5, rank, 2) for rank in (0, 1)]
+    assert rounds == [[0, 2, 4], [1, 3, None]]
+    assert sorted(i for r in rounds for i in r if i is not None) == list(range(5))

@@ -66,7 +66,7 @@ def engine_of(accelerator: Any) -> str:
     if launched > 1 and accelerator.num_processes != launched:
         raise ValueError(
             f"{launched} processes were launched but accelerate set up {accelerator.num_processes} "
-            f"({accelerator.distributed_type}); DeepSpeed through accelerate needs GPUs"
+            f"({accelerator.distributed_type}): each would train alone (DeepSpeed through accelerate needs GPUs)"
         )
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         return "deepspeed"
@@ -130,9 +130,10 @@ def full_state_dict(module: torch.nn.Module, names: set[str] | None = None) -> d
     Every rank must call it; each tensor is gathered in turn, so a rank never holds more than one
     full tensor on its device.  Only rank 0's copy is kept (others get an empty dict).
     """
+    import torch.distributed as dist
     from torch.distributed.tensor import DTensor
 
-    keep = int(os.environ.get("RANK", "0")) == 0
+    keep = not dist.is_initialized() or dist.get_rank() == 0
     out: dict[str, torch.Tensor] = {}
     for name, value in module.state_dict().items():
         if names is not None and name not in names:
