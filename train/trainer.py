@@ -163,7 +163,7 @@ class DPOTrainer:
         # DeepSpeed also runs without GPUs (DS_ACCELERATOR=cpu), but accelerate selects it only when not told cpu.
         deepspeed = dist_utils.deepspeed_launch()
         cpu = not torch.cuda.is_available() and not deepspeed
-        probe = torch.device("cpu" if cpu else "cuda")
+        probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.compute_dtype = _compute_dtype(config, probe)
         mixed = "bf16" if self.compute_dtype == torch.bfloat16 else "no"
         launched = int(os.environ.get("WORLD_SIZE", "1"))
@@ -317,9 +317,15 @@ class DPOTrainer:
                 ref_c, ref_r = (float(v) for v in self.reference_logps[index])
             offload = cfg.offload_min_tokens is not None and pair.seq_len >= cfg.offload_min_tokens
             # DDP all-reduces once per step; FSDP2 reduce-scatters every pair (sharded gradients
-            # accumulate, unsharded ones would cost a full copy); DeepSpeed counts micro-steps itself.
+            # accumulate, unsharded ones would cost a full copy); DeepSpeed steps at the boundary that
+            # accelerate's accumulate() marks (every len(local) pairs), else after every pair.
             last = j == len(local) - 1
-            sync = acc.no_sync(self.wrapped) if self.engine == "ddp" and not last else contextlib.nullcontext()
+            if self.engine == "deepspeed":
+                sync = acc.accumulate(self.wrapped)
+            elif self.engine == "ddp" and not last:
+                sync = acc.no_sync(self.wrapped)
+            else:
+                sync = contextlib.nullcontext()
             with sync:
                 with acc.autocast():
                     chosen, rejected = self.wrapped(pair, offload=offload)
