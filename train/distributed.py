@@ -183,6 +183,16 @@ def fill_deepspeed_config(accelerator: Any, accumulation: int, max_grad_norm: fl
     config["gradient_clipping"] = float(max_grad_norm or 0.0)
 
 
+def gather_lm_head_with_root(packed: torch.nn.Module) -> None:
+    """ZeRO-3 gathers a weight inside its own module's forward; the chunked log-probs read ``lm_head.weight``
+    from ``packed``'s forward (and its checkpointed backward), a chunk count that differs between ranks.
+    Registered as an external parameter of ``packed``, it is gathered once per forward and per backward
+    of ``packed`` on every rank alike (the FSDP2 root unit does the same for FSDP2)."""
+    import deepspeed
+
+    deepspeed.zero.register_external_parameter(packed, packed.lm_head.weight)
+
+
 def equal_rounds(n: int, rank: int, world: int) -> list[int | None]:
     """Indices ``rank, rank + world, ...`` of ``n`` items, padded with None so every rank gets as many.
 

@@ -9,19 +9,18 @@ each chunk is checkpointed, so the backward recomputes its logits instead of kee
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 
 def _chunk_logps(
     hidden: torch.Tensor,
-    lm_head: torch.nn.Module,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
     targets: torch.Tensor,
     softcap: float | None,
 ) -> torch.Tensor:
-    if not torch.is_autocast_enabled(hidden.device.type):
-        hidden = hidden.to(lm_head.weight.dtype)
-    # The module itself, not its weight: DeepSpeed ZeRO-3 gathers a weight only inside its module's forward.
-    logits = lm_head(hidden).float()
+    logits = F.linear(hidden, weight, bias).float()
     if softcap is not None:
         logits = softcap * torch.tanh(logits / softcap)
     picked = logits.gather(-1, targets[:, None]).squeeze(-1)
@@ -42,15 +41,17 @@ def token_logps(
     """
     if hidden.shape[0] != targets.shape[0]:
         raise ValueError(f"{hidden.shape[0]} hidden rows for {targets.shape[0]} targets")
-    weight_grad = lm_head.weight.requires_grad
+    weight = lm_head.weight
+    bias = getattr(lm_head, "bias", None)
+    hidden = hidden.to(weight.dtype) if not torch.is_autocast_enabled(hidden.device.type) else hidden
     pieces = []
     for start in range(0, hidden.shape[0], chunk_size):
         h = hidden[start : start + chunk_size]
         t = targets[start : start + chunk_size]
-        if torch.is_grad_enabled() and (h.requires_grad or weight_grad):
-            pieces.append(checkpoint(_chunk_logps, h, lm_head, t, softcap, use_reentrant=False))
+        if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
+            pieces.append(checkpoint(_chunk_logps, h, weight, bias, t, softcap, use_reentrant=False))
         else:
-            pieces.append(_chunk_logps(h, lm_head, t, softcap))
+            pieces.append(_chunk_logps(h, weight, bias, t, softcap))
     return torch.cat(pieces)
 
 

@@ -225,6 +225,8 @@ class DPOTrainer:
             if self.engine == "deepspeed":
                 dist_utils.fill_deepspeed_config(self.accelerator, accumulation, config.max_grad_norm)
             self.wrapped, self.optimizer = self.accelerator.prepare(self.packed, optimizer)
+            if self.engine == "deepspeed":
+                dist_utils.gather_lm_head_with_root(self.packed)
 
         if config.max_steps is not None:
             self.total_steps = config.max_steps
