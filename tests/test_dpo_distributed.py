@@ -32,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("dpo_launch_worker.py")
 TOL = 1e-5
+DS_TOL = 5e-5
 COMPARED = ("loss", "dpo_loss", "nll_loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
             "logps/chosen", "logps/rejected", "grad_norm", "learning_rate", "pairs", "tokens")
 
@@ -76,7 +77,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
-def _compare_runs(single: Path, multi: Path, weights: str) -> dict[str, float]:
+def _compare_runs(single: Path, multi: Path, weights: str, tol: float) -> dict[str, float]:
     one, two = _records(single), _records(multi)
     assert [r["step"] for r in two] == list(range(1, 7)) == [r["step"] for r in one]
     metric_diff = max(abs(x[k] - y[k]) for x, y in zip(one, two, strict=True) for k in COMPARED)
@@ -84,7 +85,7 @@ def _compare_runs(single: Path, multi: Path, weights: str) -> dict[str, float]:
     diffs = {"metrics": metric_diff}
     for folder in ("final", "checkpoint-6", "checkpoint-4"):
         diffs[folder] = _max_diff(load_file(str(single / folder / weights)), load_file(str(multi / folder / weights)))
-    assert max(diffs.values()) < TOL, diffs
+    assert max(diffs.values()) < tol, diffs
     return diffs
 
 
@@ -111,7 +112,7 @@ def single_runs(workdir: Path) -> tuple[Path, Path]:
 
 
 def _two_processes_equal_one(workdir: Path, single_runs: tuple[Path, Path], engine: str, configs: tuple[str, str],
-                             env: dict[str, str] | None = None) -> tuple[dict, dict]:
+                             tol: float, env: dict[str, str] | None = None) -> tuple[dict, dict]:
     """Full fine-tuning, then LoRA SIGKILLed after step 3 (one launch of ``configs[0]``); LoRA resumed
     (a launch of ``configs[1]``); both compared with the single-process runs."""
     lora_single, full_single = single_runs
@@ -129,8 +130,8 @@ def _two_processes_equal_one(workdir: Path, single_runs: tuple[Path, Path], engi
     resumed = _launch(configs[1], str(WORKER), json.dumps(resume), env=env)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
 
-    full = _compare_runs(full_single, full_multi, "model.safetensors")
-    lora = _compare_runs(lora_single, lora_multi, "adapter_model.safetensors")
+    full = _compare_runs(full_single, full_multi, "model.safetensors", tol)
+    lora = _compare_runs(lora_single, lora_multi, "adapter_model.safetensors", tol)
     _load_in_transformers(workdir, full_multi / "final", lora_multi / "final")
     print(f"max abs diff, 2 processes ({engine}) vs 1: full {full}, LoRA (killed at step 3, resumed) {lora}")
     return full, lora
@@ -138,7 +139,7 @@ def _two_processes_equal_one(workdir: Path, single_runs: tuple[Path, Path], engi
 
 @pytest.mark.slow
 def test_fsdp2_two_processes_equal_one_and_resume_after_kill(workdir: Path, single_runs: tuple[Path, Path]) -> None:
-    _two_processes_equal_one(workdir, single_runs, "fsdp2", ("fsdp2_full.yaml", "fsdp2_lora.yaml"))
+    _two_processes_equal_one(workdir, single_runs, "fsdp2", ("fsdp2_full.yaml", "fsdp2_lora.yaml"), TOL)
 
 
 @pytest.mark.slow
@@ -148,7 +149,9 @@ def test_deepspeed_zero3_two_processes_equal_one_and_resume_after_kill(
     """ZeRO-3 on CPU needs DeepSpeed installed (`pip install ".[deepspeed]"`; not in the dev extra) and the
     worker's correction of accelerate's process counts (see tests/dpo_launch_worker.py)."""
     pytest.importorskip("deepspeed")
-    _two_processes_equal_one(workdir, single_runs, "deepspeed", ("ds_zero3.yaml", "ds_zero3.yaml"),
+    # DeepSpeed reduces flattened gradient buckets and steps AdamW on flat fp32 partitions: a different
+    # summation order than one process; full fine-tuning's weights measured 1.1e-5 apart after 6 steps.
+    _two_processes_equal_one(workdir, single_runs, "deepspeed", ("ds_zero3.yaml", "ds_zero3.yaml"), DS_TOL,
                              env={"DS_ACCELERATOR": "cpu"})
 
 
