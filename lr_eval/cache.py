@@ -56,6 +56,8 @@ class ResponseCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
         self._db.execute(_CLAIMS)
+        # Claims of processes that died long ago and whose keys nobody asked for again.
+        self._db.execute("DELETE FROM claims WHERE expires < ?", (time.time() - 86400,))
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
@@ -72,16 +74,13 @@ class ResponseCache:
             found.update((k, json.loads(v)) for k, v in rows)
         return found
 
-    def put(self, key: str, model: str, template: str, value: dict[str, Any], owner: str | None = None) -> None:
-        """Store an answer (and drop `owner`'s claim on it in the same commit)."""
-        row = (key, model, template, json.dumps(value, ensure_ascii=False), time.time())
-        sql = "INSERT OR REPLACE INTO answers (key, model, template, value, created) VALUES (?, ?, ?, ?, ?)"
-        if owner is None:
-            self._db.execute(sql, row)
-            return
-        with self._transaction():
-            self._db.execute(sql, row)
-            self._db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner))
+    def put(self, key: str, model: str, template: str, value: dict[str, Any]) -> None:
+        """Store an answer. A claim on it may stay a while: `claim` looks for answers first, and the owner
+        drops its answered claims in batches (one write per answer keeps the client fast)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO answers (key, model, template, value, created) VALUES (?, ?, ?, ?, ?)",
+            (key, model, template, json.dumps(value, ensure_ascii=False), time.time()),
+        )
 
     # -- claims: one payer per request across processes -------------------------------------------
     def claim(self, keys: Sequence[str], owner: str, lease: float) -> tuple[set[str], dict[str, dict[str, Any]]]:
@@ -91,19 +90,30 @@ class ResponseCache:
         (re)taken.
         """
         now = time.time()
-        claimed: set[str] = set()
         with self._transaction():
             answered = self.get_many(keys)
-            for key in dict.fromkeys(keys):
-                if key in answered:
-                    continue
-                cur = self._db.execute(
-                    "INSERT INTO claims (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                    "owner = excluded.owner, expires = excluded.expires WHERE claims.expires < ? OR claims.owner = ?",
-                    (key, owner, now + lease, now, owner))
-                if cur.rowcount:
-                    claimed.add(key)
+            todo = [k for k in dict.fromkeys(keys) if k not in answered]
+            for start in range(0, len(todo), _BATCH):
+                part = todo[start:start + _BATCH]
+                marks = ",".join("?" * len(part))
+                # An expired claim (its owner stopped renewing it) goes; our own is renewed; then every
+                # key nobody holds becomes ours.
+                self._db.execute(f"DELETE FROM claims WHERE expires < ? AND key IN ({marks})", [now, *part])
+                self._db.execute(f"UPDATE claims SET expires = ? WHERE owner = ? AND key IN ({marks})",
+                                 [now + lease, owner, *part])
+                self._db.executemany("INSERT OR IGNORE INTO claims (key, owner, expires) VALUES (?, ?, ?)",
+                                     [(k, owner, now + lease) for k in part])
+            claimed = self._owned_by(todo, owner)
         return claimed, answered
+
+    def _owned_by(self, keys: Sequence[str], owner: str) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), _BATCH):
+            part = list(keys[start:start + _BATCH])
+            rows = self._db.execute(f"SELECT key FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(part))})",
+                                    [owner, *part]).fetchall()
+            found.update(k for (k,) in rows)
+        return found
 
     def release(self, keys: Sequence[str], owner: str) -> None:
         """Drop `owner`'s claims (a request that ended without an answer)."""

@@ -57,6 +57,7 @@ class JudgeClient:
         self.claim_lease = claim_lease
         self.claim_poll = claim_poll
         self._owned: set[str] = set()
+        self._answered: list[str] = []  # claims whose answer is stored: harmless, dropped in batches
         self._heartbeat: asyncio.Task[None] | None = None
         self._sem: asyncio.Semaphore | None = None
         self._sem_loop: asyncio.AbstractEventLoop | None = None
@@ -155,6 +156,11 @@ class JudgeClient:
             waited = True
             await asyncio.sleep(self.claim_poll)
 
+    def _drop_answered_claims(self) -> None:
+        if self._answered and self.cache is not None:
+            self.cache.release(self._answered, self.owner)
+        self._answered = []
+
     def _own(self, key: str) -> None:
         """Hold a claim and keep it alive with a heartbeat while it is held."""
         self._owned.add(key)
@@ -216,8 +222,11 @@ class JudgeClient:
                     # Paid for: store it before anything else can stop the run.
                     if self.cache is not None:
                         self.cache.put(key, self.model, f"{request.template_id}@{request.template_version}",
-                                       res.to_cache(), owner=self.owner)
+                                       res.to_cache())
                         self._owned.discard(key)
+                        self._answered.append(key)  # its claim is dropped in a batch (one write per answer)
+                        if len(self._answered) >= 256:
+                            self._drop_answered_claims()
                     try:
                         self.meter.settle(res.usage, bound, max_out)
                     except BudgetExceeded as e:
@@ -275,6 +284,7 @@ class JudgeClient:
                 if leftover and self.cache is not None:
                     self._owned.difference_update(leftover)
                     self.cache.release(leftover, self.owner)
+                self._drop_answered_claims()
             for i, res in zip(misses, answers, strict=True):
                 results[i] = res
             return results  # type: ignore[return-value]
@@ -293,6 +303,7 @@ class JudgeClient:
             try:
                 return await make()
             finally:
+                self._drop_answered_claims()
                 await self.backend.aclose()
 
         return run_sync(go)
