@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .types import PermanentError
+
 #: Free text: anything but square brackets (they are the verdict syntax).
 _FREE = r"[^\[\]]"
 _FREE_LINE = r"[^\[\]\n]"
@@ -115,8 +117,8 @@ def free(max_tokens: int, line: bool = False) -> Part:
     return Part("free", hi=max_tokens, line=line)
 
 
-class FormatTooLarge(ValueError):
-    """max_tokens leaves no room for the verdict of a format."""
+class FormatTooLarge(PermanentError, ValueError):
+    """max_tokens leaves no room for the verdict of a format (that request fails; it is never sent)."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,10 @@ class AnswerFormat:
 
     def key(self, form: str, max_tokens: int) -> str:
         """Content address of the constraint as sent in `form` (enters the cache key)."""
-        text = self.lark(max_tokens) if form == "llguidance" else self.regex(max_tokens)
+        try:
+            text = self.lark(max_tokens) if form == "llguidance" else self.regex(max_tokens)
+        except FormatTooLarge as e:  # keyed all the same: the backend turns it into a failed call
+            text = str(e)
         return f"{self.name}@{self.version}:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -232,11 +237,12 @@ def item_block_format(name: str, start: str, none: str, parse: Callable[[str | N
     """
     def verdict(budget: int) -> Part:
         head, close = lit(f"[[{start}]]\n"), lit(f"[[{end}]]")
-        item = seq(lit("- "), free(item_tokens, line=True), lit("\n"))
-        k = min(max_items, (budget - head.cost() - close.cost()) // item.cost())
-        if k < 1:
-            raise FormatTooLarge(f"{name}: the budget of {budget} tokens holds no item of {item_tokens} tokens")
-        return alt(seq(head, rep(item, 1, k), close), lit(f"[[{none}]]"))
+        room = budget - head.cost() - close.cost()
+        size = min(item_tokens, room - 3)  # a small budget still holds one shorter item
+        if size < 4:
+            raise FormatTooLarge(f"{name}: a budget of {budget} tokens holds no list item")
+        item = seq(lit("- "), free(size, line=True), lit("\n"))
+        return alt(seq(head, rep(item, 1, min(max_items, room // item.cost())), close), lit(f"[[{none}]]"))
 
     return AnswerFormat(name, verdict, parse, version=version, verdict_share=share)
 
