@@ -132,11 +132,11 @@ def test_transformers_backend_constrained_always_parses(tiny_dir: Path) -> None:
         for temperature in (0.0, 1.0):
             req = ChatRequest.of([{"role": "user", "content": f"grade answer {i}"}], max_tokens=80,
                                  temperature=temperature, seed=i, answer_format=fmt)
-            parsed, [res] = on.run_coroutine(lambda req=req: ask_and_parse(on, req, fmt.parse, 0, stats_on))
+            parsed, [res] = on.run_coroutine(lambda req=req, p=fmt.parse: ask_and_parse(on, req, p, 0, stats_on))
             assert parsed.scored and parsed.constrained, (fmt.name, res.content)
             assert res.usage.output_tokens <= 80
             if temperature == 0.0:
-                parsed, _ = off.run_coroutine(lambda req=req: ask_and_parse(off, req, fmt.parse, 0, stats_off))
+                parsed, _ = off.run_coroutine(lambda req=req, p=fmt.parse: ask_and_parse(off, req, p, 0, stats_off))
                 assert not parsed.constrained
     assert stats_on.to_dict()["constrained"] == stats_on.scored == 2 * len(kinds)
     assert stats_off.scored < stats_off.scored + sum(stats_off.unscored.values())  # unconstrained noise fails
