@@ -73,7 +73,7 @@ def run_demo(cfg: JudgeConfig) -> int:
     prompt = (f"Read the document and answer the question.\n\n<document>\n{sample['context']}\n</document>\n\n"
               f"Question: {sample['question']}")
     with console.status("the embedded model is answering"):
-        res = answerer.run([ChatRequest.of([{"role": "user", "content": prompt}], max_tokens=200,
+        res = answerer.run([ChatRequest.of([{"role": "user", "content": prompt}], max_tokens=120,
                                            template_id="demo.answer", template_version="1")])[0]
     if not res.ok:
         console.print(f"[red]the model could not answer: {res.error}")
@@ -88,7 +88,7 @@ def run_demo(cfg: JudgeConfig) -> int:
     console.print(f"judge: {cfg.describe()}")
     req = ChatRequest.of([{"role": "user", "content": RATING_PROMPT.format(question=sample["question"],
                                                                          answer=answer)}],
-                         max_tokens=200, template_id=RATING_TEMPLATE[0], template_version=RATING_TEMPLATE[1],
+                         max_tokens=64, template_id=RATING_TEMPLATE[0], template_version=RATING_TEMPLATE[1],
                          answer_format=RATING_FORMAT)
     console.print("answer formats: " + (f"enforced while decoding ({judge.structured})" if judge.structured else
                                         "not enforced (--structured off): the judge writes free text"))
