@@ -31,9 +31,8 @@ from .types import ChatRequest
 
 RATING_TEMPLATE = ("demo.rating", "1")
 RATING_FORMAT = rating_format("demo.rating", 1, 10, lambda text: parse_bracket_score(text, 1, 10))
-SMALL_JUDGE_WARNING = ("the embedded judge is a 135M model: its verdicts follow the format because decoding is "
-                       "constrained, but its numbers say little about the answer. Configure a real judge "
-                       "(--model, --base-url) for scores that mean something.")
+SMALL_JUDGE_WARNING = ("the embedded judge is a 135M model: its numbers say little about the answer. Configure a real "
+                       "judge (--model, --base-url) for scores that mean something.")
 RATING_PROMPT = """You are grading an answer to a question about a document you cannot see.
 Judge only whether the answer addresses the question clearly and sensibly.
 Write one or two sentences of reasoning, then end with a rating from 1 (useless) to 10 (excellent) written as [[N]].
@@ -90,7 +89,8 @@ def run_demo(cfg: JudgeConfig) -> int:
                                                                          answer=answer)}],
                          max_tokens=64, template_id=RATING_TEMPLATE[0], template_version=RATING_TEMPLATE[1],
                          answer_format=RATING_FORMAT)
-    console.print("answer formats: " + (f"enforced while decoding ({judge.structured})" if judge.structured else
+    console.print("answer formats: " + (f"enforced while decoding ({judge.structured}): every verdict has the "
+                                        "required form, whatever the judge's skill" if judge.structured else
                                         "not enforced (--structured off): the judge writes free text"))
     if cfg.backend == "embedded":
         console.print(f"[yellow]note:[/] {SMALL_JUDGE_WARNING}")

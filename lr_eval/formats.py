@@ -224,7 +224,8 @@ def label_lines_format(name: str, ids: Sequence[str], labels: Sequence[str], par
                        header: str = "Verdicts:\n", version: str = "1") -> AnswerFormat:
     """Free analysis, then `header` and one `id: [[label]]` line per id, in order."""
     choice = alt(*(lit(x) for x in labels))
-    tail = seq(lit(header), *(seq(lit(f"{i}: [["), choice, lit("]]\n")) for i in ids))
+    lines = [seq(lit(("\n" if n else "") + f"{i}: [["), choice, lit("]]")) for n, i in enumerate(ids)]
+    tail = seq(lit(header), *lines)
     return AnswerFormat(f"{name}[{len(ids)}]", lambda _budget: tail, parse, version=version)
 
 

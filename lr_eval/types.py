@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .formats import AnswerFormat
 
 # Bumped when the meaning of a cached answer changes (key fields, stored format).
 CACHE_SCHEMA = 1
@@ -38,7 +41,7 @@ class ChatRequest:
     #: The template's answer format (an `lr_eval.formats.AnswerFormat`): every template declares one. It only
     #: changes what is sent when `structured` names the form a backend enforces it in ("llguidance",
     #: "structured_outputs", "guided_regex", "regex", "json_schema"); JudgeClient.complete() sets that.
-    answer_format: Any = field(default=None, compare=False)
+    answer_format: AnswerFormat | None = field(default=None, compare=False)
     structured: str | None = None
     #: "text" (the verdict as written) or "logprobs" (probability-weighted over the valid ratings of a rating
     #: format); None: the client's setting.

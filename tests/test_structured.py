@@ -231,3 +231,32 @@ def test_structured_settings_resolve_per_backend() -> None:
         JudgeConfig.load(env={}, overrides={"score_from": "probabilities"})
     assert from_json('{"analysis": "ok", "verdict": "[[3]]"}') == "ok\n[[3]]"
     assert from_json("plain [[3]]") == "plain [[3]]"
+
+
+def test_longreward_stages_send_their_grammar_and_canned_answers_match_it() -> None:
+    """Scoring through a server with --structured on: every stage's request carries its own format's regex
+    (support_batch: one line per statement of that call), and the canned judge's answers fit those regexes."""
+    import re
+
+    from lr_eval.reward.scorer import LongRewardScorer, RewardConfig
+    from lr_eval.reward.scripted import CannedJudge, template_of
+
+    context = " ".join(f"The mill at Quorn {v} in {1900 + i}." for i, v in
+                       enumerate(["opened", "closed", "was sold", "burned", "reopened"] * 8))
+    with ScriptedServer(responder=CannedJudge()) as srv:
+        cfg = JudgeConfig(model="j", base_url=srv.base_url, cache="none", structured="on", structured_form="regex")
+        scorer = LongRewardScorer(build_client(cfg, show_progress=False), RewardConfig(), embedder=None)
+        score = scorer.score(context, "When did the mill open and close?",
+                             "The mill at Quorn opened in 1900. It closed in 1901.")
+        assert score.reward is not None
+        seen = set()
+        for body in srv.bodies:
+            stage = template_of(body)[1]  # type: ignore[index]
+            seen.add(stage)
+            assert body["regex"].startswith(r"[^\[\]]{0,")
+            answer = CannedJudge()(body)
+            text = answer if isinstance(answer, str) else answer.content
+            assert re.fullmatch(body["regex"], text, flags=re.DOTALL), (stage, text)
+        assert {"helpfulness", "logicality", "statements", "extract", "completeness"} <= seen
+        assert seen & {"support", "support_batch"}
+    assert scorer.parse_stats["helpfulness"].constrained == 1
