@@ -10,6 +10,7 @@ structured-output backend too.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from typing import Any
@@ -103,7 +104,9 @@ def rating_logprobs(model: Any, tokenizer: Any, prompt_ids: Any, new_ids: list[i
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         batch = torch.tensor([c + [pad] * (width - len(c)) for c in conts], dtype=torch.long, device=model.device)
         mask = torch.ones(len(conts), prefix.shape[1] + width, dtype=torch.long, device=model.device)
-        rest = torch.log_softmax(model(batch, past_key_values=past, attention_mask=mask).logits.float(), dim=-1)
+        # transformers 5 names the cache argument `cache`; 4.x `past_key_values`
+        cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        rest = torch.log_softmax(model(batch, attention_mask=mask, **{cache_arg: past}).logits.float(), dim=-1)
     out_lp: dict[str, float] = {}
     for j, (r, c) in enumerate(zip(ratings, conts, strict=True)):
         lp = float(first[c[0]])
