@@ -125,7 +125,7 @@ class FormatTooLarge(PermanentError, ValueError):
 class AnswerFormat:
     """What a valid answer to one template looks like: grammar and parser from one declaration.
 
-    `verdict(budget)` returns the verdict part given the tokens left after the rationale's minimum;
+    `verdict(budget)` returns the verdict part, given the tokens its own free text (list items) may use;
     `rationale` says whether free text comes first; `ratings` lists the valid ratings of a 1-N rating
     format (the candidates of `--score-from logprobs`), empty for other formats.
     """
@@ -161,7 +161,8 @@ class AnswerFormat:
         return "\n".join([f"start: {start}", *rules])
 
     def regex(self, max_tokens: int) -> str:
-        """Regular expression of the whole answer: free text bounded in characters (one token covers >= 1)."""
+        """Regular expression of the whole answer: free text bounded in characters, as many as tokens (a token
+        spells at least one character, so the bound holds in tokens too for ASCII text)."""
         return self.grammar(max_tokens).regex()
 
     def json_schema(self, max_tokens: int) -> dict[str, Any]:
