@@ -294,6 +294,44 @@ def table(rows: list[dict], ratios: dict[tuple[str, int], float]) -> str:
     return "\n".join(lines)
 
 
+def write_results(args, rows: list[dict], device: torch.device, start: float, done: bool):
+    """Ratios vs TRL, the table, and ``<out-dir>/dpo_throughput[_tiny].json`` / ``.md`` (rows so far)."""
+    import transformers
+    import trl as trl_pkg
+
+    trl = {r["length"]: r for r in rows if r["method"] == "TRL 1.16" and r["status"] == "ok"}
+    ratios = {
+        (r["method"], r["length"]): r["pairs_per_hour"] / trl[r["length"]]["pairs_per_hour"]
+        for r in rows
+        if r["method"].startswith("lr-train") and r["status"] == "ok" and r["length"] in trl
+    }
+    md = table(rows, ratios)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    meta = {
+        "device": device_name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl_pkg.__version__,
+        "tiny": args.tiny,
+        "complete": done,
+        "response_len": args.response_len if args.tiny else RESPONSE_LEN,
+        "warmup_steps": args.warmup,
+        "timed_steps": args.steps,
+        "peak_tflops": args.peak_tflops,
+        "mfu_convention": "own model FLOPs: 3x forward (train) + reference forward; LM head on completion "
+        "tokens; causal attention 4*L*d per attended pair; checkpoint recompute not counted",
+        "wall_s": time.perf_counter() - start,
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = "dpo_throughput_tiny" if args.tiny else "dpo_throughput"
+    (args.out_dir / f"{stem}.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "ratios": {f"{m}@{n}": v for (m, n), v in ratios.items()}},
+                   indent=2) + "\n"
+    )
+    (args.out_dir / f"{stem}.md").write_text(f"# DPO throughput ({device_name})\n\n{md}\n")
+    return md, ratios, device_name
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="2-layer model, short sequences, CPU OK (smoke test)")
@@ -341,41 +379,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             row = guarded(fn, method, length, device, *fn_args)
             rows.append(row)
+            write_results(args, rows, device, start, done=False)  # a run cut short keeps what it measured
             print(f"[{time.perf_counter() - start:6.1f}s] {method} @ {length}: {row['status']} "
                   f"{fmt(row, 's_per_pair', '.2f')} s/pair, peak {fmt(row, 'peak_gib', '.1f')} GiB", flush=True)
 
-    trl = {r["length"]: r for r in rows if r["method"] == "TRL 1.16" and r["status"] == "ok"}
-    ratios = {
-        (r["method"], r["length"]): r["pairs_per_hour"] / trl[r["length"]]["pairs_per_hour"]
-        for r in rows
-        if r["method"].startswith("lr-train") and r["status"] == "ok" and r["length"] in trl
-    }
-    md = table(rows, ratios)
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    import transformers
+    md, ratios, device_name = write_results(args, rows, device, start, done=True)
     import trl as trl_pkg
 
-    meta = {
-        "device": device_name,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "trl": trl_pkg.__version__,
-        "tiny": args.tiny,
-        "response_len": resp,
-        "warmup_steps": args.warmup,
-        "timed_steps": args.steps,
-        "peak_tflops": args.peak_tflops,
-        "mfu_convention": "own model FLOPs: 3x forward (train) + reference forward; LM head on completion "
-        "tokens; causal attention 4*L*d per attended pair; checkpoint recompute not counted",
-        "wall_s": time.perf_counter() - start,
-    }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "dpo_throughput_tiny" if args.tiny else "dpo_throughput"
-    (args.out_dir / f"{stem}.json").write_text(
-        json.dumps({"meta": meta, "rows": rows, "ratios": {f"{m}@{n}": v for (m, n), v in ratios.items()}},
-                   indent=2) + "\n"
-    )
-    (args.out_dir / f"{stem}.md").write_text(f"# DPO throughput ({device_name})\n\n{md}\n")
     print(f"\n{device_name}, torch {torch.__version__}, TRL {trl_pkg.__version__}, "
           f"MFU peak {args.peak_tflops:g} TFLOP/s\n")
     print(md)

@@ -17,6 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from lr_eval import suite
+from lr_eval.records import FieldError, JudgeReport
+from lr_eval.reward import DIMENSIONS
+from lr_eval.suite import CATEGORY_LABELS, FAMILIES, FAMILY, LENGTH_BUCKETS, Family, length_bucket
+
 from . import published as pub
 from .reader import Run, TaskResult
 from .stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, rng_for
@@ -24,65 +29,22 @@ from .stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, 
 # ----------------------------------------------------------------------------------------- task names
 
 #: LongBench v1 categories (the benchmark's own grouping; the paper's judged LongBench uses the first three).
-CATEGORIES: dict[str, list[str]] = {
-    "single_doc_qa": ["narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh"],
-    "multi_doc_qa": ["hotpotqa", "2wikimqa", "musique", "dureader"],
-    "summarization": ["gov_report", "qmsum", "multi_news", "vcsum"],
-    "few_shot": ["trec", "triviaqa", "samsum", "lsht"],
-    "synthetic": ["passage_count", "passage_retrieval_en", "passage_retrieval_zh"],
-    "code": ["lcc", "repobench-p"],
-}
-CATEGORY_LABELS = {"single_doc_qa": "Single-Doc QA", "multi_doc_qa": "Multi-Doc QA", "summarization": "Summarization",
-                   "few_shot": "Few-shot", "synthetic": "Synthetic", "code": "Code"}
-DATASET_CATEGORY = {d: c for c, ds in CATEGORIES.items() for d in ds}
-LENGTH_BUCKETS = ("0-4k", "4-8k", "8k+")
-LONGQA_DIMS = ("helpfulness", "logicality", "faithfulness", "completeness", "longreward")
-JUDGED_KINDS = {"chat", "judged", "alpaca", "longqa", "longqa_lb", "mtbench"}
+CATEGORIES: dict[str, tuple[str, ...]] = FAMILY["longbench"].categories()
+LONGQA_DIMS = (*DIMENSIONS, FAMILY["longqa"].metric)
+JUDGED_KINDS = {f.kind for f in FAMILIES if f.judged}
 #: metrics reported beside a score as its standard error (AlpacaEval's own), used when lm-eval wrote none.
 STDERR_ALIASES = {"win_rate": "standard_error", "length_controlled_winrate": "lc_standard_error"}
 NOT_SCORES = {"standard_error", "lc_standard_error", "avg_length", "position_consistency"}
-
-_PREFIX = r"(?:longreward_)?"
-
-
-def _dataset(name: str) -> str:
-    return name.replace("-", "_").lower()
-
-
-_DATASETS_NORM = {_dataset(d): d for d in DATASET_CATEGORY}
-
-
-#: (kind, pattern) in matching order; a pattern with a group names a LongBench dataset, which must be known.
-_TASK_KINDS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(_PREFIX + p)) for kind, p in (
-    ("chat", r"longbench_chat"),
-    ("alpaca", r"alpaca_?eval_?2?(?:_.*)?"),
-    ("longqa_lb", r"longqa_longbench_(.+)"),
-    ("longqa", r"longqa(?:_.*)?"),
-    ("mtbench", r"mt_?bench(?:_.*)?"),
-    ("judged", r"longbench_judged_(.+)"),
-    ("e", r"longbench_e_(.+)"),
-    ("e", r"longbench_(.+)_e"),
-    ("official", r"longbench_(.+)"),
-)]
+_BUCKET_SUFFIXES = tuple(f"_{b}" for b in LENGTH_BUCKETS)
 
 
 def classify(task: str) -> tuple[str, str | None]:
-    """(kind, dataset) of a task name: chat, judged, e, official, alpaca, longqa, longqa_lb, mtbench or other."""
-    t = task.lower()
-    for kind, pattern in _TASK_KINDS:
-        m = pattern.fullmatch(t)
-        if m is None:
-            continue
-        if not m.groups():
-            return kind, None
-        if _dataset(m[1]) in _DATASETS_NORM:
-            return kind, _DATASETS_NORM[_dataset(m[1])]
-    return "other", None
-
-
-def length_bucket(length: float) -> str:
-    """LongBench-E bucket of a document's ``length`` field: <4000, 4000-7999, >=8000."""
-    return "0-4k" if length < 4000 else "4-8k" if length < 8000 else "8k+"
+    """(kind, dataset) of a task name from the suite table (:mod:`lr_eval.suite`); ("other", None) if not in it."""
+    hit = suite.classify(task)
+    if hit is None:
+        return "other", None
+    family, dataset = hit
+    return family.kind, dataset.name if dataset else None
 
 
 def sample_bucket(sample: Any) -> str | None:
@@ -102,7 +64,7 @@ def primary_metric(tr: TaskResult, preferred: tuple[str, ...] = ("score",)) -> s
         if m in tr.metrics:
             return m
     cands = [m for m in tr.metrics if not is_judge_metric(m) and m not in NOT_SCORES
-             and not re.search(r"_(0-4k|4-8k|8k\+)$", m)]
+             and not m.endswith(_BUCKET_SUFFIXES)]
     better = [m for m in cands if tr.higher_is_better.get(m, True)]
     return (better or cands or [None])[0]
 
@@ -316,11 +278,14 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-def _tasks_of(run: Run, kind: str, datasets: list[str] | None = None) -> list[str]:
+Builder = Callable[[Run], tuple[Est | None, str | None]]
+
+
+def _tasks_of(run: Run, family: Family, datasets: tuple[str, ...] | None = None) -> list[str]:
     out = []
     for t in run.tasks:
         k, d = classify(t)
-        if k == kind and (datasets is None or d in datasets):
+        if k == family.kind and (datasets is None or d in datasets):
             out.append(t)
     if datasets is not None:  # the category's own dataset order
         out.sort(key=lambda t: datasets.index(classify(t)[1]))  # type: ignore[arg-type]
@@ -331,24 +296,26 @@ def _metric(run: Run, task: str, preferred: tuple[str, ...] = ("score",)) -> str
     return primary_metric(run.tasks[task], preferred)
 
 
-def _category_col(kind: str, cat: str, metric: str | None = None) -> Callable[[Run], tuple[Est | None, str | None]]:
+def _category_col(family: Family, cat: str, metric: str | None = None) -> Builder:
+    datasets = family.categories()[cat]
+
     def build(run: Run) -> tuple[Est | None, str | None]:
-        ts = _tasks_of(run, kind, CATEGORIES[cat])
+        ts = _tasks_of(run, family, datasets)
         if metric:
             leaves_ = [Leaf(t, metric) for t in ts if metric in run.tasks[t].metrics]
         else:
             leaves_ = [Leaf(t, m) for t in ts if (m := _metric(run, t))]
         if not leaves_:
             return None, None
-        cov = f"{len(leaves_)}/{len(CATEGORIES[cat])} datasets"
+        cov = f"{len(leaves_)}/{len(datasets)} datasets"
         return (leaves_[0] if len(leaves_) == 1 else Mean(tuple(leaves_))), cov
     return build
 
 
-def _single_col(kind: str, preferred: tuple[str, ...], strict: bool = False
-                ) -> Callable[[Run], tuple[Est | None, str | None]]:
+def _single_col(kind: str, preferred: tuple[str, ...], strict: bool = False, dataset: str | None = None) -> Builder:
+    """The first task of a kind (of one dataset, if given) with the first preferred metric it reports."""
     def build(run: Run) -> tuple[Est | None, str | None]:
-        ts = _tasks_of(run, kind)
+        ts = [t for t in run.tasks if (kd := classify(t))[0] == kind and dataset in (None, kd[1])]
         if not ts:
             return None, None
         m = next((p for p in preferred if p in run.tasks[ts[0]].metrics), None)
@@ -366,8 +333,7 @@ def is_partial(coverage: str | None) -> bool:
     return have != total or "partial" in coverage
 
 
-def _mean_of(builders: list[Callable[[Run], tuple[Est | None, str | None]]], what: str
-             ) -> Callable[[Run], tuple[Est | None, str | None]]:
+def _mean_of(builders: list[Builder], what: str) -> Builder:
     def build(run: Run) -> tuple[Est | None, str | None]:
         built = [b(run) for b in builders]
         present = [p for p, _ in built if p is not None]
@@ -380,22 +346,23 @@ def _mean_of(builders: list[Callable[[Run], tuple[Est | None, str | None]]], wha
     return build
 
 
-def _bucket_col(bucket: str | None) -> Callable[[Run], tuple[Est | None, str | None]]:
+def _bucket_col(family: Family, bucket: str | None) -> Builder:
     def build(run: Run) -> tuple[Est | None, str | None]:
-        ts = _tasks_of(run, "e")
+        ts = _tasks_of(run, family)
         leaves_ = [Leaf(t, m, bucket) for t in ts if (m := _metric(run, t))]
         if not leaves_:
             return None, None
         return (leaves_[0] if len(leaves_) == 1 else Mean(tuple(leaves_), skip_missing=bucket is not None)), \
-            f"{len(leaves_)}/13 datasets"
+            f"{len(leaves_)}/{len(family.datasets)} datasets"
     return build
 
 
-def standard_sections() -> list[Section]:
-    """The fixed sections: the paper's two tables, then our other benchmarks."""
-    chat = _single_col("chat", ("score",))
-    sdoc, mdoc, summ = (_category_col("judged", c) for c in ("single_doc_qa", "multi_doc_qa", "summarization"))
-    main = Section("main", "Long-context (paper's main table)",
+def _main_section() -> Section:
+    """The paper's main table: LongBench-Chat, the judged LongBench categories and their average."""
+    chat = _single_col(FAMILY["longbench_chat"].kind, ("score",))
+    judged = FAMILY["longbench_judged"]
+    sdoc, mdoc, summ = (_category_col(judged, c) for c in judged.categories())
+    return Section("main", "Long-context (paper's main table)",
                    "LongBench-Chat and the judged LongBench categories (0-100).", [
                        Column("lb_chat", "LB-Chat", pub.PROTOCOL["lb_chat"]["note"], chat),
                        Column("sdoc", "S-Doc QA", pub.PROTOCOL["sdoc"]["note"], sdoc),
@@ -403,50 +370,139 @@ def standard_sections() -> list[Section]:
                        Column("summ", "Summ", pub.PROTOCOL["summ"]["note"], summ),
                        Column("avg", "Avg", pub.PROTOCOL["avg"]["note"], _mean_of([chat, sdoc, mdoc, summ], "columns")),
                    ])
-    short = Section("short", "Short instructions (paper's short-instruction table)",
-                    "MT-Bench (1-10) and AlpacaEval 2 (win rates, %).", [
-                        Column("mt_bench", "MT-Bench", pub.PROTOCOL["mt_bench"]["note"],
-                               _single_col("mtbench", ("score",)), decimals=2),
-                        Column("alpaca_lc", "AlpacaEval2 LC", pub.PROTOCOL["alpaca_lc"]["note"],
-                               _single_col("alpaca", ("length_controlled_winrate", "lc_winrate"), strict=True)),
-                        Column("alpaca_wr", "AlpacaEval2 WR", "AlpacaEval 2 raw win rate vs the reference outputs",
-                               _single_col("alpaca", ("win_rate",), strict=True)),
-                    ])
-    cats = [_category_col("official", c) for c in CATEGORIES]
-    longbench = Section("longbench", "LongBench (official metrics)",
-                        "LongBench v1 with its official per-dataset metrics (F1, ROUGE-L, accuracy, edit similarity), "
-                        "category = mean of its datasets; not comparable with the judged columns above.",
-                        [Column(f"lb_{c}", CATEGORY_LABELS[c], f"LongBench {CATEGORY_LABELS[c]}: " + ", ".join(ds),
-                                b) for (c, ds), b in zip(CATEGORIES.items(), cats, strict=True)]
-                        + [Column("lb_avg", "Avg", "mean of the six categories", _mean_of(cats, "categories"))])
-    longbench_e = Section("longbench_e", "LongBench-E by context length",
-                          "Score by document length bucket (LongBench-E datasets; bucket = mean over datasets of "
-                          "the per-dataset bucket means).",
-                          [Column(f"e_{b}", b, f"documents with length in {b}", _bucket_col(b)) for b in LENGTH_BUCKETS]
-                          + [Column("e_all", "All", "all lengths", _bucket_col(None))])
-    def dim_label(d: str) -> str:
-        return "LongReward" if d == "longreward" else d.capitalize()
 
-    longqa = Section("longqa", "LongReward as a metric",
-                     "Our judge's four dimensions and their mean (0-10) on long-context QA (longreward_longqa).",
-                     [Column(f"lq_{d}", dim_label(d), f"LongReward {d} (0-10)",
-                             _single_col("longqa", (d,), strict=True), decimals=2) for d in LONGQA_DIMS])
-    qa_cats = ("single_doc_qa", "multi_doc_qa")
-    longqa_lb = Section(
-        "longqa_lb", "LongReward on LongBench QA",
-        "LongReward (0-10) of the answers to LongBench single- and multi-doc QA (longreward_longqa_longbench_*): "
+
+def _short_section() -> Section:
+    """The paper's short-instruction table: MT-Bench and AlpacaEval 2."""
+    alpaca = FAMILY["alpacaeval2"].kind
+    return Section("short", "Short instructions (paper's short-instruction table)",
+                   "MT-Bench (1-10) and AlpacaEval 2 (win rates, %).", [
+                       Column("mt_bench", "MT-Bench", pub.PROTOCOL["mt_bench"]["note"],
+                              _single_col(FAMILY["mtbench"].kind, (FAMILY["mtbench"].metric,)),
+                              decimals=FAMILY["mtbench"].decimals),
+                       Column("alpaca_lc", "AlpacaEval2 LC", pub.PROTOCOL["alpaca_lc"]["note"],
+                              _single_col(alpaca, ("length_controlled_winrate", "lc_winrate"), strict=True)),
+                       Column("alpaca_wr", "AlpacaEval2 WR", "AlpacaEval 2 raw win rate vs the reference outputs",
+                              _single_col(alpaca, ("win_rate",), strict=True)),
+                   ])
+
+
+def _longbench_section() -> Section:
+    fam = FAMILY["longbench"]
+    cats = fam.categories()
+    builders = [_category_col(fam, c) for c in cats]
+    return Section("longbench", "LongBench (official metrics)",
+                   "LongBench v1 with its official per-dataset metrics (F1, ROUGE-L, accuracy, edit similarity), "
+                   "category = mean of its datasets; not comparable with the judged columns above.",
+                   [Column(f"lb_{c}", CATEGORY_LABELS[c], f"LongBench {CATEGORY_LABELS[c]}: " + ", ".join(ds), b)
+                    for (c, ds), b in zip(cats.items(), builders, strict=True)]
+                   + [Column("lb_avg", "Avg", f"mean of the {_count(len(cats))} categories",
+                             _mean_of(builders, "categories"))])
+
+
+def _count(n: int) -> str:
+    return {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}.get(n, str(n))
+
+
+def _longbench_e_section() -> Section:
+    fam = FAMILY["longbench_e"]
+    return Section("longbench_e", "LongBench-E by context length",
+                   "Score by document length bucket (LongBench-E datasets; bucket = mean over datasets of "
+                   "the per-dataset bucket means).",
+                   [Column(f"e_{b}", b, f"documents with length in {b}", _bucket_col(fam, b))
+                    for b in fam.length_buckets]
+                   + [Column("e_all", "All", "all lengths", _bucket_col(fam, None))])
+
+
+def _dim_label(d: str) -> str:
+    return "LongReward" if d == "longreward" else d.capitalize()
+
+
+def _longqa_section() -> Section:
+    fam = FAMILY["longqa"]
+    return Section("longqa", fam.title,
+                   f"Our judge's four dimensions and their mean ({fam.scale}) on long-context QA ({fam.prefix}).",
+                   [Column(f"lq_{d}", _dim_label(d), f"LongReward {d} ({fam.scale})",
+                           _single_col(fam.kind, (d,), strict=True), decimals=fam.decimals) for d in LONGQA_DIMS])
+
+
+def _longqa_lb_section() -> Section:
+    fam = FAMILY["longqa_longbench"]
+    cats = tuple(fam.categories())
+    labels = {"single_doc_qa": "S-Doc", "multi_doc_qa": "M-Doc"}
+    return Section(
+        "longqa_lb", fam.title,
+        f"LongReward ({fam.scale}) of the answers to LongBench single- and multi-doc QA ({fam.prefix}_*): "
         "each dimension is the mean of the two categories, each the mean of its datasets.",
-        [Column(f"lqlb_{d}", dim_label(d), f"LongReward {d} (0-10), mean of S-Doc and M-Doc QA",
-                _mean_of([_category_col("longqa_lb", c, d) for c in qa_cats], "categories"), decimals=2)
+        [Column(f"lqlb_{d}", _dim_label(d), f"LongReward {d} ({fam.scale}), mean of S-Doc and M-Doc QA",
+                _mean_of([_category_col(fam, c, d) for c in cats], "categories"), decimals=fam.decimals)
          for d in LONGQA_DIMS]
-        + [Column(f"lqlb_{c}", f"LongReward {lab}", f"LongReward (0-10) on LongBench {CATEGORY_LABELS[c]}",
-                  _category_col("longqa_lb", c, "longreward"), decimals=2)
-           for c, lab in zip(qa_cats, ("S-Doc", "M-Doc"), strict=True)])
-    return [main, short, longbench, longbench_e, longqa, longqa_lb]
+        + [Column(f"lqlb_{c}", f"LongReward {labels.get(c, CATEGORY_LABELS[c])}",
+                  f"LongReward ({fam.scale}) on LongBench {CATEGORY_LABELS[c]}",
+                  _category_col(fam, c, fam.metric), decimals=fam.decimals) for c in cats])
+
+
+#: CoT-QA columns in the order of the tables that report LongReward-trained models this way (LongMab-PO).
+COTQA_LABELS: dict[str, str] = {"multifieldqa_en": "MFQA-en", "narrativeqa": "NarrativeQA",
+                                "longbook_qa_eng": "En.QA", "2wikimqa": "2WikiMQA", "musique": "MuSiQue"}
+
+
+def _cotqa_section() -> Section:
+    """SubEM per dataset, their mean (the tables' overall SubEM) and MuSiQue's token F1."""
+    fam = FAMILY["cotqa"]
+    if set(COTQA_LABELS) != set(fam.names):
+        raise ValueError("board: COTQA_LABELS must name exactly the cotqa family's datasets")
+    cols = [Column(f"cotqa_{d}", label, f"{label}: SubEM (0-100) of the answer after 'Answer:'",
+                   _single_col(fam.kind, ("sub_em",), strict=True, dataset=d)) for d, label in COTQA_LABELS.items()]
+    return Section("cotqa", fam.title,
+                   "The CoT-answer protocol (NEUIR/LongMab-PO): the model reasons, then answers after 'Answer:'; "
+                   "SubEM = a normalised gold answer is inside the extracted answer, 0 when none is found; "
+                   f"{fam.prefix}_* on LongBench and InfiniteBench En.QA.",
+                   cols + [Column("cotqa_avg", "Avg", "mean SubEM over the five datasets (the tables' overall SubEM)",
+                                  _mean_of([c.build for c in cols], "datasets")),
+                           Column("cotqa_musique_f1", "MuSiQue F1", "MuSiQue: token F1 (0-100) of the extracted answer",
+                                  _single_col(fam.kind, ("f1",), strict=True, dataset="musique"))])
+
+
+#: Sections the board lays out itself (the paper's tables and ours); any other suite section is generic.
+LAYOUTS: dict[str, Callable[[], Section]] = {
+    "main": _main_section, "short": _short_section, "longbench": _longbench_section,
+    "longbench_e": _longbench_e_section, "longqa": _longqa_section, "longqa_lb": _longqa_lb_section,
+    "cotqa": _cotqa_section,
+}
+
+
+def family_section(families: list[Family]) -> Section:
+    """A section the board has no layout for: one column per dataset (or per one-task family) with its
+    family's primary metric, and their mean when there are several on one scale."""
+    cols: list[Column] = []
+    for fam in families:
+        if not fam.datasets:
+            cols.append(Column(fam.key, fam.title, f"{fam.title}: {fam.metric} ({fam.scale})",
+                               _single_col(fam.kind, (fam.metric,)), decimals=fam.decimals))
+        cols += [Column(f"{fam.key}_{d}", d if len(families) == 1 else f"{fam.title} {d}",
+                        f"{fam.title} {d}: {fam.metric} ({fam.scale})",
+                        _single_col(fam.kind, (fam.metric,), dataset=d), decimals=fam.decimals) for d in fam.names]
+    key = families[0].section
+    if len(cols) > 1 and len({f.scale for f in families}) == 1:  # a mean only of numbers on one scale
+        cols.append(Column(f"{key}_avg", "Avg", f"mean of the {len(cols)} columns",
+                           _mean_of([c.build for c in cols], "columns"), decimals=max(c.decimals for c in cols)))
+    sources = "; ".join(f.source for f in families if f.source)
+    return Section(key, " / ".join(f.title for f in families),
+                   "; ".join(f"{f.title}: {f.metric} ({f.scale})" for f in families)
+                   + (f" ({sources})" if sources else "") + ".", cols)
+
+
+def standard_sections() -> list[Section]:
+    """One section per suite section, in suite order: the laid-out tables, then one per other section."""
+    sections: dict[str, list[Family]] = {}
+    for fam in FAMILIES:
+        sections.setdefault(fam.section, []).append(fam)
+    return [LAYOUTS[key]() if key in LAYOUTS else family_section(fams) for key, fams in sections.items()]
 
 
 def other_section(runs: list[Run]) -> Section | None:
-    """One column per task (primary metric) for tasks the standard sections do not know."""
+    """One column per task (primary metric) for tasks the suite does not know."""
     cols: dict[str, Column] = {}
     for run in runs:
         for t in run.tasks:
@@ -480,11 +536,13 @@ class JudgeInfo:
     sources: list[str] = field(default_factory=list)
 
 
-_MODEL_KEYS = ("judge_model", "judge", "judge_name", "model")
+# Keys searched in sidecar files that other tools write, in --metadata keys and in logged verdicts; the judge
+# report of our tasks is read only through its record (lr_eval.records.JudgeReport).
+_SIDECAR_MODEL_KEYS = ("judge_model", "judge", "judge_name", "model")
 _TEMPLATE_KEYS = ("judge_template_versions", "judge_template_version", "template_versions", "template_version",
                   "judge_templates", "templates", "prompt_version", "prompt_versions")
-_COST_KEYS = ("judge_cost_usd", "cost_usd", "cost")
-_UNSCORED_KEYS = ("judge_unscored", "unscored", "n_unscored", "unscored_count")
+_SIDECAR_COST_KEYS = ("judge_cost_usd", "cost_usd", "cost")
+_SIDECAR_UNSCORED_KEYS = ("judge_unscored", "unscored", "n_unscored", "unscored_count")
 
 
 def _find(obj: Any, keys: tuple[str, ...]) -> Any:
@@ -568,50 +626,41 @@ def _templates_of(obj: Any, default_name: str) -> dict[str, str]:
     return out
 
 
-def _report_counts(report: Any) -> tuple[int, int] | None:
-    """(judged, unscored) from a judge report's ``samples`` block (a per-dimension dict counts its reward)."""
-    smp = report.get("samples") if isinstance(report, dict) else None
-    if not isinstance(smp, dict) or not isinstance(smp.get("judged"), int):
-        return None
-    uns = smp.get("unscored")
-    if isinstance(uns, dict):  # LongReward: unscored per dimension; the reward is what the column shows
-        if isinstance(smp.get("rewarded"), int):
-            return smp["judged"], smp["judged"] - smp["rewarded"]
-        uns = max((v for v in uns.values() if isinstance(v, int)), default=0)
-    return (smp["judged"], uns) if isinstance(uns, int) else None
-
-
-def _report_cost(report: Any) -> float | None:
-    if not isinstance(report, dict):
-        return None
-    for c in (report.get("cost_usd"), (report.get("usage") or {}).get("cost_usd")):
-        if isinstance(c, (int, float)) and not isinstance(c, bool):
-            return float(c)
-    return None
+def _judge_report(value: Any) -> tuple[JudgeReport | None, str | None]:
+    """The task's judge report (``configs.<task>.metadata.judge``) as the record, or why it is not one."""
+    if value is None:
+        return None, None
+    try:
+        return JudgeReport.from_dict(value), None
+    except FieldError as e:
+        return None, f"configs.metadata.judge is not a judge report ({e}): not used"
 
 
 def _task_judge(name: str, tr: TaskResult) -> dict[str, Any] | None:
     """Judge metadata of one task; None when nothing says it was judged."""
     kind = classify(name)[0]
     md = tr.metadata
-    report = md.get("judge") if isinstance(md.get("judge"), dict) else {}
+    report, report_error = _judge_report(md.get("judge"))
     judge_md = {k: v for k, v in md.items() if "judge" in k or "template" in k}
+    settings_md = {k: v for k, v in judge_md.items() if k != "judge"}  # --metadata judge_* / template keys
     jmetrics = {m: v for m, v in tr.metrics.items() if is_judge_metric(m)}
     sample_keys = set(tr.samples[0].values) if tr.samples else set()
     if (kind not in JUDGED_KINDS and not judge_md and not jmetrics and not tr.sample_judge
             and not any(is_judge_metric(k) for k in sample_keys)):
         return None
     entry: dict[str, Any] = {}
-    model = (_model_str(md.get("judge_model")) or _model_str(report) or _model_str(md.get("judge"))
-             or _model_str(tr.sample_judge))
+    if report_error:
+        entry["report_error"] = report_error
+    model = _model_str(md.get("judge_model")) or (report.model if report else None) or _model_str(tr.sample_judge)
     if model:
         entry["model"] = model
-    tmpl = {**_templates_of(tr.sample_judge, name), **_templates_of(judge_md, name)}
+    tmpl = {**_templates_of(tr.sample_judge, name), **(report.templates if report else {}),
+            **_templates_of(settings_md, name)}
     if tmpl:
         entry["templates"] = tmpl
     prim = primary_metric(tr, ("score", "longreward", "length_controlled_winrate", "win_rate"))
     flags = unscored_flags(tr, prim) if prim else None
-    counts = _report_counts(report)
+    counts = (report.samples["judged"], report.unscored_items) if report else None
     if flags is not None:
         entry.update(items=len(flags), unscored=sum(flags), unscored_source="samples")
     elif counts is not None:
@@ -629,8 +678,8 @@ def _task_judge(name: str, tr: TaskResult) -> dict[str, Any] | None:
     costs = [smp.values.get("judge_cost_usd") for smp in tr.samples or [] if "judge_cost_usd" in smp.values]
     if costs:
         entry.update(cost_usd=float(sum(c for c in costs if c is not None)), cost_source="samples")
-    elif _report_cost(report) is not None:
-        entry.update(cost_usd=_report_cost(report), cost_source="configs.metadata.judge")
+    elif report and report.total_cost() is not None:
+        entry.update(cost_usd=report.total_cost(), cost_source="configs.metadata.judge")
     elif tr.metrics.get("judge_cost_usd") is not None:
         v = float(tr.metrics["judge_cost_usd"])  # type: ignore[arg-type]
         if tr.aggregation("judge_cost_usd") == "mean" and tr.n:
@@ -667,7 +716,7 @@ def judge_info(run: Run) -> JudgeInfo:
         info.sources.append("task results/samples/configs")
     for fname, side in run.sidecars.items():
         info.sources.append(fname)
-        m = _model_str(_find(side, _MODEL_KEYS))
+        m = _model_str(_find(side, _SIDECAR_MODEL_KEYS))
         if m:
             models.append(m)
         elif _find(side, ("backend", "judge_backend")) == "embedded":
@@ -675,11 +724,11 @@ def judge_info(run: Run) -> JudgeInfo:
         for k, v in _templates_of(side, fname).items():
             info.templates.setdefault(k, v)
         if not cost_found:
-            c = _find(side, _COST_KEYS)
+            c = _find(side, _SIDECAR_COST_KEYS)
             if isinstance(c, (int, float)) and not isinstance(c, bool):
                 cost_total, cost_found = float(c), True
         if not info.judged_items:
-            u = _find(side, _UNSCORED_KEYS)
+            u = _find(side, _SIDECAR_UNSCORED_KEYS)
             n = _find(side, ("judged_items", "judged", "items", "n", "total"))
             if isinstance(u, int) and isinstance(n, int) and n:
                 info.unscored, info.judged_items = u, n

@@ -14,6 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from lr_eval.errors import UserError
+from lr_eval.jsonl import check_dir_writable, check_output_path, write_text_atomic
+
 from .stats import DEFAULT_ITERS, DEFAULT_SEED
 
 
@@ -58,6 +61,7 @@ def _build(a: argparse.Namespace) -> int:
     from .reader import load_runs
     from .render import dumps, to_csv, to_json, to_markdown
 
+    check_dir_writable(a.out)
     runs = load_runs(a.results)
     board = build_board(runs, with_published=not a.no_published, iters=a.iters, seed=a.seed, level=a.ci_level)
     out: Path = a.out
@@ -80,7 +84,7 @@ def _build(a: argparse.Namespace) -> int:
     files = {"leaderboard.md": to_markdown(board, a.title, a.note), "leaderboard.csv": to_csv(board),
              "leaderboard.json": dumps(to_json(board)), "leaderboard.html": to_html(board, a.title, a.note, svgs)}
     for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
+        write_text_atomic(out / name, text)
         written.append(out / name)
     for run in runs:
         j = board.judges[run.label]
@@ -102,6 +106,8 @@ def _compare(a: argparse.Namespace) -> int:
     from .compare import compare_runs, format_comparisons
     from .reader import disambiguate, load_runs
 
+    if a.json:
+        check_output_path(a.json, what="--json file")
     ra, rb = load_runs([a.a]), load_runs([a.b])
     for arg, runs in ((a.a, ra), (a.b, rb)):
         if len(runs) != 1:
@@ -119,7 +125,7 @@ def _compare(a: argparse.Namespace) -> int:
         return 1
     print(format_comparisons(run_a, run_b, comps, a.iters, a.seed, a.alpha, a.ci_level))
     if a.json:
-        a.json.write_text(json.dumps({"a": run_a.label, "b": run_b.label, "iters": a.iters, "seed": a.seed,
+        write_text_atomic(a.json, json.dumps({"a": run_a.label, "b": run_b.label, "iters": a.iters, "seed": a.seed,
                                       "comparisons": [c.as_dict() for c in comps]}, indent=1) + "\n")
     return 0
 
@@ -128,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         return int(a.func(a))
+    except UserError as e:
+        print(f"lr-leaderboard {a.cmd}: error: {e}", file=sys.stderr)
+        return e.exit_code
     except (FileNotFoundError, ValueError) as e:
-        print(f"lr-leaderboard: {e}", file=sys.stderr)
+        print(f"lr-leaderboard {a.cmd}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `lr-leaderboard compare A B | head`
         sys.stderr.close()

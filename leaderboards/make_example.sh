@@ -26,13 +26,11 @@ LIMIT=${LIMIT:-5}
 DEVICE=${DEVICE:-cpu}
 OUT=${OUT:-$ROOT/leaderboards/example}
 RUNS=${RUNS:-${TMPDIR:-/tmp}/lr-leaderboard-example}
-JUDGED="narrativeqa qasper multifieldqa_en multifieldqa_zh hotpotqa 2wikimqa musique dureader gov_report qmsum multi_news vcsum"
-E="qasper multifieldqa_en hotpotqa 2wikimqa gov_report multi_news trec triviaqa samsum passage_count passage_retrieval_en lcc repobench-p"
-default_tasks() {
-  local t="longreward_longbench_chat,longreward_alpacaeval2,longreward_longqa,longreward_longbench"
-  for d in $JUDGED; do t="$t,longreward_longbench_judged_$d"; done
-  for d in $E; do t="$t,longreward_longbench_e_$d"; done
-  echo "$t"
+default_tasks() {  # every task of the suite's families (lr_eval.suite) that this example runs
+  python -c 'from lr_eval.suite import FAMILY
+def tasks(*keys): return [t for k in keys for t in FAMILY[k].tasks()]
+print(",".join(tasks("longbench_chat", "alpacaeval2", "longqa") + [FAMILY["longbench"].prefix]
+               + tasks("longbench_judged", "longbench_e")))'
 }
 TASKS=${TASKS:-$(default_tasks)}
 MODEL=$(python -c 'from lr_eval.embedded import embedded_model_path; print(embedded_model_path())')

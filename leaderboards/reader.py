@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lr_eval.jsonl import InputError, read_json, read_jsonl
+
 RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
 SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[0-9.\-]+)\.jsonl$")
 SIDECAR_HINTS = ("judge", "longreward", "lr_eval")
@@ -151,6 +153,17 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float))
 
 
+def _is_numbers(v: Any) -> bool:
+    return isinstance(v, list) and all(_is_number(x) and not isinstance(x, bool) for x in v)
+
+
+def _item_value(v: Any) -> float | None:
+    if isinstance(v, list):
+        xs = [f for x in v if (f := _num(x)) is not None]
+        return sum(xs) / len(xs) if xs else None
+    return _num(v)
+
+
 def _doc_length(doc: Any) -> float | None:
     if not isinstance(doc, dict):
         return None
@@ -170,22 +183,28 @@ def read_samples(path: Path, filt: str = "none") -> tuple[list[Sample], dict[str
     ``audit.templates``, as our judged tasks log them)."""
     out: list[Sample] = []
     judge: dict[str, Any] = {}
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row.get("filter", filt) != filt:
-                continue
-            names = row.get("metrics") or [k for k in row if k not in _SAMPLE_FIELDS]
-            # null/NaN = unscored (kept as None); a metric absent from a sample was not scored there either;
-            # lists, dicts, strings (inputs of corpus-level metrics) are not per-item scores and are skipped
-            values = {m: _num(row.get(m)) for m in names if row.get(m) is None or _is_number(row.get(m))}
-            bucket = next((b[1] for m in values if (b := BUCKET_KEY_RE.search(m))), None)
-            out.append(Sample(doc_id=row.get("doc_id"), doc_hash=row.get("doc_hash"), values=values,
-                              length=_doc_length(row.get("doc")), bucket=bucket))
-            if not judge:
-                judge = _verdict_judge(row.get("filtered_resps"))
+    seen: set[str] = set()
+    for n, row in read_jsonl(path, allow_empty=True):
+        if isinstance(row, InputError):
+            raise row  # a partial samples file would give wrong intervals: refused
+        if row.get("filter", filt) != filt:
+            continue
+        doc = json.dumps(row.get("doc_id"))
+        if doc in seen:
+            raise InputError(path, n, "doc_id", f"duplicate doc_id {row.get('doc_id')!r} for filter {filt!r}")
+        seen.add(doc)
+        names = row.get("metrics") or [k for k in row if k not in _SAMPLE_FIELDS]
+        # null/NaN = unscored (kept as None); a metric absent from a sample was not scored there either;
+        # a list of numbers is an item's several scored judgments (MT-Bench's turns): the item's value is
+        # their mean (None when empty); dicts, strings and other lists (inputs of corpus-level metrics) are
+        # not per-item scores and are skipped
+        values = {m: _item_value(row.get(m)) for m in names
+                  if row.get(m) is None or _is_number(row.get(m)) or _is_numbers(row.get(m))}
+        bucket = next((b[1] for m in values if (b := BUCKET_KEY_RE.search(m))), None)
+        out.append(Sample(doc_id=row.get("doc_id"), doc_hash=row.get("doc_hash"), values=values,
+                          length=_doc_length(row.get("doc")), bucket=bucket))
+        if not judge:
+            judge = _verdict_judge(row.get("filtered_resps"))
     return out, judge
 
 
@@ -253,10 +272,7 @@ def load_run(folder: Path, label: str | None = None, only: list[Path] | None = N
     info: dict[str, Any] = {}
     model_name = ""
     for rf in files:
-        try:
-            data = json.loads(rf.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise ValueError(f"{rf}: not an lm-eval results file ({e})") from e
+        data = check_results(read_json(rf), rf)
         date = _date_of(rf.name)
         group_subtasks.update(data.get("group_subtasks") or {})
         config = data.get("config") or config
@@ -297,6 +313,28 @@ def load_run(folder: Path, label: str | None = None, only: list[Path] | None = N
     return Run(path=folder, label=label, model_name=str(model_name), config=config, tasks=tasks, groups=groups,
                group_subtasks=group_subtasks, info=info, results_files=[p.name for p in files],
                sidecars=_sidecars(folder))
+
+
+_OBJECT_FIELDS = ("results", "groups", "group_subtasks", "configs", "n-samples", "higher_is_better", "versions",
+                  "config")
+
+
+def check_results(data: Any, path: Path) -> dict[str, Any]:
+    """The structure board.py relies on, with an InputError naming the file and the field otherwise."""
+    if not isinstance(data, dict):
+        raise InputError(path, None, None, f"not an lm-eval results file (a JSON {type(data).__name__}, "
+                                           "expected an object)")
+    for key in _OBJECT_FIELDS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise InputError(path, None, key, f"expected an object, got {type(data[key]).__name__}")
+    for key in ("results", "groups", "n-samples", "configs", "higher_is_better"):
+        for name, entry in (data.get(key) or {}).items():
+            if entry is not None and not isinstance(entry, dict):
+                raise InputError(path, None, f"{key}.{name}", f"expected an object, got {type(entry).__name__}")
+    for name, subs in (data.get("group_subtasks") or {}).items():
+        if not isinstance(subs, list):
+            raise InputError(path, None, f"group_subtasks.{name}", f"expected a list, got {type(subs).__name__}")
+    return data
 
 
 def parse_run_arg(arg: str) -> tuple[str | None, Path]:

@@ -22,6 +22,7 @@ else:  # pragma: no cover
 from .accounting import UsageMeter, load_prices
 from .cache import ResponseCache
 from .errors import UserError
+from .flags import truthy
 
 BACKENDS = ("openai", "transformers", "vllm", "embedded")
 STRUCTURED = ("off", "auto", "on")
@@ -147,7 +148,7 @@ def _coerce(value: Any, type_name: str, where: str) -> Any:
         return None
     try:
         if "bool" in type_name:
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+            return truthy(value)
         if "float" in type_name:
             return float(value)
         if "int" in type_name:

@@ -13,9 +13,8 @@ constrained answer are its verdict), then the verdict part. Free text is bounded
 request's max_tokens, leaving room for the verdict and the end-of-sequence token, so a constrained answer
 always reaches its verdict within max_tokens.
 
-Families declare their formats next to their templates: LongReward's stages in `lr_eval.reward.prompts`,
-judged LongBench, LongBench-Chat and AlpacaEval in their task modules; MT-Bench declares
-`rating_format("mt_bench.single", 1, 10, parser)` the same way when it lands.
+Families declare their formats next to their parsers: LongReward's stages in `lr_eval.reward.scorer`
+(`FORMATS`), judged LongBench, LongBench-Chat, MT-Bench and AlpacaEval in their task modules (`FORMAT`).
 """
 
 from __future__ import annotations

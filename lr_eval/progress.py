@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -31,7 +30,7 @@ class BatchProgress:
         self.owner = owner
         self.desc = desc
         self.total = total
-        self.enabled = enabled and console.is_terminal and "pytest" not in sys.modules
+        self.enabled = enabled and console.is_terminal
         self.failures = 0
         self._depth = 0
         self._progress: Progress | None = None

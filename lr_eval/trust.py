@@ -79,7 +79,7 @@ def own_words(answer: str, prompt_texts: Sequence[str], untrusted: Sequence[str]
     tokens = list(_TOKEN.finditer(answer))
     if not tokens:
         return OwnWords(answer, 0)
-    planted = {_norm(m.group(0)) for text in untrusted for m in _TOKEN.finditer(text)}
+    planted = _planted(untrusted)
     prompt = "\n\x00\n".join(prompt_texts)
     in_token = [False] * len(answer)
     for m in tokens:
@@ -88,10 +88,31 @@ def own_words(answer: str, prompt_texts: Sequence[str], untrusted: Sequence[str]
     removed = 0
     for m in tokens:
         i, j = m.span()
-        if _norm(m.group(0)) in planted or _echoed(answer, i, j, prompt, in_token):
+        if _is_planted(m.group(0), planted) or _echoed(answer, i, j, prompt, in_token):
             out[i:j] = " " * (j - i)
             removed += 1
     return OwnWords("".join(out), removed)
+
+
+def _planted(untrusted: Sequence[str]) -> tuple[set[str], set[str]]:
+    """(insides of the ``[[...]]`` tokens, insides of every token) the untrusted texts spell, neutralised
+    ``[ [...] ]`` read as ``[[...]]``."""
+    double: set[str] = set()
+    every: set[str] = set()
+    for text in untrusted:
+        for m in _TOKEN.finditer(text.replace("[ [", "[[").replace("] ]", "]]")):
+            every.add(_norm(m.group(0)))
+            if m.group(0).startswith("[["):
+                double.add(_norm(m.group(0)))
+    return double, every
+
+
+def _is_planted(token: str, planted: tuple[set[str], set[str]]) -> bool:
+    """A planted ``[[x]]`` blocks the judge's ``[[x]]`` and ``[x]``; a planted ``[x]`` only its ``[x]``: code in
+    an answer or reference (``B[1]``) must not block a judge's own ``[[1]]``."""
+    double, every = planted
+    inside = _norm(token)
+    return inside in double or (not token.startswith("[[") and inside in every)
 
 
 def _echoed(answer: str, i: int, j: int, prompt: str, in_token: Sequence[bool]) -> bool:

@@ -1,20 +1,29 @@
 """lr_eval.reward: see README, layout.
 
-LongReward scoring. Public entry points (imported lazily: the scorer pulls in the judge client, and
-retrieval pulls in numpy / an embedder): ``LongRewardScorer``, ``RewardConfig``, ``ResponseScore``,
-``combine`` and ``DIMENSIONS`` from ``lr_eval.reward.scorer``.
+LongReward scoring. The API that tasks and train call (imported lazily: the scorer pulls in the judge
+client, and retrieval pulls in numpy / an embedder):
+
+* ``RewardSettings`` (``lr_eval.reward.settings``): the options, from flags, lm-eval metadata or TOML;
+* ``build_scorer(settings, judge)``: the ``LongRewardScorer`` for them and a ``JudgeConfig``;
+* ``score_file(settings, judge, input_path, output)``: ``lr-eval score`` as a function;
+* ``ResponseScore``, ``DIMENSIONS``, ``score_results`` (``lr_eval.reward.records``): the score record;
+* ``RewardConfig``, ``LongRewardScorer``, ``combine`` (``lr_eval.reward.scorer``): the method itself.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-__all__ = ["DIMENSIONS", "LongRewardScorer", "ResponseScore", "RewardConfig", "combine"]
+_WHERE = {
+    "RewardSettings": "settings", "build_scorer": "settings", "score_file": "cli",
+    "ResponseScore": "records", "DIMENSIONS": "records", "SCORE_KEYS": "records", "score_results": "records",
+    "RewardConfig": "scorer", "LongRewardScorer": "scorer", "combine": "scorer",
+}
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from . import scorer
-
-        return getattr(scorer, name)
+    if name in _WHERE:
+        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,19 +82,24 @@ def parse_pair(rec: dict[str, Any], path: str | Path, line: int) -> Pair | None:
 
 
 def read_pairs(path: str | Path) -> tuple[list[Pair], list[InputError], int]:
-    """(pairs, bad lines, number of human ties left out)."""
+    """(pairs, bad lines, number of human ties left out); a repeated id is a bad line (the first is kept)."""
     pairs: list[Pair] = []
     errors: list[InputError] = []
     ties = 0
+    seen: set[str] = set()
     for n, rec in read_jsonl(path):
         if isinstance(rec, InputError):
             errors.append(rec)
             continue
         try:
             p = parse_pair(rec, path, n)
+            if "id" in rec and str(rec["id"]) in seen:
+                raise InputError(path, n, "id", f"duplicate id {rec['id']!r} (each pair may appear once)")
         except InputError as e:
             errors.append(e)
             continue
+        if "id" in rec:
+            seen.add(str(rec["id"]))
         if p is None:
             ties += 1
         else:

@@ -1,10 +1,11 @@
 """`lr-eval score` and `lr-eval agreement`: LongReward from the command line.
 
 score: INPUT.jsonl lines {"id", "context", "question", "responses": [...]} →
-OUTPUT.jsonl lines {"id", "results": [one LongReward verdict per response]}.
+OUTPUT.jsonl lines {"id", "results": [one LongReward verdict per response], "input_key"}.
 Each finished prompt is appended to the output at once (and synced), so an
-interrupted run keeps its work; a rerun skips the ids already in the output
-and the judge cache makes repeated calls free. At the end the output is
+interrupted run keeps its work; a rerun reuses a prompt whose input_key (a hash
+of its record and of the options that change its result) is in the output, and
+the judge cache makes repeated calls free. At the end the output is
 rewritten in input order, with one {"id", "line", "error"} record per bad
 input line. --dry-run estimates calls, tokens and cost and sends nothing.
 
@@ -16,11 +17,12 @@ of each leave-one-out combination, with bootstrap confidence intervals.
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import dataclasses
 import sys
+from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,115 +30,69 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import InputError, read_done_ids, read_unique, require, write_jsonl_atomic
+from lr_eval.config import JudgeConfig, add_judge_args
+from lr_eval.jsonl import (
+    KEY_FIELD,
+    InputError,
+    ResumableJsonl,
+    check_output_path,
+    content_key,
+    iter_unique,
+    read_jsonl,
+    require,
+    run_window,
+    write_jsonl_atomic,
+)
 from lr_eval.progress import console as err_console
 from lr_eval.report import print_usage
 from lr_eval.types import BudgetExceeded, JudgeFatalError
 
 from . import agreement as agr
-from .scorer import DIMENSIONS, LongRewardScorer, ResponseScore, RewardConfig
+from .records import DIMENSIONS, ResponseScore
+from .scorer import LongRewardScorer, RewardConfig
+from .settings import RewardSettings, add_reward_args, build_scorer
 
 # Results go to stdout; wide enough for the tables when piped to a file.
 out_console = Console(width=None if sys.stdout.isatty() else 130)
-EMBEDDED_WINDOW = 8192  # SmolLM2-135M-Instruct's context
 
 
 # ---------------------------------------------------------------------------------------------------------
-# options
+# options: the flags are RewardSettings' fields (lr_eval.reward.settings)
 # ---------------------------------------------------------------------------------------------------------
-
-def add_reward_args(parser: argparse.ArgumentParser) -> None:
-    """The method options (defaults: the paper's settings)."""
-    d = RewardConfig()
-    g = parser.add_argument_group("LongReward method")
-    g.add_argument("--embedder", default=d.embedder, metavar="SPEC",
-                   help="retrieval embedder: local (all-MiniLM-L6-v2, offline), local:PATH, openai:MODEL or bm25 "
-                        "(default %(default)s)")
-    g.add_argument("--embed-base-url", metavar="URL", help="endpoint for openai:MODEL embeddings")
-    g.add_argument("--embed-api-key-env", default="LR_EMBED_API_KEY", metavar="VAR",
-                   help="environment variable with the embedding API key (default %(default)s, then OPENAI_API_KEY)")
-    g.add_argument("--embed-cache", metavar="PATH",
-                   help="SQLite cache of embeddings, or 'none' (default: beside the judge cache)")
-    g.add_argument("--language", choices=("auto", "en", "zh"), default=d.language,
-                   help="prompt language; auto picks it from the question and context")
-    g.add_argument("--k", type=int, default=d.k, metavar="N", help="passages per statement (default %(default)s)")
-    g.add_argument("--retrieval-chunk-tokens", type=int, default=d.retrieval_chunk_tokens, metavar="N")
-    g.add_argument("--extraction-chunk-tokens", type=int, default=d.extraction_chunk_tokens, metavar="N")
-    g.add_argument("--weights", default="1,1,1,1", metavar="H,L,F,C",
-                   help="dimension weights: helpfulness, logicality, faithfulness, completeness (0 skips one)")
-    g.add_argument("--tokenizer", metavar="NAME", help="chunking tokenizer (default: the embedded model's)")
-    g.add_argument("--reasks", type=int, default=d.reasks, metavar="N", help="re-asks of an unparseable answer")
-    g.add_argument("--judge-window", type=int, metavar="TOKENS",
-                   help=f"judge context window; longer prompts are unscored, not sent (default {d.judge_window}, "
-                        f"{EMBEDDED_WINDOW} for the embedded judge; 0 = do not check)")
-    g.add_argument("--max-context-tokens", type=int, default=d.max_context_tokens, metavar="N",
-                   help="longer contexts lose their middle (flag context_truncated; 0 = no limit)")
-    g.add_argument("--max-statements", type=int, metavar="N", help="judge at most N statements per response")
-    g.add_argument("--support-batch", type=int, default=d.support_batch, metavar="N",
-                   help="statements judged per support call, their passages shown once (default %(default)s; "
-                        "1 = one call per statement, as the paper)")
-    g.add_argument("--judge-max-tokens", type=int, metavar="N", help="output budget of every judge call")
-    g.add_argument("--groups-in-flight", type=int, default=16, metavar="N",
-                   help="prompts prepared and judged at the same time (default %(default)s)")
-
 
 def reward_config(args: argparse.Namespace, judge: JudgeConfig) -> RewardConfig:
-    try:
-        weights = tuple(float(x) for x in str(args.weights).split(","))
-    except ValueError:
-        raise ValueError(f"--weights: expected four numbers like 1,1,1,1, got {args.weights!r}") from None
-    if len(weights) != 4:
-        raise ValueError(f"--weights: expected four numbers like 1,1,1,1, got {args.weights!r}")
-    batch = getattr(args, "support_batch", None)
-    batch = RewardConfig().support_batch if batch is None else batch
-    window = args.judge_window
-    if window is None:
-        window = EMBEDDED_WINDOW if judge.backend == "embedded" else RewardConfig().judge_window
-    cfg = RewardConfig(retrieval_chunk_tokens=args.retrieval_chunk_tokens,
-                       extraction_chunk_tokens=args.extraction_chunk_tokens, k=args.k, weights=weights,  # type: ignore[arg-type]
-                       language=args.language, reasks=args.reasks, tokenizer=args.tokenizer, embedder=args.embedder,
-                       judge_window=window or None, max_context_tokens=args.max_context_tokens or None,
-                       max_statements=args.max_statements, support_batch=batch)
-    if args.judge_max_tokens:
-        cfg.max_tokens = {k: args.judge_max_tokens for k in cfg.max_tokens}
-    return cfg
-
-
-def build_scorer(args: argparse.Namespace, judge: JudgeConfig, cfg: RewardConfig) -> LongRewardScorer:
-    from lr_eval.embed import build_embedder
-
-    client = build_client(judge)
-    cache: Any = None
-    if args.embed_cache and args.embed_cache.lower() != "none":
-        cache = Path(args.embed_cache).expanduser()
-    elif args.embed_cache is None and judge.cache_path() is not None:
-        cache = judge.cache_path().parent / "embed-cache.sqlite"  # type: ignore[union-attr]
-    embedder = build_embedder(cfg.embedder, base_url=args.embed_base_url, api_key_env=args.embed_api_key_env,
-                              cache=cache)
-    return LongRewardScorer(client, cfg, embedder=embedder)
+    """The scorer's settings from the flags, for this judge."""
+    return RewardSettings.from_args(args).config(judge)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # score
 # ---------------------------------------------------------------------------------------------------------
 
-def read_items(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(valid items with their line number, error records for bad lines); a bad line never stops the others."""
+def parse_group(rec: dict[str, Any], path: str | Path, n: int) -> tuple[str, dict[str, Any]]:
+    """(id, {id, line, context, question, responses}) of one input record, or an InputError naming the field."""
+    rid = str(require(rec, "id", (str, int), path, n))
+    context = require(rec, "context", str, path, n)
+    question = require(rec, "question", str, path, n)
+    responses = require(rec, "responses", list, path, n)
+    if not responses:
+        raise InputError(path, n, "responses", "empty list")
+    for i, r in enumerate(responses):
+        if not isinstance(r, str):
+            raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
+    return rid, {"id": rid, "line": n, "context": context, "question": question, "responses": responses}
 
-    def parse(rec: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
-        rid = str(require(rec, "id", (str, int), path, n))
-        context = require(rec, "context", str, path, n)
-        question = require(rec, "question", str, path, n)
-        responses = require(rec, "responses", list, path, n)
-        if not responses:
-            raise InputError(path, n, "responses", "empty list")
-        for i, r in enumerate(responses):
-            if not isinstance(r, str):
-                raise InputError(path, n, f"responses[{i}]", f"expected str, got {type(r).__name__}")
-        return rid, {"id": rid, "line": n, "context": context, "question": question, "responses": responses}
 
-    return read_unique(path, parse, lambda rec: rec.get("id"))
+def iter_items(path: str | Path, lines: Iterable[tuple[int, dict[str, Any] | InputError]] | None = None
+               ) -> Iterator[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
+    """Stream (line, item, None) or (line, None, error record) over an input file (or its `lines`); a bad line
+    never stops the others, a repeated id is a bad line (the first is scored)."""
+    return iter_unique(path, lambda rec, n: parse_group(rec, path, n), lambda rec: rec.get("id"), lines)
+
+
+def group_key(item: dict[str, Any], options: dict[str, Any]) -> str:
+    """The resume key of a group: its content (not its line) and the options."""
+    return content_key({k: item[k] for k in ("id", "context", "question", "responses")}, options)
 
 
 def result_record(item: dict[str, Any], scores: list[ResponseScore], audit: bool) -> dict[str, Any]:
@@ -149,77 +105,139 @@ def result_record(item: dict[str, Any], scores: list[ResponseScore], audit: bool
     return {"id": item["id"], "results": results}
 
 
+def result_options(judge: JudgeConfig, cfg: RewardConfig, audit: bool) -> dict[str, Any]:
+    """What changes a prompt's result besides its own record: a change here scores it again on resume."""
+    return {"reward": dataclasses.asdict(cfg), "judge": [judge.backend, judge.model, judge.system_prompt],
+            "audit": audit}
+
+
+def check_score_paths(input_path: str | Path, output: str | Path | None, judge: JudgeConfig,
+                      embed_cache: str | None) -> None:
+    """Output, judge cache and embedding cache writable, the output not the input: before any request."""
+    if output is not None and not judge.dry_run:
+        check_output_path(output, [input_path])
+    cache = judge.cache_path()
+    if cache is not None:
+        check_output_path(cache, [input_path], what="judge cache")
+    if embed_cache and embed_cache.lower() != "none":
+        check_output_path(Path(embed_cache).expanduser(), [input_path], what="embedding cache")
+
+
 def run_score(args: argparse.Namespace) -> int:
-    """Returns the number of items not scored (bad lines, or stopped by a fatal error or the budget)."""
-    judge = JudgeConfig.from_args(args)
-    cfg = reward_config(args, judge)
-    items, errors = read_items(args.input)
-    for e in errors:
-        err_console.print(f"[red]{e['error']}")
-    out = Path(args.output)
-    done = {} if judge.dry_run else read_done_ids(out)
-    todo = [it for it in items if it["id"] not in done]
-    if done:
-        err_console.print(f"resuming: {len(items) - len(todo)} of {len(items)} items already in {out}")
-    scorer = build_scorer(args, judge, cfg)
-    new, stop = score_appending(scorer, todo, lambda it, scores: result_record(it, scores, not args.no_audit),
-                                None if judge.dry_run else out,
-                                [done[it["id"]] for it in items if it["id"] in done], args.groups_in_flight)
+    """`lr-eval score`: the flags over :func:`score_file`."""
+    return score_file(RewardSettings.from_args(args), JudgeConfig.from_args(args), args.input, args.output,
+                      audit=not args.no_audit)
+
+
+def score_file(settings: RewardSettings, judge: JudgeConfig, input_path: str | Path, output: str | Path,
+               audit: bool = True) -> int:
+    """Score every item of `input_path` into `output` (streaming, resumable by content); returns the number
+    of items not scored (bad lines). A fatal judge error or the budget is raised after the output is
+    written. `audit` False leaves the audit trail out."""
+    check_score_paths(input_path, output, judge, settings.embed_cache)
+    options = result_options(judge, settings.config(judge), audit)
+    scorer = build_scorer(settings, judge)
+    run = score_groups_file(scorer, lambda: iter_items(input_path), None if judge.dry_run else Path(output),
+                            lambda it: group_key(it, options), lambda it, scores: result_record(it, scores, audit),
+                            settings.groups_in_flight, keep_errors=True)
     if judge.dry_run:
-        print_estimate(scorer, todo)
         return 0
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for it in items:
-        rec = done.get(it["id"]) or new.get(it["id"]) or {"id": it["id"], "line": it["line"],
-                                                          "error": f"not scored: {stop}"}
-        rows.append((it["line"], rec))
-    rows += [(e["line"], e) for e in errors]
-    rows.sort(key=lambda x: x[0])
-    final = [r for _, r in rows]
-    write_jsonl_atomic(out, final)
-    print_summary(final, scorer)
     print_usage(scorer.client.meter)
-    failed = sum("error" in r for r in final)
-    if stop is not None:  # one line from the command's error handler; finished items are already written
-        raise stop
-    if failed:
-        err_console.print(f"[red]{failed} of {len(final)} lines not scored (see 'error' in {out})")
-    return failed
+    if run.stop is not None:  # one line from the command's error handler; finished items are already written
+        raise run.stop
+    if run.failed:
+        err_console.print(f"[red]{run.failed} of {run.items + len(run.errors)} lines not scored "
+                          f"(see 'error' in {output})")
+    return run.failed
 
 
-def score_appending(scorer: LongRewardScorer, todo: list[dict[str, Any]],
-                    record: Callable[[dict[str, Any], list[ResponseScore]], dict[str, Any]], out: Path | None,
-                    kept: list[dict[str, Any]], in_flight: int) -> tuple[dict[str, dict[str, Any]], Exception | None]:
-    """Score the `todo` items ({id, context, question, responses}), writing as they finish.
+@dataclass
+class ScoreRun:
+    """What `score_groups_file` did: valid items, bad lines, items reused from the output, newly scored, the stop."""
 
-    `out` (None: a dry run, nothing written) starts from the `kept` records only (a line cut by a crash
-    goes); each finished item's ``record(item, scores)`` is then appended and synced at once. Returns the
-    new records by id and the error that stopped the run (a fatal judge error or the budget), or None.
-    """
-    new: dict[str, dict[str, Any]] = {}
-    fh = None
-    if out is not None:
-        write_jsonl_atomic(out, kept)
-        fh = open(out, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-
-    def on_done(i: int, scores: list[ResponseScore]) -> None:
-        rec = record(todo[i], scores)
-        new[todo[i]["id"]] = rec
-        if fh is not None:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
+    items: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    reused: int = 0
+    scored: int = 0
     stop: Exception | None = None
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors) + self.items - self.reused - self.scored
+
+
+def score_groups_file(scorer: LongRewardScorer, entries: Callable[[], Iterable[tuple[int, Any, dict[str, Any] | None]]],
+                      out: Path | None, key: Callable[[dict[str, Any]], str],
+                      record: Callable[[dict[str, Any], list[ResponseScore]], dict[str, Any]], in_flight: int,
+                      keep_errors: bool, desc: str = "LongReward") -> ScoreRun:
+    """Score a file of groups ({id, context, question, responses}), streaming, resumable, in input order.
+
+    `entries()` streams (line, item, error record) and is read three times: to validate (every bad line is
+    reported before any request), to score, and to write the output in input order. A group whose
+    ``key(item)`` (its content and the options) is in `out` already is reused; each new result is appended
+    and synced at once (``input_key`` added); at most `in_flight` groups are in memory. `out` None: a dry
+    run (estimate, nothing written). Bad lines become error records of the output when `keep_errors`.
+    """
+    run = ScoreRun()
+    estimate = 0
+    for _, it, err in entries():
+        if err is not None:
+            run.errors.append(err)
+            err_console.print(err["error"], style="red", markup=False, highlight=False)
+        else:
+            run.items += 1
+            estimate += 4 * len({r for r in it["responses"] if r.strip()})
+    if out is None:
+        todo = [it for _, it, err in entries() if err is None]
+        _score_stream(scorer, todo, in_flight, lambda it, scores: None, estimate, desc)
+        print_estimate(scorer, todo)
+        return run
+    store = ResumableJsonl(out)
+
+    def fresh() -> Iterator[dict[str, Any]]:
+        for _, it, err in entries():
+            if err is None:
+                if key(it) in store:
+                    run.reused += 1
+                else:
+                    yield it
+
+    def on_done(it: dict[str, Any], scores: list[ResponseScore]) -> None:
+        store.append({**record(it, scores), KEY_FIELD: key(it)})
+        run.scored += 1
+
     try:
-        scorer.score_groups([(it["context"], it["question"], it["responses"]) for it in todo], in_flight,
-                            on_done, "LongReward")
+        _score_stream(scorer, fresh(), in_flight, on_done, estimate, desc)
     except (JudgeFatalError, BudgetExceeded) as e:
-        stop = e
-    finally:
-        if fh is not None:
-            fh.close()
-    return new, stop
+        run.stop = e
+    if run.reused:
+        err_console.print(f"resumed: {run.reused} of {run.items} prompts reused from {out}")
+
+    def order() -> Iterator[str | dict[str, Any]]:
+        for n, it, err in entries():
+            if err is not None:
+                if keep_errors:
+                    yield err
+            elif key(it) in store:
+                yield key(it)
+            elif keep_errors:
+                yield {"id": it["id"], "line": n, "error": f"not scored: {run.stop}"}
+
+    store.finish(order())
+    print_summary(r for _, r in read_jsonl(out, allow_empty=True) if not isinstance(r, InputError))
+    if scorer.embedded_tokens:
+        out_console.print(f"embedding tokens this run: {scorer.embedded_tokens:,}")
+    return run
+
+
+def _score_stream(scorer: LongRewardScorer, items: Iterable[dict[str, Any]], in_flight: int,
+                  on_done: Callable[[dict[str, Any], list[ResponseScore]], None], estimate: int, desc: str) -> None:
+    async def go() -> None:
+        with scorer.client.progress(desc, estimate):
+            await run_window(items, lambda i, it: scorer.score_group(it["context"], it["question"], it["responses"]),
+                             in_flight, lambda i, it, scores: on_done(it, scores))
+
+    scorer.client.run_coroutine(go)
 
 
 def print_estimate(scorer: LongRewardScorer, todo: list[dict[str, Any]]) -> None:
@@ -250,26 +268,38 @@ def _histogram(values: list[float]) -> str:
     return " ".join(str(int(c)) for c in counts)
 
 
-def print_summary(records: list[dict[str, Any]], scorer: LongRewardScorer | None = None) -> None:
-    """Per dimension: mean, spread, distribution and unscored counts; then the flags."""
-    results = [r for rec in records for r in rec.get("results", [])]
-    t = Table(title=f"LongReward: {len(results)} responses in {sum('results' in r for r in records)} prompts")
+def print_summary(records: Iterable[dict[str, Any]], scorer: LongRewardScorer | None = None) -> None:
+    """Per dimension: mean, spread, distribution and unscored counts; then the flags. Streams the records
+    (only the numbers are kept)."""
+    keys = (*DIMENSIONS, "reward")
+    values: dict[str, array[float]] = {k: array("d") for k in keys}
+    reasons: dict[str, Counter[str]] = {k: Counter() for k in keys}
+    flags: Counter[str] = Counter()
+    errors = prompts = responses = 0
+    for rec in records:
+        errors += "error" in rec
+        prompts += "results" in rec
+        for r in rec.get("results", []):
+            responses += 1
+            flags.update(r.get("flags", []))
+            for dim in keys:
+                if r.get(dim) is not None:
+                    values[dim].append(float(r[dim]))
+                elif dim == "reward":
+                    reasons[dim]["no dimension scored"] += 1
+                elif dim in r.get("unscored", {}):
+                    reasons[dim][r["unscored"][dim]] += 1
+    t = Table(title=f"LongReward: {responses} responses in {prompts} prompts")
     for col in ("", "scored", "mean", "std", "p10 / p50 / p90", "0-2 2-4 4-6 6-8 8-10", "unscored (top reason)"):
         t.add_column(col, justify="left" if col in ("", "unscored (top reason)") else "right")
-    for dim in (*DIMENSIONS, "reward"):
-        vals = [float(r[dim]) for r in results if r.get(dim) is not None]
-        if dim == "reward":
-            reasons = Counter("no dimension scored" for r in results if r.get("reward") is None)
-        else:
-            reasons = Counter(r.get("unscored", {}).get(dim) for r in results if dim in r.get("unscored", {}))
-        top = reasons.most_common(1)
-        un = sum(reasons.values())
+    for dim in keys:
+        vals = list(values[dim])
+        top = reasons[dim].most_common(1)
+        un = sum(reasons[dim].values())
         t.add_row(dim, str(len(vals)), f"{np.mean(vals):.2f}" if vals else "-", f"{np.std(vals):.2f}" if vals else "-",
                   _quantiles(vals), _histogram(vals),
                   f"{un}" + (f" ({_short(top[0][0])})" if top else ""))
     out_console.print(t)
-    flags = Counter(f for r in results for f in r.get("flags", []))
-    errors = sum("error" in r for r in records)
     if flags or errors:
         f = Table(title="flags", show_header=False)
         for name, n in flags.most_common():
@@ -291,15 +321,17 @@ def _short(text: str, n: int = 60) -> str:
 
 def run_agreement(args: argparse.Namespace) -> int:
     judge = JudgeConfig.from_args(args)
-    cfg = reward_config(args, judge)
+    settings = RewardSettings.from_args(args)
+    cfg = settings.config(judge)
+    check_score_paths(args.pairs, args.output, judge, settings.embed_cache)
     pairs, errors, ties = agr.read_pairs(args.pairs)
     for e in errors:
-        err_console.print(f"[red]{e}")
+        err_console.print(str(e), style="red", markup=False, highlight=False)
     if not pairs:
-        raise ValueError(f"{args.pairs}: no usable pair ({len(errors)} bad lines, {ties} human ties)")
-    scorer = build_scorer(args, judge, cfg)
+        raise InputError(args.pairs, None, None, f"no usable pair ({len(errors)} bad lines, {ties} human ties)")
+    scorer = build_scorer(settings, judge)
     scored = scorer.score_groups([(p.context, p.question, list(p.responses)) for p in pairs],
-                                 args.groups_in_flight, None, "agreement")
+                                 settings.groups_in_flight, None, "agreement")
     if judge.dry_run:
         print_estimate(scorer, [{"context": p.context, "responses": p.responses} for p in pairs])
         return 0
@@ -323,7 +355,9 @@ def run_agreement(args: argparse.Namespace) -> int:
         recs.append({"id": "__summary__", "rows": [r.to_dict() for r in rows]})
         write_jsonl_atomic(args.output, recs)
     print_usage(scorer.client.meter)
-    return 0
+    if errors:
+        err_console.print(f"[red]{len(errors)} bad lines left out (see above)")
+    return 1 if errors else 0
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -61,16 +61,12 @@ class Template:
     version: str
     system: str
     user: str
-    max_tokens: int
 
     def messages(self, raw: tuple[str, ...] = (), **fields: str) -> list[dict[str, str]]:
         """The chat messages. Every field value is neutralised before it is inserted, except the
         fields named in `raw`: blocks the caller assembled itself, neutralising each data piece."""
         user = self.user.format(**{k: (v if k in raw else neutralise(v)) for k, v in fields.items()})
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
-
-    def static_prefix(self) -> str:
-        return self.system
 
 
 def _marker(tid: str, version: str) -> str:
@@ -841,7 +837,8 @@ _ZH_USER_STATEMENTS = """\
 
 现在请写出分析，然后写出 [[STATEMENTS]] 列表或 [[NO STATEMENTS]]。"""
 
-# Default output budgets (tokens) per stage; RewardConfig can override them.
+# Default output budgets (tokens) per stage, our choice (the paper gives none; the reference code allows the
+# statement extraction 2048); RewardConfig can override them, `--judge-max-tokens` sets one for every stage.
 DEFAULT_MAX_TOKENS: dict[str, int] = {"helpfulness": 512, "logicality": 512, "statements": 1024,
                                       "support": 384, "support_batch": 1536, "extract": 768, "completeness": 512}
 
@@ -878,8 +875,7 @@ def template(stage: str, lang: str) -> Template:
                          f"(stages: {', '.join(STAGES)}; languages: {', '.join(LANGUAGES)})")
     system, user = _SOURCES[(stage, lang)]
     tid, version = f"longreward.{stage}.{lang}", VERSIONS[stage]
-    return Template(id=tid, version=version, system=_marker(tid, version) + "\n" + system, user=user,
-                    max_tokens=DEFAULT_MAX_TOKENS[stage])
+    return Template(id=tid, version=version, system=_marker(tid, version) + "\n" + system, user=user)
 
 
 def all_templates() -> list[Template]:

@@ -79,11 +79,8 @@ from lr_eval.types import ChatRequest, ChatResult
 
 from . import prompts
 from .prompts import NO_INFO_AT_ALL, NO_INFO_LABEL, Template, neutralise
+from .records import DIMENSIONS, ResponseScore
 
-DIMENSIONS = ("helpfulness", "logicality", "faithfulness", "completeness")
-STAGE_OF = {"helpfulness": "helpfulness", "logicality": "logicality", "faithfulness": "statements",
-            "completeness": "completeness"}
-SUPPORT_VALUES = {"fully supported": 1.0, "partially supported": 0.5, "not supported": 0.0}
 _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named in the config
 
 
@@ -93,8 +90,12 @@ _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named i
 
 @dataclass
 class RewardConfig:
-    """Method settings; the defaults are the paper's (128-token retrieval chunks, k = 5,
-    4096-token extraction chunks, equal weights)."""
+    """Method settings. The paper's where it gives them (128-token retrieval chunks, k = 5, 4096-token
+    extraction chunks, equal weights); ours elsewhere, and two of ours change the judge calls:
+    `support_batch` = 8 statements per support call (the paper makes one call per statement: 1), and
+    the per-stage output budgets `max_tokens` (prompts.DEFAULT_MAX_TOKENS: statements 1024 where the
+    reference code allows 2048, support 384, information extraction 768, the 0-10 scores 512).
+    Users set these through `lr_eval.reward.settings.RewardSettings`."""
 
     retrieval_chunk_tokens: int = 128
     extraction_chunk_tokens: int = 4096
@@ -111,7 +112,7 @@ class RewardConfig:
     max_statements: int | None = None   # cap per response (None: judge every statement, as the paper)
     min_parsed_fraction: float = 0.5   # of statements / document parts that need a verdict
     empty_policy: str = "zero"         # "zero" or "unscored"
-    support_batch: int = 8             # statements per support call (1: one call per statement, as the paper)
+    support_batch: int = 8             # statements per support call (ours; 1: one call per statement, as the paper)
 
     def __post_init__(self) -> None:
         self.weights = tuple(float(w) for w in self.weights)  # type: ignore[assignment]
@@ -141,42 +142,6 @@ class RewardConfig:
         d = asdict(self)
         d["weights"] = list(self.weights)
         return d
-
-
-@dataclass
-class ResponseScore:
-    """The LongReward verdict on one response, with everything needed to audit it.
-
-    A dimension is a float in [0, 10] or None; every enabled dimension that is
-    None has its reason in `unscored`. `reward` is the weighted mean of the
-    dimensions listed in `averaged` (None when that list is empty).
-    """
-
-    helpfulness: float | None = None
-    logicality: float | None = None
-    faithfulness: float | None = None
-    completeness: float | None = None
-    reward: float | None = None
-    averaged: list[str] = field(default_factory=list)
-    unscored: dict[str, str] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
-    audit: dict[str, Any] = field(default_factory=dict)
-    usage: dict[str, Any] = field(default_factory=dict)
-
-    def scores(self) -> dict[str, float | None]:
-        return {d: getattr(self, d) for d in DIMENSIONS}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.scores(), "reward": self.reward, "averaged": list(self.averaged),
-                "unscored": dict(self.unscored), "flags": list(self.flags), "audit": self.audit,
-                "usage": self.usage}
-
-    @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> ResponseScore:
-        return ResponseScore(**{k: d.get(k) for k in DIMENSIONS}, reward=d.get("reward"),
-                             averaged=list(d.get("averaged") or []), unscored=dict(d.get("unscored") or {}),
-                             flags=list(d.get("flags") or []), audit=dict(d.get("audit") or {}),
-                             usage=dict(d.get("usage") or {}))
 
 
 def combine(scores: Mapping[str, float | None], weights: Mapping[str, float] | None = None,

@@ -82,8 +82,11 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from lr_eval.flags import truthy
 from lr_eval.formats import choice_format
 from lr_eval.judge import JudgeClient, gather_or_cancel
+from lr_eval.records import JudgeReport
+from lr_eval.suite import FAMILY
 from lr_eval.types import ChatRequest, ChatResult
 
 from .alpacaeval_metrics import (
@@ -101,14 +104,14 @@ from .judging import (
     _cost,
     build_judge,
     decode_verdict,
-    download_cached,
+    download_checked,
     register_judge_filter,
     require_judge,
 )
 
 log = logging.getLogger(__name__)
 
-TASK = "longreward_alpacaeval2"
+TASK = FAMILY["alpacaeval2"].prefix
 FILTER_NAME = "longreward_judge_alpacaeval2"
 MAX_NEW_TOKENS = 2048
 
@@ -147,10 +150,6 @@ DIR_KEY, DIR_ENV = "alpacaeval_dir", "LR_ALPACAEVAL_DIR"
 #: Metrics computed from all instructions at once; each gets the same per-instruction record.
 CORPUS_METRICS = ("win_rate", "standard_error", "discrete_win_rate", "avg_length", "length_controlled_winrate",
                   "lc_standard_error")
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 # ------------------------------------------------------------------------------------------- data files
@@ -194,12 +193,7 @@ def data_file(kind: str, metadata: Mapping[str, Any] | None) -> Path | None:
     if default == "hub":
         return _hub_file(filename, metadata, hint)
     if default == "github":
-        path = download_cached(TEMPLATE_URL, f"alpacaeval/{TEMPLATE_COMMIT[:12]}/{filename}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != TEMPLATE_SHA256:
-            raise RuntimeError(f"{path} (from {TEMPLATE_URL}) has SHA-256 {digest}, expected {TEMPLATE_SHA256}; "
-                               "delete it to download again")
-        return path
+        return download_checked(TEMPLATE_URL, f"alpacaeval/{TEMPLATE_COMMIT[:12]}/{filename}", TEMPLATE_SHA256)
     return None
 
 
@@ -359,7 +353,7 @@ class Annotator:
         assert path is not None
         seed = metadata.get("alpacaeval_seed")
         return Annotator(check_template(path.read_text(encoding="utf-8"), str(path)),
-                         SEED if seed in (None, "") else int(seed), _truthy(metadata.get("alpacaeval_both_orders")))
+                         SEED if seed in (None, "") else int(seed), truthy(metadata.get("alpacaeval_both_orders")))
 
     def request(self, instruction: str, first: str, second: str) -> ChatRequest:
         messages = chatml_messages(fill_template(self.template, instruction, first, second))
@@ -382,8 +376,10 @@ class Annotator:
 
 def judge_alpacaeval(annotator: Annotator, client: JudgeClient, docs: Sequence[Mapping[str, Any]],
                      responses: Sequence[str], lc: LCInputs | None = None,
-                     desc: str = "judging AlpacaEval") -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Judge every instruction in one concurrent batch; one verdict per doc and a report.
+                     desc: str = "judging AlpacaEval",
+                     judge: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Judge every instruction in one concurrent batch; one verdict per doc and the judge report
+    (:class:`~lr_eval.records.JudgeReport` as a dict; `judge` describes the judge configuration).
 
     A verdict: ``response`` (stripped), ``preference`` (1-2 in canonical order, None if unscored),
     ``unscored``, ``swapped``, ``method`` (logprobs / text / identical / error), ``judge_answer``,
@@ -444,21 +440,21 @@ def judge_alpacaeval(annotator: Annotator, client: JudgeClient, docs: Sequence[M
         v["judge"] = {"model": client.model, "template": f"{TEMPLATE_ID}@{annotator.template_version}"}
         verdicts.append(v)
     consistent = [v["consistent"] for v in verdicts if v.get("consistent") is not None]
-    report = {
-        "model": client.model,
-        **annotator.describe(),
-        "samples": {"judged": len(docs), "scored": len(docs) - sum(reasons.values()),
-                    "unscored": sum(reasons.values()), "unscored_reasons": dict(reasons),
-                    "preference_from": dict(methods),
-                    "swapped": sum(1 for v in verdicts if v.get("swapped"))},
-        "position_consistency": (sum(consistent) / len(consistent) if consistent else None)
-        if annotator.both_orders else None,
-        "length_controlled": {"glm": lc.glm if lc else "none", "gamed": lc.gamed if lc else None,
-                              "instruction_difficulty": (lc.difficulty_source or "df_gamed.csv") if lc else None},
-        "usage": client.summary(),
-        "cost_usd": None if total_cost is None else round(total_cost, 6),
-    }
-    return verdicts, report
+    details = annotator.describe()
+    report = JudgeReport(
+        model=client.model, judge=judge, template_id=details.pop("template_id"),
+        template_version=details.pop("template_version"),
+        samples={"judged": len(docs), "scored": len(docs) - sum(reasons.values()),
+                 "unscored": sum(reasons.values()), "unscored_reasons": dict(reasons),
+                 "preference_from": dict(methods),
+                 "swapped": sum(1 for v in verdicts if v.get("swapped"))},
+        usage=client.summary(), cost_usd=None if total_cost is None else round(total_cost, 6),
+        details={**details, "position_consistency": (sum(consistent) / len(consistent) if consistent else None)
+                 if annotator.both_orders else None,
+                 "length_controlled": {"glm": lc.glm if lc else "none", "gamed": lc.gamed if lc else None,
+                                       "instruction_difficulty": (lc.difficulty_source or "df_gamed.csv")
+                                       if lc else None}})
+    return verdicts, report.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------- lm-eval
@@ -481,16 +477,15 @@ def load(**metadata: Any) -> DatasetDict:
 class AlpacaEvalJudgeFilter(BatchJudgeFilter):
     """Judges every answer of the task in one concurrent batch; the verdicts become filtered_resps (JSON)."""
 
+    doc_fields = ("index", "instruction", "reference")
     default_task = TASK
     unit = "answers"
 
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
               responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client, cfg = build_judge(name, metadata)
-        verdicts, report = judge_alpacaeval(Annotator.from_metadata(metadata), client, docs, responses,
-                                            LCInputs.from_metadata(metadata), desc=f"judging {name}")
-        report["judge"] = cfg.describe()
-        return verdicts, report
+        return judge_alpacaeval(Annotator.from_metadata(metadata), client, docs, responses,
+                                LCInputs.from_metadata(metadata), desc=f"judging {name}", judge=cfg.describe())
 
 
 register_judge_filter(FILTER_NAME, AlpacaEvalJudgeFilter)

@@ -49,6 +49,9 @@ from typing import Any
 
 import numpy as np
 
+from lr_eval.errors import UserError
+from lr_eval.jsonl import InputError, check_input_file, read_json
+
 __all__ = [
     "GLM_NAMES",
     "AlpacaEvalDataError",
@@ -84,8 +87,11 @@ _RANDOM_STATE = 123
 _EPS = 1e-15
 
 
-class AlpacaEvalDataError(ValueError):
+class AlpacaEvalDataError(InputError):
     """Malformed AlpacaEval input file (the message names file, record and field)."""
+
+    def __init__(self, message: str):
+        UserError.__init__(self, message)
 
 
 # --------------------------------------------------------------------------------------
@@ -500,12 +506,11 @@ def load_annotations(path: str | Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = read_json(path)
+    except InputError as e:
+        raise AlpacaEvalDataError(f"{path}: not valid JSON: {e}" if "JSON" in e.problem else str(e)) from None
     except OSError as e:
         raise AlpacaEvalDataError(f"{path}: cannot read annotations: {e}") from e
-    except json.JSONDecodeError as e:
-        raise AlpacaEvalDataError(f"{path}: not valid JSON: {e}") from e
     if not isinstance(data, list):
         raise AlpacaEvalDataError(f"{path}: expected a JSON list of annotation objects, got {type(data).__name__}")
     out = []
@@ -529,17 +534,32 @@ def load_annotations(path: str | Path) -> list[dict[str, Any]]:
         rec = dict(rec)
         if pref is not None and math.isnan(float(pref)):
             rec["preference"] = None
+        elif pref is not None and pref != 0 and not 1 <= pref <= 2:
+            raise AlpacaEvalDataError(f"{where}: field 'preference' must be in [1, 2] (or 0, the legacy draw, "
+                                      f"or null), got {pref!r}")
         out.append(rec)
     return out
 
 
+def check_unique(annotations: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """The CLI's duplicates policy: the same instruction with the same outputs and generator twice is refused
+    (it would count one comparison twice)."""
+    first: dict[tuple[Any, ...], int] = {}
+    for i, rec in enumerate(annotations):
+        key = (rec["instruction"], rec["output_1"], rec["output_2"], rec.get("generator_2"))
+        if key in first:
+            raise AlpacaEvalDataError(f"{path}: record {i}: field 'instruction': the same annotation as record "
+                                      f"{first[key]} (instruction, outputs and generator)")
+        first[key] = i
+
+
 def _read_csv_rows(path: Path, required: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(check_input_file(path), encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
             header = list(reader.fieldnames or [])
             rows = [(reader.line_num, row) for row in reader]
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise AlpacaEvalDataError(f"{path}: cannot read: {e}") from e
     except csv.Error as e:
         raise AlpacaEvalDataError(f"{path}: malformed CSV: {e}") from e
@@ -682,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         annotations = load_annotations(args.annotations)
+        check_unique(annotations, args.annotations)
         if not annotations:
             raise AlpacaEvalDataError(f"{args.annotations}: no annotations")
         metrics = win_rate_metrics([a["preference"] for a in annotations], [len(a["output_2"]) for a in annotations])

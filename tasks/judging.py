@@ -30,6 +30,7 @@ run the task on the saved docs and responses.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -48,11 +49,17 @@ from lm_eval.api.filter import Filter
 
 from lr_eval.config import JudgeConfig, build_client, cache_dir
 from lr_eval.errors import UserError
+from lr_eval.flags import truthy
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
+from lr_eval.records import JudgeReport
 from lr_eval.types import ChatRequest, ChatResult
 
 log = logging.getLogger(__name__)
+
+#: The metadata key under which a task records the prompt budget (tokens) it truncated to: ``max_length`` when
+#: given, else the default from the model's window (``configs.<task>.metadata.effective_max_length``).
+EFFECTIVE_MAX_LENGTH = "effective_max_length"
 
 #: --metadata keys that configure the judge: ``judge_<JudgeConfig field>`` plus these.
 JUDGE_PREFIX = "judge_"
@@ -99,7 +106,7 @@ def no_judge_message(task: str) -> str:
 
 def predict_only_requested(metadata: dict[str, Any] | None = None) -> bool:
     """Whether this run only generates (lm-eval's --predict_only / -x, or metadata predict_only)."""
-    if str((metadata or {}).get("predict_only", "")).lower() in ("1", "true", "yes", "on"):
+    if truthy((metadata or {}).get("predict_only")):
         return True
     if not running_lm_eval_cli():
         return False  # another program's flags (pytest's -x) mean nothing here
@@ -147,9 +154,20 @@ def download_cached(url: str, relpath: str, timeout: float = 120.0) -> Path:
     return target
 
 
+def download_checked(url: str, relpath: str, sha256: str) -> Path:
+    """:func:`download_cached`, then its SHA-256 checked: a pinned official file, byte for byte."""
+    path = download_cached(url, relpath)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"{path} (from {url}) has SHA-256 {digest}, expected {sha256}; delete it to download "
+                           "again")
+    return path
+
+
 def resolve_file(metadata: dict[str, Any] | None, *, file_key: str, dir_key: str | None, env: str,
-                 dir_env: str | None, filename: str, url: str, cache_name: str) -> Path:
-    """A data file: --metadata path > --metadata folder > env path > env folder > cached download."""
+                 dir_env: str | None, filename: str, url: str, cache_name: str, sha256: str | None = None) -> Path:
+    """A data file: --metadata path > --metadata folder > env path > env folder > cached download (checked
+    against `sha256` when given)."""
     metadata = metadata or {}
     candidates: list[tuple[str, str | None]] = [(file_key, metadata.get(file_key))]
     if dir_key:
@@ -163,7 +181,7 @@ def resolve_file(metadata: dict[str, Any] | None, *, file_key: str, dir_key: str
             if not path.is_file():
                 raise FileNotFoundError(f"{source}: {path} does not exist")
             return path
-    return download_cached(url, cache_name)
+    return download_checked(url, cache_name, sha256) if sha256 else download_cached(url, cache_name)
 
 
 # ------------------------------------------------------------------------------ truncation
@@ -178,7 +196,7 @@ def prompt_tokenizer(metadata: dict[str, Any] | None, task: str) -> Any:
     if name is None:
         raise ValueError(f"{task} middle-truncates prompts with the model's tokenizer: pass --model_args "
                          "pretrained=... or --metadata '{\"tokenizer\": \"...\"}'")
-    return _tokenizer(name, str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on"))
+    return _tokenizer(name, truthy(metadata.get("trust_remote_code")))
 
 
 def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
@@ -195,10 +213,11 @@ def prompt_budget(metadata: dict[str, Any] | None, max_new_tokens: int) -> int:
         limit = DEFAULT_MAX_INPUT_TOKENS
         name = tokenizer_name(metadata)
         if name is not None:
-            trust = str(metadata.get("trust_remote_code", "")).lower() in ("1", "true", "yes", "on")
+            trust = truthy(metadata.get("trust_remote_code"))
             limit = min(limit, default_max_length(name, max_new_tokens, trust))
     if limit <= 1:
         raise ValueError(f"prompt budget of {limit} tokens leaves no room for the prompt")
+    note_in_results(EFFECTIVE_MAX_LENGTH, limit)
     return limit
 
 
@@ -265,9 +284,10 @@ def _cost(results: Sequence[ChatResult], client: JudgeClient) -> float | None:
 
 
 def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str, Any]], responses: Sequence[str],
-                  reasks: int = DEFAULT_REASKS,
-                  desc: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Judge every sample in one concurrent batch; returns one verdict per sample and a report.
+                  reasks: int = DEFAULT_REASKS, desc: str | None = None,
+                  judge: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Judge every sample in one concurrent batch; returns one verdict per sample and the judge report
+    (:class:`~lr_eval.records.JudgeReport` as a dict; `judge` describes the judge configuration).
 
     A verdict: ``response``, ``score`` (0-100 or None), ``unscored`` (reason or None),
     ``judgements`` (per call: rating, reason, clamped, rationale, cached), ``judge`` and ``cost_usd``.
@@ -316,17 +336,15 @@ def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str,
                          "judgements": judgements,
                          "judge": {"model": client.model, "template": f"{spec.template_id}@{spec.template_version}"},
                          "cost_usd": cost})
-    report = {
-        "model": client.model,
-        **spec.describe(),
-        "reasks": reasks,
-        "samples": {"judged": len(docs), "scored": len(scores), "unscored": sum(sample_reasons.values()),
-                    "unscored_reasons": dict(sample_reasons)},
-        "calls": call_stats.to_dict(),
-        "usage": client.summary(),
-        "cost_usd": None if total_cost is None else round(total_cost, 6),
-    }
-    return verdicts, report
+    details = spec.describe()
+    report = JudgeReport(
+        model=client.model, judge=judge, template_id=details.pop("template_id", None),
+        template_version=details.pop("template_version", None),
+        samples={"judged": len(docs), "scored": len(scores), "unscored": sum(sample_reasons.values()),
+                 "unscored_reasons": dict(sample_reasons)},
+        usage=client.summary(), cost_usd=None if total_cost is None else round(total_cost, 6),
+        details={**details, "reasks": reasks, "calls": call_stats.to_dict()})
+    return verdicts, report.to_dict()
 
 
 def build_judge(task: str, metadata: dict[str, Any] | None) -> tuple[JudgeClient, JudgeConfig]:
@@ -337,9 +355,9 @@ def build_judge(task: str, metadata: dict[str, Any] | None) -> tuple[JudgeClient
     return build_client(cfg), cfg
 
 
-def reasks_from(metadata: dict[str, Any] | None) -> int:
+def reasks_from(metadata: dict[str, Any] | None, default: int = DEFAULT_REASKS) -> int:
     value = (metadata or {}).get(JUDGE_REASKS_KEY)
-    return DEFAULT_REASKS if value is None else int(value)
+    return default if value is None else int(value)
 
 
 # ------------------------------------------------------------------------- lm-eval glue
@@ -353,10 +371,25 @@ def calling_task() -> Any | None:
     """
     from lm_eval.api.task import Task
 
-    frame = sys._getframe(1)
+    return _on_stack("self", lambda x: isinstance(x, Task))
+
+
+def calling_lm() -> Any | None:
+    """The lm-eval model of the running evaluation (``lm`` of ``lm_eval.evaluator.evaluate``), or None.
+
+    lm-eval 0.4.13 gives neither filters nor tasks the model; a task that must generate again after
+    seeing the first answers (MT-Bench's second turn) finds it here.
+    """
+    # Duck-typed: lm-eval's --use_cache wraps the model in a CachingLM, which is no LM subclass.
+    return _on_stack("lm", lambda x: callable(getattr(x, "generate_until", None)))
+
+
+def _on_stack(name: str, accept: Callable[[Any], bool]) -> Any | None:
+    """The nearest caller's local variable `name` that `accept` takes, or None."""
+    frame = sys._getframe(2)
     while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, Task):
+        candidate = frame.f_locals.get(name)
+        if candidate is not None and accept(candidate):
             return candidate
         frame = frame.f_back
     return None
@@ -375,11 +408,24 @@ def _first(resp: Any) -> str:
     return "" if resp is None else str(resp)
 
 
-def store_report(task: Any, report: dict[str, Any]) -> None:
-    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``)."""
+def note_in_results(key: str, value: Any) -> None:
+    """Record a value the task's loader resolved (e.g. the prompt budget it truncated to) in the task's
+    metadata, which lm-eval writes to the results as ``configs.<task>.metadata.<key>``; no-op outside lm-eval."""
+    task = calling_task()
+    if task is None:
+        return
     if not isinstance(task.config.metadata, dict):
         task.config.metadata = {}
-    task.config.metadata["judge"] = report
+    task.config.metadata[key] = value
+
+
+def store_report(task: Any, report: dict[str, Any]) -> None:
+    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``).
+
+    It goes through :class:`~lr_eval.records.JudgeReport`, the record the leaderboard reads back."""
+    if not isinstance(task.config.metadata, dict):
+        task.config.metadata = {}
+    task.config.metadata["judge"] = JudgeReport.from_dict(report).to_dict()
 
 
 class BatchJudgeFilter(Filter):
@@ -396,6 +442,8 @@ class BatchJudgeFilter(Filter):
     unit: str = "samples"
     #: ``json.dumps``'s ``default`` for the verdicts (e.g. str; None: fail on values JSON does not know).
     json_default: Callable[[Any], Any] | None = None
+    #: Fields every doc needs; `lr-eval rejudge` checks saved docs against them before judging anything.
+    doc_fields: tuple[str, ...] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         self.options = kwargs
@@ -440,17 +488,24 @@ class JudgeFilter(BatchJudgeFilter):
     """Judges every response of a task in one concurrent batch; subclasses name their JudgeSpec."""
 
     spec_class: type[JudgeSpec]
+    #: Re-asks of an unparseable answer when --metadata has no ``judge_reasks``.
+    default_reasks: int = DEFAULT_REASKS
 
     def fallback_name(self) -> str:
         return self.options.get("task", self.spec_class.__name__)
 
+    def make_spec(self, name: str, metadata: dict[str, Any], cfg: JudgeConfig) -> JudgeSpec:
+        return self.spec_class(name, metadata, cfg.max_tokens)
+
+    def items(self, docs: Sequence[dict[str, Any]], responses: list[str]) -> list[dict[str, Any]]:
+        """What the spec judges, one per response: the docs (MT-Bench: each turn's conversation)."""
+        return list(docs)
+
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
               responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client, cfg = build_judge(name, metadata)
-        spec = self.spec_class(name, metadata, cfg.max_tokens)
-        verdicts, report = judge_samples(spec, client, list(docs), responses, reasks_from(metadata))
-        report["judge"] = cfg.describe()
-        return verdicts, report
+        return judge_samples(self.make_spec(name, metadata, cfg), client, self.items(docs, responses), responses,
+                             reasks_from(metadata, self.default_reasks), judge=cfg.describe())
 
 
 def register_judge_filter(name: str, cls: type[Filter]) -> None:

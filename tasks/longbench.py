@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 import jieba
 from rouge import Rouge
 
+from lr_eval.suite import FAMILY, LENGTH_BUCKETS, length_bucket
+
 __all__ = [
     "CATEGORIES",
     "CJK_PUNCTUATION",
@@ -79,8 +81,10 @@ DATASET_METRIC: dict[str, str] = {
     "repobench-p": "code_sim",
 }
 
-#: The 21 datasets in the official order.
-DATASETS: tuple[str, ...] = tuple(DATASET_METRIC)
+#: The 21 datasets in the official order (the suite's LongBench family).
+DATASETS: tuple[str, ...] = FAMILY["longbench"].names
+if set(DATASETS) != set(DATASET_METRIC):
+    raise ImportError("lr_eval.suite and DATASET_METRIC disagree on the LongBench datasets")
 
 #: Few-shot datasets whose prediction is cut to its first line (after leading newlines) before scoring.
 FIRST_LINE_DATASETS: frozenset[str] = frozenset({"trec", "triviaqa", "samsum", "lsht"})
@@ -88,38 +92,11 @@ FIRST_LINE_DATASETS: frozenset[str] = frozenset({"trec", "triviaqa", "samsum", "
 #: Datasets prompted as raw completion (no chat template) by the official pred.py.
 NO_CHAT_TEMPLATE_DATASETS: frozenset[str] = frozenset({"trec", "triviaqa", "samsum", "lsht", "lcc", "repobench-p"})
 
-#: The six LongBench task categories (as in the paper's tables).
-CATEGORIES: dict[str, list[str]] = {
-    "single_doc_qa": ["narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh"],
-    "multi_doc_qa": ["hotpotqa", "2wikimqa", "musique", "dureader"],
-    "summarization": ["gov_report", "qmsum", "multi_news", "vcsum"],
-    "few_shot": ["trec", "triviaqa", "samsum", "lsht"],
-    "synthetic": ["passage_count", "passage_retrieval_en", "passage_retrieval_zh"],
-    "code": ["lcc", "repobench-p"],
-}
+#: The six LongBench task categories (as in the paper's tables), from :mod:`lr_eval.suite`.
+CATEGORIES: dict[str, tuple[str, ...]] = FAMILY["longbench"].categories()
 
 #: The 13 LongBench-E datasets, as HF config names (``<name>_e``); score() accepts either form.
-LONGBENCH_E_DATASETS: tuple[str, ...] = tuple(
-    f"{name}_e"
-    for name in (
-        "qasper",
-        "multifieldqa_en",
-        "hotpotqa",
-        "2wikimqa",
-        "gov_report",
-        "multi_news",
-        "trec",
-        "triviaqa",
-        "samsum",
-        "passage_count",
-        "passage_retrieval_en",
-        "lcc",
-        "repobench-p",
-    )
-)
-
-#: LongBench-E length buckets, in order.
-LENGTH_BUCKETS: tuple[str, ...] = ("0-4k", "4-8k", "8k+")
+LONGBENCH_E_DATASETS: tuple[str, ...] = tuple(f"{name}_e" for name in FAMILY["longbench_e"].names)
 
 
 def canonical_dataset(dataset: str) -> str:
@@ -133,15 +110,6 @@ def canonical_dataset(dataset: str) -> str:
     if dataset.endswith("_e") and dataset[:-2] in DATASET_METRIC:
         return dataset[:-2]
     raise ValueError(f"unknown LongBench dataset: {dataset!r}")
-
-
-def length_bucket(length: int) -> str:
-    """LongBench-E bucket of a sample's ``length`` field: <4000, 4000-7999, >=8000."""
-    if length < 4000:
-        return "0-4k"
-    if length < 8000:
-        return "4-8k"
-    return "8k+"
 
 
 def first_line(prediction: str) -> str:

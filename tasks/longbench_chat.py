@@ -21,10 +21,14 @@ reproducible default; override with ``--gen_kwargs``). The judge gets the templa
 question, the reference answer, that question's three graded example answers and the stripped
 response (not the document), at temperature 0 with the system prompt below; the verdict is the
 first number inside the last ``[[...]]``, clamped to 1-10. Reported score: mean rating × 10.
-Differences from the original script: it wrote each prediction on one line (newlines replaced
-by spaces) and re-sent an unparseable judge request up to five times at temperature 0; we judge
-the response as generated and re-ask once in the same conversation (``judge_reasks``), and a
-verdict that stays unparseable is unscored and counted (``judge_unscored``), never a score.
+Differences from the original script (LongAlign ``LongBench_Chat/eval.py``): it wrote each prediction
+on one line (newlines replaced by spaces) and re-sent an unparseable judge request up to five times
+at temperature 0; we judge the response as generated and re-ask once in the same conversation
+(``judge_reasks``), and a verdict that stays unparseable is unscored and counted
+(``judge_unscored``), never a score. It took the number as parsed; we clamp it to the 1-10 scale
+the template asks for (a 0 counts as 1, a 12 as 10) and mark the judgement ``clamped`` in the
+sample's verdict, so a judge that leaves the scale moves our mean where the original's would move
+further.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from datasets import Dataset, DatasetDict
 
 from lr_eval.formats import rating_format
 from lr_eval.parsing import Parsed, clamp, unscored
+from lr_eval.suite import FAMILY
 from lr_eval.types import ChatRequest
 
 from .judging import (
@@ -52,7 +57,7 @@ from .judging import (
     resolve_file,
 )
 
-TASK = "longreward_longbench_chat"
+TASK = FAMILY["longbench_chat"].prefix
 MAX_NEW_TOKENS = 1024
 SYSTEM_PROMPT = "You're a good assistant at evaluating the quality of texts."
 _RAW = "https://raw.githubusercontent.com/THUDM/LongAlign/main/LongBench_Chat/"
@@ -176,6 +181,7 @@ class ChatJudgeSpec(JudgeSpec):
 
 class ChatJudgeFilter(JudgeFilter):
     spec_class = ChatJudgeSpec
+    doc_fields = ("query", "answer", "judge_examples")
 
 
 FILTER_NAME = "longreward_judge_longbench_chat"

@@ -25,7 +25,8 @@ tokenizer's special tokens); if longer than ``max_length`` tokens, keep
 ``decode(ids[:half]) + decode(ids[-half:])`` with ``half = int(max_length / 2)``
 and special tokens skipped. ``max_length`` is the prompt budget (the role of
 ``model2maxlen.json``): ``--metadata '{"max_length": N}'``, else the model's
-``max_position_embeddings`` minus the dataset's max new tokens. The chat
+``max_position_embeddings`` minus the dataset's max new tokens; the value used is recorded in the
+results as ``configs.<task>.metadata.effective_max_length``. The chat
 template, if the run asks for one, is applied afterwards by lm-eval, except for
 docs marked ``use_chat_template: false`` (see ``longbench_tasks.LongBenchTask``).
 """
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from lr_eval.config import cache_dir
+from lr_eval.flags import truthy
 
 from .longbench import DATASET_METRIC, LONGBENCH_E_DATASETS, NO_CHAT_TEMPLATE_DATASETS
 
@@ -115,7 +117,7 @@ def load_prompts(source: str | os.PathLike[str] | None = None) -> dict[str, str]
         return json.loads(Path(source).expanduser().read_text(encoding="utf-8"))
     cached = cache_dir() / "longbench" / f"dataset2prompt-{PROMPTS_COMMIT[:12]}.json"
     if not cached.is_file():
-        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        if truthy(os.environ.get("HF_HUB_OFFLINE")):
             raise RuntimeError(
                 f"LongBench prompt templates are not cached ({cached}) and HF_HUB_OFFLINE is set; "
                 f"point {PROMPTS_ENV} (or --metadata longbench_prompts) at a dataset2prompt.json"
@@ -171,10 +173,6 @@ def _tokenizer(name: str, trust_remote_code: bool) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
 def default_max_length(name: str, max_gen: int, trust_remote_code: bool = False) -> int:
@@ -246,7 +244,7 @@ def load_longbench(
             "LongBench truncates prompts with the model's tokenizer: pass --model_args pretrained=... "
             "(or --metadata '{\"tokenizer\": \"...\"}'; in Python, TaskManager(metadata={\"pretrained\": ...}))"
         )
-    trust = _truthy(metadata.get("trust_remote_code", False))
+    trust = truthy(metadata.get("trust_remote_code", False))
     tokenizer = _tokenizer(name, trust)
     if metadata.get("max_length") not in (None, ""):
         max_length = int(metadata["max_length"])
@@ -254,6 +252,9 @@ def load_longbench(
         max_length = default_max_length(name, int(longbench_max_gen), trust)
     if max_length <= 1:
         raise ValueError(f"LongBench max_length must be > 1 token, got {max_length}")
+    from .judging import EFFECTIVE_MAX_LENGTH, note_in_results
+
+    note_in_results(EFFECTIVE_MAX_LENGTH, max_length)
 
     data_source = metadata.get("longbench_data") or os.environ.get(DATA_ENV) or None
     prompts_source = metadata.get("longbench_prompts") or os.environ.get(PROMPTS_ENV) or None

@@ -42,14 +42,13 @@ from .judging import (
     register_judge_filter,
     require_judge,
 )
-from .longbench import CATEGORIES
+from lr_eval.suite import FAMILY
 
-PREFIX = "longreward_longbench_judged"
+PREFIX = FAMILY["longbench_judged"].prefix
 MAX_NEW_TOKENS = 1024
-JUDGED_CATEGORIES: dict[str, list[str]] = {k: CATEGORIES[k] for k in ("single_doc_qa", "multi_doc_qa",
-                                                                      "summarization")}
-SUMMARY_DATASETS = frozenset(CATEGORIES["summarization"])
-DATASETS: tuple[str, ...] = tuple(d for names in JUDGED_CATEGORIES.values() for d in names)
+JUDGED_CATEGORIES: dict[str, tuple[str, ...]] = FAMILY["longbench_judged"].categories()
+SUMMARY_DATASETS = frozenset(JUDGED_CATEGORIES["summarization"])
+DATASETS: tuple[str, ...] = FAMILY["longbench_judged"].names
 
 #: What the model was asked to do, for summarization datasets whose `input` is empty.
 SUMMARY_TASKS = {

@@ -2,8 +2,8 @@
 
 The model answers long-context questions; every answer is then scored by the LongReward scorer of
 ``lr_eval.reward`` (helpfulness, logicality, faithfulness, completeness, 0-10, and their mean, the
-reward) -- the same code path as ``lr-eval score`` and the DPO pipeline: ``reward.cli.reward_config``,
-``reward.cli.build_scorer`` and ``LongRewardScorer.score_groups``, with one group per question.
+reward) -- the same code path as ``lr-eval score`` and the DPO pipeline: ``RewardSettings``,
+``build_scorer(settings, judge)`` and ``LongRewardScorer.score_groups``, with one group per question.
 
 Tasks:
 
@@ -18,16 +18,23 @@ Tasks:
   Rows, official prompt templates and ``pred.py`` truncation come from
   :mod:`lr_eval.tasks.longbench_data` (overrides ``longbench_data`` / ``LR_LONGBENCH_DATA`` and
   ``longbench_prompts`` / ``LR_LONGBENCH_PROMPTS``).
+* ``longreward_longqa_infinitebench_enqa``: InfiniteBench En.QA (351 questions over whole novels, ~190k
+  tokens) with its official rows, prompt and truncation from :mod:`lr_eval.tasks.infinitebench` (overrides
+  ``infinitebench_data`` / ``LR_INFINITEBENCH_DATA`` and ``infinitebench_prompts`` /
+  ``LR_INFINITEBENCH_PROMPTS``). The scorer reads each book in ``reward_extraction_chunk_tokens`` chunks
+  (4096: ~47 extraction calls per book) within ``reward_max_context_tokens``; ``--metadata
+  '{"judge_dry_run": true}'`` estimates the calls, tokens and cost without sending anything.
 
 The model sees the prompt middle-truncated to 64k tokens of its tokenizer (or its window minus 1024;
 ``--metadata '{"max_length": N}'`` sets the budget) and generates greedily up to 1024 new tokens (the
 paper's LongBench setting). The scorer sees the whole context and the question.
 
-LongReward settings: ``--metadata`` keys ``reward_<option>`` mirror ``lr-eval score``'s options
-(``reward_embedder``, ``reward_k``, ``reward_weights``, ``reward_language``, ``reward_tokenizer``,
-``reward_judge_window``, ``reward_max_statements``, ...; defaults: the paper's settings, with the
-scorer's default embedder, the local MiniLM; ``reward_embedder: bm25`` needs no model). The judge is set up as for
-every judged task (``LR_JUDGE_*``, ``LR_JUDGE_CONFIG`` or ``judge_*`` metadata keys).
+LongReward settings: ``--metadata`` keys ``reward_<option>`` are the fields of
+:class:`lr_eval.reward.RewardSettings`, the schema of ``lr-eval score``'s options (``reward_embedder``,
+``reward_k``, ``reward_weights``, ``reward_language``, ``reward_tokenizer``, ``reward_judge_window``,
+``reward_max_statements``, ``reward_support_batch``, ...; defaults and where they depart from the paper:
+see that class; the default embedder is the local MiniLM, ``reward_embedder: bm25`` needs no model). The
+judge is set up as for every judged task (``LR_JUDGE_*``, ``LR_JUDGE_CONFIG`` or ``judge_*`` metadata keys).
 
 Metrics: ``helpfulness``, ``logicality``, ``faithfulness``, ``completeness``, ``longreward`` (means
 over the answers where they are scored, 0-10) and ``<metric>_unscored`` (counts of answers where the
@@ -38,7 +45,6 @@ metadata.judge`` holds the judge, the LongReward settings, flag and parse counts
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -48,6 +54,10 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, DatasetDict
+
+from lr_eval.records import JudgeReport
+from lr_eval.reward.settings import RewardSettings
+from lr_eval.suite import FAMILY
 
 from .judging import (
     BatchJudgeFilter,
@@ -60,14 +70,14 @@ from .judging import (
     register_judge_filter,
     require_judge,
 )
-from .longbench import CATEGORIES
 
 log = logging.getLogger(__name__)
 
-TASK = "longreward_longqa"
-LONGBENCH_PREFIX = "longreward_longqa_longbench"
+TASK = FAMILY["longqa"].prefix
+LONGBENCH_PREFIX = FAMILY["longqa_longbench"].prefix
+ENQA_TASK = FAMILY["longqa_infinitebench"].prefix
 FILTER_NAME = "longreward_reward_longqa"
-QA_DATASETS: tuple[str, ...] = (*CATEGORIES["single_doc_qa"], *CATEGORIES["multi_doc_qa"])
+QA_DATASETS: tuple[str, ...] = FAMILY["longqa_longbench"].names
 MAX_NEW_TOKENS = 1024
 DATA_KEY, DATA_ENV = "longqa_data", "LR_LONGQA_DATA"
 PROMPT_KEY = "longqa_prompt"
@@ -83,31 +93,12 @@ DEFAULT_PROMPT = ("Read the following text and answer the question.\n\n{context}
 # ------------------------------------------------------------------------------------------ settings
 
 
-def reward_settings(metadata: Mapping[str, Any] | None) -> argparse.Namespace:
-    """``reward_<option>`` metadata keys, parsed by ``lr-eval score``'s own option parser.
+def reward_settings(metadata: Mapping[str, Any] | None) -> RewardSettings:
+    """The ``reward_<option>`` metadata keys as LongReward settings (the schema of ``lr-eval score``'s flags).
 
-    One parser: the metric and the training reward accept the same settings, names, types and defaults.
+    One schema: the metric and the training reward accept the same settings, names, types and defaults.
     """
-    from lr_eval.reward.cli import add_reward_args
-
-    parser = argparse.ArgumentParser(prog="--metadata reward_*", add_help=False, allow_abbrev=False,
-                                     exit_on_error=False)
-    add_reward_args(parser)
-    argv: list[str] = []
-    for key, value in (metadata or {}).items():
-        if key.startswith(REWARD_PREFIX):
-            if isinstance(value, (list, tuple)):
-                value = ",".join(str(v) for v in value)
-            argv += ["--" + key[len(REWARD_PREFIX):].replace("_", "-"), str(value)]
-    try:
-        args, extra = parser.parse_known_args(argv)
-    except argparse.ArgumentError as e:
-        raise ValueError(f"--metadata reward_*: {e}") from None
-    if extra:
-        known = sorted(REWARD_PREFIX + a.dest for a in parser._actions if a.option_strings)
-        raise ValueError(f"unknown LongReward option(s) {[x for x in extra if x.startswith('--')]}; "
-                         f"known metadata keys: {', '.join(known)}")
-    return args
+    return RewardSettings.from_mapping(metadata or {}, REWARD_PREFIX, where="--metadata")
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -166,21 +157,35 @@ def longbench_docs(datasets: Sequence[str], metadata: Mapping[str, Any], tokeniz
     return docs
 
 
-def load(*, longbench_dataset: str | None = None, **metadata: Any) -> DatasetDict:
+def enqa_docs(metadata: Mapping[str, Any], tokenizer: Any, budget: int) -> list[dict[str, Any]]:
+    """InfiniteBench En.QA rows with its official prompt and truncation; the scorer gets the whole book."""
+    from . import infinitebench
+
+    rows = infinitebench.rows_from(metadata)
+    built = infinitebench.build_docs(rows, infinitebench.load_template(metadata), tokenizer, budget)
+    return [{"id": doc["id"], "source": infinitebench.ENQA, "question": row["input"], "context": row["context"],
+             "prompt": doc["prompt"], "prompt_tokens": doc["prompt_tokens"], "truncated": doc["prompt_truncated"],
+             "answers": doc["answers"]} for row, doc in zip(rows, built, strict=True)]
+
+
+def load(*, longbench_dataset: str | None = None, infinitebench_enqa: bool = False, **metadata: Any) -> DatasetDict:
     """custom_dataset hook: judge and LongReward settings checked first (before generation), then the docs."""
     if longbench_dataset is not None and longbench_dataset not in QA_DATASETS:
         raise ValueError(f"{longbench_dataset!r} is not a LongBench QA dataset: {', '.join(QA_DATASETS)}")
-    task = f"{LONGBENCH_PREFIX}_{longbench_dataset}" if longbench_dataset else TASK
-    judge = require_judge(task, metadata)
-    args = reward_settings(metadata)
-    if judge is not None:  # settings errors (e.g. reward_weights) surface now, not after generation
-        from lr_eval.reward.cli import reward_config
-
-        reward_config(args, judge)
+    if longbench_dataset:
+        task = f"{LONGBENCH_PREFIX}_{longbench_dataset}"
+    else:
+        task = ENQA_TASK if infinitebench_enqa else TASK
+    require_judge(task, metadata)
+    reward_settings(metadata)  # settings errors (e.g. reward_weights) surface now, not after generation
     tokenizer = prompt_tokenizer(metadata, task)
     budget = prompt_budget(metadata, MAX_NEW_TOKENS)
-    source = None if longbench_dataset else (metadata.get(DATA_KEY) or os.environ.get(DATA_ENV) or None)
-    if source:
+    source = None
+    if not (longbench_dataset or infinitebench_enqa):
+        source = metadata.get(DATA_KEY) or os.environ.get(DATA_ENV) or None
+    if infinitebench_enqa:
+        docs = enqa_docs(metadata, tokenizer, budget)
+    elif source:
         path = Path(str(source)).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{DATA_KEY}: {path} does not exist")
@@ -189,7 +194,8 @@ def load(*, longbench_dataset: str | None = None, **metadata: Any) -> DatasetDic
         docs = longbench_docs([longbench_dataset] if longbench_dataset else QA_DATASETS, metadata, tokenizer, budget)
     if not docs:
         raise ValueError(f"{task}: no questions")
-    log.info("%s: %d questions (%s), %d prompts truncated", task, len(docs), source or "LongBench",
+    log.info("%s: %d questions (%s), %d prompts truncated", task, len(docs),
+             source or ("InfiniteBench En.QA" if infinitebench_enqa else "LongBench"),
              sum(d["truncated"] for d in docs))
     return DatasetDict({"test": Dataset.from_list(docs)})
 
@@ -200,41 +206,37 @@ def load(*, longbench_dataset: str | None = None, **metadata: Any) -> DatasetDic
 def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]], responses: Sequence[str],
                   task: str = TASK) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """LongReward verdicts for every answer (all groups in one batch) and a report for the results file."""
-    from lr_eval.reward.cli import build_scorer, reward_config
-    from lr_eval.reward.scorer import DIMENSIONS
+    from lr_eval.reward import DIMENSIONS, build_scorer
 
     judge = load_judge_config(dict(metadata))
     if not judge.configured:
         raise JudgeNotConfigured(no_judge_message(task))
-    args = reward_settings(metadata)
-    cfg = reward_config(args, judge)
-    scorer = build_scorer(args, judge, cfg)
+    settings = reward_settings(metadata)
+    scorer = build_scorer(settings, judge)
     groups = [(str(doc["context"]), str(doc["question"]), [resp]) for doc, resp in zip(docs, responses, strict=True)]
-    scores = scorer.score_groups(groups, args.groups_in_flight, None, f"LongReward {task}")
+    scores = scorer.score_groups(groups, settings.groups_in_flight, None, f"LongReward {task}")
     verdicts = [{"response": resp, **group[0].to_dict()} for resp, group in zip(responses, scores, strict=True)]
     unscored: dict[str, Counter[str]] = {d: Counter() for d in DIMENSIONS}
     for v in verdicts:
         for dim, reason in v["unscored"].items():
             unscored[dim][reason] += 1
-    report = {
-        "model": scorer.client.model,
-        "judge": judge.describe(),
-        "method": "LongReward (lr_eval.reward.scorer)",
-        "reward_config": cfg.to_dict(),
-        "samples": {"judged": len(verdicts), "rewarded": sum(v["reward"] is not None for v in verdicts),
-                    "unscored": {d: sum(c.values()) for d, c in unscored.items()},
-                    "unscored_reasons": {d: dict(c) for d, c in unscored.items() if c}},
-        "flags": dict(scorer.flag_counts),
-        "calls": {stage: stats.to_dict() for stage, stats in scorer.parse_stats.items()},
-        "embedded_tokens": scorer.embedded_tokens,
-        "usage": scorer.client.summary(),
-    }
-    return verdicts, report
+    usage = scorer.client.summary()
+    report = JudgeReport(
+        model=scorer.client.model, judge=judge.describe(), usage=usage, cost_usd=usage.get("cost_usd"),
+        samples={"judged": len(verdicts), "rewarded": sum(v["reward"] is not None for v in verdicts),
+                 "unscored": {d: sum(c.values()) for d, c in unscored.items()},
+                 "unscored_reasons": {d: dict(c) for d, c in unscored.items() if c}},
+        details={"method": "LongReward (lr_eval.reward.scorer)", "reward_config": scorer.config.to_dict(),
+                 "flags": dict(scorer.flag_counts),
+                 "calls": {stage: stats.to_dict() for stage, stats in scorer.parse_stats.items()},
+                 "embedded_tokens": scorer.embedded_tokens})
+    return verdicts, report.to_dict()
 
 
 class LongRewardFilter(BatchJudgeFilter):
     """Scores every answer of the task with LongReward in one batch; verdicts become filtered_resps (JSON)."""
 
+    doc_fields = ("context", "question")
     default_task = TASK
     json_default = str
 

@@ -44,7 +44,9 @@ def include_path() -> str:
 
 def enabled() -> bool:
     """False when the opt-out variable is set to a true-ish value."""
-    return os.environ.get(OPT_OUT_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
+    from lr_eval.flags import truthy
+
+    return not truthy(os.environ.get(OPT_OUT_ENV))
 
 
 def with_our_path(paths: object) -> object:

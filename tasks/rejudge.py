@@ -3,8 +3,10 @@
 Input: lm-eval samples files (``samples_<task>_<date>.jsonl``, written with ``--log_samples`` or
 ``--predict_only``) of any judged task of this package: every task whose ``filter_list`` runs a
 :class:`~lr_eval.tasks.judging.BatchJudgeFilter` (judged LongBench ``longreward_longbench_judged_*``,
-``longreward_longbench_chat``, ``longreward_alpacaeval2``, LongReward-as-a-metric ``longreward_longqa*``).
-Each record's ``doc`` holds everything the judge needs; the response is the raw generation ``resps[0][0]``.
+``longreward_longbench_chat``, ``longreward_alpacaeval2``, LongReward-as-a-metric ``longreward_longqa*``,
+``longreward_mtbench``).
+Each record's ``doc`` holds everything the judge needs; the response is the raw generation ``resps[0][0]``
+(``resps[k][0]`` for the k-th request of a doc: MT-Bench's second turn).
 
 One generic path, so that rejudging computes exactly what lm-eval computes: the task is built by
 lm-eval's ``TaskManager`` from its own YAML (filters, ``process_results``, metric aggregations, version),
@@ -36,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from lr_eval.config import JudgeConfig, add_judge_args
-from lr_eval.jsonl import InputError, read_jsonl, write_jsonl_atomic
+from lr_eval.jsonl import (
+    InputError,
+    check_dir_writable,
+    check_output_path,
+    read_jsonl,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
 
 from .judging import (
     DEFAULT_REASKS,
@@ -80,42 +89,46 @@ def task_of(path: Path, given: str | None) -> tuple[str, str | None]:
     return m.group("task"), m.group("date")
 
 
-def response_of(rec: dict[str, Any], path: Path, line: int) -> str:
-    """The raw generation: resps[0][0]; else the first filtered response (text or an earlier verdict)."""
+def responses_of(rec: dict[str, Any], path: Path, line: int) -> list[str]:
+    """The raw generations, one per request of the doc (by its ``idx``; MT-Bench has two turns):
+    resps[k][0]; else the filtered responses (texts or earlier verdicts)."""
     resps = rec.get("resps")
     if isinstance(resps, list) and resps:
-        first = resps[0]
-        if isinstance(first, list) and first and isinstance(first[0], str):
-            return first[0]
-        if isinstance(first, str):
-            return first
+        got = [r[0] if isinstance(r, list) and r and isinstance(r[0], str) else r for r in resps]
+        if all(isinstance(g, str) for g in got):
+            return got
     filtered = rec.get("filtered_resps")
     if isinstance(filtered, list) and filtered:
-        verdict = load_verdict(filtered[0])
-        if verdict is not None and isinstance(verdict["response"], str):
-            return verdict["response"]
-        if isinstance(filtered[0], str):
-            return filtered[0]
-    raise InputError(path, line, "resps", "no model response found (expected resps[0][0])")
+        verdicts = [load_verdict(f) for f in filtered]
+        got = [v["response"] if v is not None else f for v, f in zip(verdicts, filtered, strict=True)]
+        if all(isinstance(g, str) for g in got):
+            return got
+    raise InputError(path, line, "resps", "no model response found (expected resps[k][0])")
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Records with a doc, one per doc_id (a file logged with several filters repeats each doc)."""
+def read_samples(path: Path, doc_fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Records with a doc, one per doc_id. Duplicates policy: a file logged with several filters repeats
+    each doc, so a repeated doc_id with the same doc is skipped; with another doc it is an error. Any bad
+    line refuses the file (a partial rejudge would report other numbers); each doc needs `doc_fields`."""
     out: list[dict[str, Any]] = []
-    seen: set[Any] = set()
+    seen: dict[Any, tuple[int, str]] = {}
     for line, rec in read_jsonl(path):
         if isinstance(rec, InputError):
             raise rec
         if not isinstance(rec.get("doc"), dict):
             raise InputError(path, line, "doc", "missing or not an object")
         key = rec.get("doc_id", line)
+        doc = json.dumps(rec["doc"], sort_keys=True, default=str)
         if key in seen:
+            if seen[key][1] != doc:
+                raise InputError(path, line, "doc_id", f"doc_id {key!r} again (line {seen[key][0]}) with another doc")
             continue
-        seen.add(key)
-        rec["_response"] = response_of(rec, path, line)
+        seen[key] = (line, doc)
+        for name in doc_fields:
+            if rec["doc"].get(name) is None:
+                raise InputError(path, line, f"doc.{name}", "missing (the task's judge needs it)")
+        rec["_responses"] = responses_of(rec, path, line)
         out.append(rec)
-    if not out:
-        raise ValueError(f"{path}: no samples")
     return out
 
 
@@ -202,7 +215,7 @@ def judged_task_config(tm: Any, task: str) -> dict[str, Any]:
     if entry is None or entry.kind not in (Kind.TASK, Kind.PY_TASK) or entry.yaml_path is None:
         raise ValueError(f"unknown task {task!r}: rejudge takes samples of this package's judged tasks "
                          "(longreward_longbench_judged_*, longreward_longbench_chat, longreward_alpacaeval2, "
-                         "longreward_longqa*); pass --task NAME if the file name does not tell")
+                         "longreward_longqa*, longreward_mtbench); pass --task NAME if the file name does not tell")
     config = _yaml(entry)
     if not judge_filters(config):
         raise ValueError(f"{task} is not judged (no judge filter in its filter_list): nothing to rejudge")
@@ -254,13 +267,13 @@ def _groups(tm: Any, present: dict[str, Any]) -> dict[str, Any]:
     return {name: g for name, g in built.items() if g is not None}
 
 
-def _replay_lm(responses: dict[str, list[str]]) -> Any:
-    """An lm-eval model that answers every request with the saved response of its doc."""
+def _replay_lm(responses: dict[str, list[list[str]]]) -> Any:
+    """An lm-eval model that answers every request with the saved response of its doc and ``idx``."""
     from lm_eval.api.model import LM
 
     class ReplayLM(LM):
         def generate_until(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[str]:
-            return [responses[r.task_name][r.doc_id] for r in requests]
+            return [responses[r.task_name][r.doc_id][r.idx] for r in requests]
 
         def loglikelihood(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
             raise ValueError("rejudge replays generations only")
@@ -287,7 +300,7 @@ def evaluate_saved(tasks: dict[str, tuple[dict[str, Any], list[dict[str, Any]], 
                 "metadata": {**(config.get("metadata") or {}), **metadata}}
         built.update(tm.load([spec])["tasks"])
     groups = _groups(tm, built)
-    lm = _replay_lm({name: [r["_response"] for r in records] for name, (_, records, _) in tasks.items()})
+    lm = _replay_lm({name: [r["_responses"] for r in records] for name, (_, records, _) in tasks.items()})
     res = evaluate(lm, {"tasks": built, "groups": groups, "group_map": {g.name: g.child_names
                                                                          for g in groups.values()}},
                    log_samples=True)
@@ -298,7 +311,7 @@ def evaluate_saved(tasks: dict[str, tuple[dict[str, Any], list[dict[str, Any]], 
 def new_sample(rec: dict[str, Any], logged: dict[str, Any]) -> dict[str, Any]:
     """The original samples-log record with lm-eval's new filtered response, filter and metric values."""
     old_metrics = rec.get("metrics") or []
-    out = {k: v for k, v in rec.items() if k != "_response" and k not in old_metrics}
+    out = {k: v for k, v in rec.items() if k != "_responses" and k not in old_metrics}
     for key in ("filtered_resps", "filter", "metrics"):
         out[key] = logged[key]
     out.update({m: logged[m] for m in logged["metrics"] if m in logged})
@@ -337,13 +350,19 @@ def rejudge(paths: list[Path], cfg: JudgeConfig, metadata: dict[str, Any], task:
         if name in jobs:
             raise ValueError(f"{path}: task {name} given twice")
         config = judged_task_config(tm, name)
-        records = sorted(read_samples(path), key=lambda r: (not isinstance(r.get("doc_id"), int), r.get("doc_id")))
+        fields_needed = tuple(f for cls in judge_filters(config) for f in cls.doc_fields)
+        records = sorted(read_samples(path, fields_needed),
+                         key=lambda r: (not isinstance(r.get("doc_id"), int), r.get("doc_id")))
         run = _original_run(path, sample_date)
         original = original or run
         jobs[name] = (config, records, task_metadata(run, name, metadata, cfg, reasks))
         sources[name] = (tm.task_index[name].yaml_path, path)
         counts[name] = (run.get("n-samples") or {}).get(name) or {}
 
+    if not cfg.dry_run:  # before any request: the output folder and the judge cache must be writable
+        check_dir_writable(out_dir)
+        if cfg.cache_path() is not None:
+            check_output_path(cfg.cache_path(), paths, what="judge cache")  # type: ignore[arg-type]
     res = evaluate_saved(jobs, tm)
     samples = res.pop("samples")
     res["configs"] = {name: _clean_config(conf, jobs[name][0], *sources[name]) if name in jobs else conf
@@ -371,10 +390,8 @@ def rejudge(paths: list[Path], cfg: JudgeConfig, metadata: dict[str, Any], task:
     from lm_eval.utils import handle_non_serializable
 
     results_path = out_dir / f"results_{date}.json"
-    tmp = results_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=handle_non_serializable),
-                   encoding="utf-8")
-    tmp.replace(results_path)
+    write_text_atomic(results_path, json.dumps(payload, indent=2, ensure_ascii=False,
+                                               default=handle_non_serializable))
     return results_path, payload
 
 

@@ -1,5 +1,5 @@
-"""Shared by the lm-eval end-to-end and rejudge tests: the AlpacaEval fixture settings, and the check
-that rejudging a run's samples reproduces the run."""
+"""Shared by the lm-eval end-to-end and rejudge tests: the AlpacaEval fixture settings, an in-process lm-eval
+run on the embedded model, and the check that rejudging a run's samples reproduces the run."""
 
 from __future__ import annotations
 
@@ -17,6 +17,38 @@ AE_META = {"alpacaeval_reference_outputs": str(AE_FIX / "reference_outputs.json"
            "alpacaeval_gamed": str(AE_FIX / "df_gamed.csv"),
            "alpacaeval_both_orders": True}
 
+
+def embedded_model() -> str:
+    from lr_eval.embedded import embedded_model_path
+
+    try:
+        return str(embedded_model_path())
+    except RuntimeError as e:  # pragma: no cover - the model package is a documented install step
+        pytest.skip(str(e))
+
+
+def run_lm_eval(task_manager: Any, tasks: list[str], out: Path, **kw: Any) -> dict[str, Any]:
+    """lm-eval's run path in-process on the embedded model with its chat template (simple_evaluate +
+    EvaluationTracker write the CLI's files); `kw` are simple_evaluate's (limit, samples, gen_kwargs...)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+
+    tracker = EvaluationTracker(output_path=str(out))
+    res = simple_evaluate(model="hf", model_args=f"pretrained={embedded_model()},dtype=float32", device="cpu",
+                          tasks=tasks, task_manager=task_manager, log_samples=True, evaluation_tracker=tracker,
+                          apply_chat_template=True, **kw)
+    samples = res.pop("samples")
+    tracker.save_results_aggregated(results=res, samples=samples)
+    for task in res["configs"]:
+        tracker.save_results_samples(task_name=task, samples=samples[task])
+    [results_file] = out.rglob("results_*.json")
+    return json.loads(results_file.read_text())
+
+
+def logged_samples(out: Path, task: str) -> list[dict[str, Any]]:
+    """A task's samples log, by doc_id."""
+    [path] = out.rglob(f"samples_{task}_2*.jsonl")  # _<date>: not the longer task names
+    return sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda r: r["doc_id"])
 
 
 def assert_rejudge_matches_lm_eval(out: Path, rj: Path) -> dict[str, Any]:

@@ -98,7 +98,8 @@ def test_batch_bad_api_key_fails_fast(tmp_path: Path, monkeypatch, capsys) -> No
     with ScriptedServer(api_key="sk-right") as srv:
         t0 = time.monotonic()
         rc = main(batch_args(srv, inp, out, cache, "--api-key-env", "MY_KEY"))
-        assert rc == 1 and time.monotonic() - t0 < 10
+        # exit 3: a judge stop (documented in the README: 2 bad input/options, 3 judge stop)
+        assert rc == 3 and time.monotonic() - t0 < 10
         assert sum(srv.received.values()) <= 16
     err = capsys.readouterr().err
     assert "refused the credentials" in err

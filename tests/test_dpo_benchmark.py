@@ -1,4 +1,4 @@
-"""The GPU throughput benchmark runs end to end in its --tiny CPU mode (a smoke test of the script)."""
+"""The GPU benchmarks run end to end in their --tiny CPU modes (smoke tests of the scripts gpu_check.sh runs)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,18 @@ pytest.importorskip("datasets")
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dpo_throughput.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_tiny_benchmark_runs_both_trainers_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    spec = importlib.util.spec_from_file_location("dpo_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("dpo_throughput")
     assert module.main(["--tiny", "--lengths", "48", "--steps", "1", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     last = out.strip().splitlines()[-1]
@@ -31,3 +36,14 @@ def test_tiny_benchmark_runs_both_trainers_and_reports(tmp_path: Path, capsys: p
     statuses = {(r["method"], r["length"]): r["status"] for r in result["rows"]}
     assert statuses == {("lr-train", 48): "ok", ("TRL 1.16", 48): "ok"}
     assert (tmp_path / "dpo_throughput_tiny.md").is_file()
+
+
+def test_tiny_prefix_parity_compares_shared_and_unshared(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("peft")
+    module = _load("prefix_parity")
+    assert module.main(["--tiny", "--out-dir", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("RESULT prefix_parity_fp32_loss_diff ") and last.endswith("(target <= 0.0001)")
+    result = json.loads((tmp_path / "prefix_parity_tiny.json").read_text())["results"]["float32"]
+    assert result["ok"] and result["loss"] <= 1e-4 and result["grad_cos_gap"] <= 1e-3
+    assert result["loss_shared"] > 0.6  # a real DPO + NLL loss, not an empty comparison

@@ -230,6 +230,26 @@ def test_loader_sources_and_default_budget(tmp_path: Path, monkeypatch: pytest.M
         load_longbench(longbench_dataset="musique", longbench_max_gen=32, longbench_e=True, pretrained=model)
 
 
+def test_loader_records_the_effective_max_length_in_the_task_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompt budget the loader truncated to lands in ``configs.<task>.metadata`` (lm-eval dumps it)."""
+    from lm_eval.api.task import ConfigurableTask, TaskConfig
+
+    model = str(_embedded_model())
+    monkeypatch.setenv("LR_LONGBENCH_PROMPTS", str(FIXTURE_PROMPTS))
+    monkeypatch.setenv("LR_LONGBENCH_DATA", str(FIXTURES))
+    task = object.__new__(ConfigurableTask)  # as lm-eval's ConfigurableTask.download calls the loader
+    task._config = TaskConfig(task="longreward_longbench_e_hotpotqa", metadata={"version": 1.0})
+
+    def download(self: ConfigurableTask, **metadata: object) -> object:
+        return load_longbench(longbench_dataset="hotpotqa", longbench_max_gen=32, longbench_e=True,
+                              pretrained=model, **metadata)
+
+    download(task)
+    assert task.config.metadata == {"version": 1.0, "effective_max_length": 8192 - 32}  # the model's window
+    download(task, max_length=300)
+    assert task.config.metadata["effective_max_length"] == 300
+
+
 def test_process_results_metrics() -> None:
     doc = {"longbench_dataset": "hotpotqa", "answers": ["Orchard Street"], "all_classes": None, "language": "en",
            "length": 5120, "longbench_e": True}

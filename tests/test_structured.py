@@ -29,10 +29,11 @@ from lr_eval.scripted_server import Reply, ScriptedServer
 from lr_eval.tasks.alpacaeval2 import FORMAT as ALPACA_FORMAT
 from lr_eval.tasks.longbench_chat import FORMAT as CHAT_FORMAT
 from lr_eval.tasks.longbench_judged import QA_FORMAT, SUMMARY_FORMAT
+from lr_eval.tasks.mtbench import FORMAT as MTBENCH_FORMAT
 from lr_eval.types import ChatRequest
 
 ALL_FORMATS: list[AnswerFormat] = [*FORMATS.values(), support_batch_format(["S1", "S2", "S3"]), QA_FORMAT,
-                                   SUMMARY_FORMAT, CHAT_FORMAT, RATING_FORMAT]
+                                   SUMMARY_FORMAT, CHAT_FORMAT, MTBENCH_FORMAT, RATING_FORMAT]
 CORPUS = ["The bridge was closed for repairs in 2019 after inspectors found corrosion.",
           "Score: [[7]] Verdicts: S1: [[fully supported]] [[STATEMENTS]] [[END]] [[NO STATEMENTS]]",
           "The museum received two million visitors; the treaty was signed by three states.",

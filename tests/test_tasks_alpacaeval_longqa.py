@@ -20,6 +20,9 @@ from lr_eval.config import JudgeConfig, build_client
 from lr_eval.scripted_server import Reply, ScriptedServer
 from lr_eval.types import ChatResult
 from lm_eval_checks import AE_FIX, AE_META, FIX, assert_rejudge_matches_lm_eval
+from lm_eval_checks import embedded_model as _embedded
+from lm_eval_checks import logged_samples as _samples
+from lm_eval_checks import run_lm_eval as _run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "tasks" / "configs"
@@ -29,15 +32,6 @@ LQ_META = {"longqa_data": str(FIX / "longqa" / "questions.jsonl"), "reward_embed
            "max_length": 128}  # the model's prompt budget: short prompts keep CPU generation fast
 MODELS = ["Qwen-14B-Chat", "alpaca-7b", "gemma-2b-it", "gpt-3.5-turbo-1106", "vicuna-13b-v1.5"]
 QA = ["narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh", "hotpotqa", "2wikimqa", "musique", "dureader"]
-
-
-def _embedded() -> str:
-    from lr_eval.embedded import embedded_model_path
-
-    try:
-        return str(embedded_model_path())
-    except RuntimeError as e:  # pragma: no cover - the model package is a documented install step
-        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +239,7 @@ def test_official_sources_and_overrides(tmp_path: Path, monkeypatch: pytest.Monk
     import huggingface_hub
 
     from lr_eval.tasks import alpacaeval2 as ae
+    from lr_eval.tasks import judging
 
     asked: list[tuple[Any, ...]] = []
 
@@ -265,7 +260,7 @@ def test_official_sources_and_overrides(tmp_path: Path, monkeypatch: pytest.Monk
 
     official = shared_data / "alpacaeval" / "annotator_template_alpaca_eval_clf.txt"
     fetched = tmp_path / "alpaca_eval_clf.txt"
-    monkeypatch.setattr(ae, "download_cached", lambda url, rel: fetched)
+    monkeypatch.setattr(judging, "download_cached", lambda url, rel: fetched)
     fetched.write_bytes(official.read_bytes())
     assert ae.data_file("annotator_template", {}) == fetched
     fetched.write_text(official.read_text() + "tampered")
@@ -311,28 +306,6 @@ def test_longqa_process_results_excludes_unscored() -> None:
 # ------------------------------------------------------------------------------------------ end to end
 
 
-def _run(task_manager: Any, tasks: list[str], limit: int, out: Path, **kw: Any) -> dict[str, Any]:
-    """lm-eval's run path in-process (simple_evaluate + EvaluationTracker write the CLI's files)."""
-    from lm_eval import simple_evaluate
-    from lm_eval.loggers import EvaluationTracker
-
-    tracker = EvaluationTracker(output_path=str(out))
-    res = simple_evaluate(model="hf", model_args=f"pretrained={_embedded()},dtype=float32", device="cpu",
-                          tasks=tasks, task_manager=task_manager, limit=limit, log_samples=True,
-                          evaluation_tracker=tracker, apply_chat_template=True, **kw)
-    samples = res.pop("samples")
-    tracker.save_results_aggregated(results=res, samples=samples)
-    for task in res["configs"]:
-        tracker.save_results_samples(task_name=task, samples=samples[task])
-    [results_file] = out.rglob("results_*.json")
-    return json.loads(results_file.read_text())
-
-
-def _samples(out: Path, task: str) -> list[dict[str, Any]]:
-    [path] = out.rglob(f"samples_{task}_2*.jsonl")  # _<date>: not the longer task names
-    return sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda r: r["doc_id"])
-
-
 @pytest.mark.slow
 def test_lm_eval_alpacaeval2(task_manager: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """All six fixture instructions through lm-eval, judged in both orders by a scripted logprob judge."""
@@ -357,7 +330,7 @@ def test_lm_eval_alpacaeval2(task_manager: Any, tmp_path: Path, monkeypatch: pyt
         monkeypatch.setenv("LR_JUDGE_MODEL", "scripted-judge")
         monkeypatch.setenv("LR_JUDGE_PRICE_INPUT", "1")
         monkeypatch.setenv("LR_JUDGE_PRICE_OUTPUT", "1")
-        res = _run(task_manager, ["longreward_alpacaeval2"], 6, tmp_path / "out", gen_kwargs="max_gen_toks=8")
+        res = _run(task_manager, ["longreward_alpacaeval2"], tmp_path / "out", limit=6, gen_kwargs="max_gen_toks=8")
         bodies = list(srv.bodies)
         assert_rejudge_matches_lm_eval(tmp_path / "out", tmp_path / "rj")
     assert len(bodies) == 12 and all(b["max_tokens"] == 1 and b["top_logprobs"] == 5 for b in bodies)
@@ -397,8 +370,8 @@ def test_lm_eval_longqa(task_manager: Any, tmp_path: Path, monkeypatch: pytest.M
     with ScriptedServer(responder=canned) as srv:
         monkeypatch.setenv("LR_JUDGE_BASE_URL", srv.base_url)
         monkeypatch.setenv("LR_JUDGE_MODEL", "scripted-judge")
-        res = _run(task_manager, ["longreward_longqa", "longreward_longqa_longbench_single_doc_qa"], 2,
-                   tmp_path / "out", gen_kwargs="max_gen_toks=6")
+        res = _run(task_manager, ["longreward_longqa", "longreward_longqa_longbench_single_doc_qa"], tmp_path / "out",
+                   limit=2, gen_kwargs="max_gen_toks=6")
         rejudged = assert_rejudge_matches_lm_eval(tmp_path / "out", tmp_path / "rj")
         assert "longreward_longqa_longbench_single_doc_qa" in rejudged["groups"]
     assert ("helpfulness", "zh") in canned.calls and ("support", "en") in canned.calls  # multifieldqa_zh in Chinese

@@ -4,7 +4,8 @@ Layout of ``<output_dir>/checkpoint-<step>/``:
 
 * the model in HF format: the LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``,
   for lm-eval's ``peft=`` argument) or, for full fine-tuning, the whole model; plus the tokenizer;
-* ``training_state.pt``: optimizer, scheduler, RNG states;
+* ``training_state.pt``: optimizer (unsharded, keyed by parameter name), scheduler, RNG states;
+  under DeepSpeed the optimizer is in ``deepspeed/`` instead (its own sharded format);
 * ``trainer_state.json``: step, pairs consumed, config, data fingerprint;
 * ``reference_logps.pt``: the precomputed reference log-probs, when the run uses them (for full
   fine-tuning they cannot be recomputed once the weights have moved).
@@ -24,6 +25,7 @@ import torch
 TRAINER_STATE = "trainer_state.json"
 TRAINING_STATE = "training_state.pt"
 REFERENCE_LOGPS = "reference_logps.pt"
+DEEPSPEED_STATE = "deepspeed"  # DeepSpeed's own sharded optimizer state (DeepSpeed runs only)
 _CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -93,8 +95,12 @@ def read_trainer_state(directory: Path) -> dict[str, Any]:
 
 
 def load_adapter_weights(model: torch.nn.Module, directory: Path) -> None:
-    """Load a saved LoRA adapter into the ``default`` adapter of an existing PeftModel."""
-    from peft import set_peft_model_state_dict
+    """Load a saved LoRA adapter into the ``default`` adapter of an existing PeftModel.
+
+    Through torch's distributed state-dict API, so the same call fills plain parameters (one
+    process, DDP) and FSDP2-sharded ones (each rank keeps its shard of the full tensors).
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
     safetensors_file = directory / "adapter_model.safetensors"
     if safetensors_file.is_file():
@@ -103,7 +109,12 @@ def load_adapter_weights(model: torch.nn.Module, directory: Path) -> None:
         weights = load_file(str(safetensors_file))
     else:
         weights = torch.load(directory / "adapter_model.bin", map_location="cpu", weights_only=True)
-    result = set_peft_model_state_dict(model, weights)
-    unexpected = getattr(result, "unexpected_keys", [])
-    if unexpected:
-        raise RuntimeError(f"adapter in {directory} does not match the model: unexpected keys {unexpected[:5]}")
+    # The file names the weights without the adapter name (peft's convention); the model with it.
+    names = {key.replace(".default.", "."): key for key, _ in model.named_parameters() if "lora_" in key}
+    unexpected = sorted(set(weights) - set(names))
+    missing = sorted(set(names) - set(weights))
+    if unexpected or missing:
+        raise RuntimeError(f"adapter in {directory} does not match the model: unexpected keys {unexpected[:5]}, "
+                           f"missing keys {missing[:5]}")
+    full = {names[key]: value for key, value in weights.items()}
+    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, strict=False))

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lr_eval.errors import UserError
+from lr_eval.jsonl import InputError, read_lines
+
 from .packing import fit_pair
 
 PromptFormat = Literal["auto", "chat", "raw"]
@@ -27,8 +30,11 @@ _ALIASES = {"question": ("question", "query"), "chosen": ("chosen", "win_respons
             "rejected": ("rejected", "lose_response")}
 
 
-class PreferenceDataError(ValueError):
+class PreferenceDataError(InputError):
     """A malformed line in a preference JSONL file (the message names file, line and field)."""
+
+    def __init__(self, message: str):
+        UserError.__init__(self, message)
 
 
 @dataclass(frozen=True)
@@ -94,20 +100,23 @@ def parse_example(obj: object, source: str = "<memory>", line: int = 0) -> Prefe
 
 
 def read_preference_jsonl(path: str | Path) -> list[PreferenceExample]:
-    """All pairs of a JSONL file; blank lines are skipped, anything else malformed raises."""
+    """All pairs of a JSONL file; blank lines are skipped, anything else malformed (a repeated ``id`` too) raises."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"preference file not found: {path}")
     examples = []
-    with path.open(encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise PreferenceDataError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno})") from err
-            examples.append(parse_example(obj, str(path), number))
+    ids: set[str] = set()
+    for number, raw in read_lines(path):  # BOM, CRLF, a missing file or a folder as every reader does
+        if isinstance(raw, InputError):
+            raise raw
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise PreferenceDataError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno})") from err
+        examples.append(parse_example(obj, str(path), number))
+        if isinstance(obj.get("id"), (str, int)):
+            if str(obj["id"]) in ids:
+                raise PreferenceDataError(f"{path}:{number}: field 'id': duplicate id {obj['id']!r} "
+                                          "(each pair may appear once)")
+            ids.add(str(obj["id"]))
     if not examples:
         raise PreferenceDataError(f"{path}: no preference pairs in the file")
     return examples

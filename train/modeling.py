@@ -160,7 +160,8 @@ class PackedPairModel(torch.nn.Module):
         targets = torch.cat([chosen_t, rejected_t]).to(hidden.device)
         softcap = output_softcap(base_model_of(self.model).config)
         logps = token_logps(hidden[rows], self.lm_head, targets, self.logprob_chunk_size, softcap)
-        return logps[: pair.chosen_len], logps[pair.chosen_len :]
+        # Copies, not views: FSDP2 hooks the outputs of its root forward, which views would bypass.
+        return logps[: pair.chosen_len].clone(), logps[pair.chosen_len :].clone()
 
     def forward(
         self, pair: PackedPair, reference: bool = False, offload: bool = False

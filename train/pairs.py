@@ -31,18 +31,27 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lr_eval.jsonl import InputError, read_jsonl, write_jsonl_atomic
+from lr_eval.jsonl import (
+    JsonlIndex,
+    check_output_path,
+    check_type,
+    read_jsonl,
+    require,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
+from lr_eval.records import FieldError
+from lr_eval.reward.records import SCORE_KEYS, ResponseScore, score_results
 
 EPS = 1e-9
 TIE_RULES = ("first", "shortest", "drop")
 DROP_REASONS = ("sampling_failed", "not_scored", "too_few_scored", "all_tied", "tied_extremes",
                 "below_min_margin")
-SCORE_KEYS = ("helpfulness", "logicality", "faithfulness", "completeness", "reward")
 MARGIN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
@@ -245,26 +254,47 @@ def print_report(report: PairsReport, console: Any = None) -> None:
 # building the pairs
 # ---------------------------------------------------------------------------------------------------------
 
-def _records(path: str | Path, what: str) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for n, rec in read_jsonl(path):
-        if isinstance(rec, InputError):
-            raise InputError(path, n, None, f"{what}: {rec.problem}")
-        if rec.get("id") is None:
-            raise InputError(path, n, "id", "missing")
-        out[str(rec["id"])] = rec
-    return out
+def check_score_record(rec: dict[str, Any], path: str | Path, line: int) -> str | None:
+    """The id of a valid score record (None: an error record without one), or an InputError naming the
+    field of a wrong one (a reward that is a list, a string or NaN; results that are not a list)."""
+    if "error" in rec and rec.get("id") is None:
+        return None
+    rid = str(require(rec, "id", (str, int), path, line))
+    try:
+        score_results(rec)  # the typed score records, checked here where the line is known
+    except FieldError as e:
+        raise e.at(path, line) from None
+    return rid
 
 
-def _scores(result: dict[str, Any]) -> dict[str, float | None]:
-    return {k: result.get(k) for k in SCORE_KEYS}
+def check_sample_record(rec: dict[str, Any], path: str | Path, line: int) -> str | None:
+    """The id of a valid sample record (None: the sample step's record of a bad input line)."""
+    if "error" in rec:
+        rid = rec.get("id")
+        return None if rid is None else str(rid)
+    rid = str(require(rec, "id", (str, int), path, line))
+    require(rec, "context", str, path, line)
+    require(rec, "question", str, path, line)
+    responses = require(rec, "responses", list, path, line)
+    for i, r in enumerate(responses):
+        check_type(r, str, path, line, f"responses[{i}]")
+    return rid
 
 
-def build_pairs(samples: Sequence[dict[str, Any]], scores: dict[str, dict[str, Any]],
+def _scores(result: ResponseScore) -> dict[str, float | None]:
+    return {k: getattr(result, k) for k in SCORE_KEYS}
+
+
+def build_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str, Any]],
                 policy: PairPolicy) -> tuple[list[dict[str, Any]], PairsReport]:
     """Pairs (in sample order) and the report, from sample records and score records by id."""
     report = PairsReport(policy)
-    pairs: list[dict[str, Any]] = []
+    return list(iter_pairs(samples, scores, policy, report)), report
+
+
+def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str, Any]], policy: PairPolicy,
+               report: PairsReport) -> Iterator[dict[str, Any]]:
+    """Stream the pairs in sample order, counting into `report` (complete once the stream is exhausted)."""
     seen: set[str] = set()
     for rec in samples:
         if rec.get("id") is None:
@@ -279,14 +309,13 @@ def build_pairs(samples: Sequence[dict[str, Any]], scores: dict[str, dict[str, A
         report.responses += len(responses)
         report.blank += sum(not str(r).strip() for r in responses)
         srec = scores.get(pid)
-        results = srec.get("results") if srec else None
-        stale = (srec is None or "error" in srec or not isinstance(results, list)
-                 or len(results) != len(responses)
+        results = score_results(srec) if srec else None
+        stale = (srec is None or results is None or len(results) != len(responses)
                  or ("responses_sha" in srec and srec["responses_sha"] != responses_sha(responses)))
         if stale:
             report.drop(pid, "not_scored")
             continue
-        rewards = [r.get("reward") if isinstance(r, dict) else None for r in results]  # type: ignore[union-attr]
+        rewards = [r.reward for r in results]  # type: ignore[union-attr]
         report.scored += sum(r is not None for r in rewards)
         finish = rec.get("finish_reasons")
         sel = select_pair(responses, rewards, policy, finish if isinstance(finish, list) else None)
@@ -298,7 +327,7 @@ def build_pairs(samples: Sequence[dict[str, Any]], scores: dict[str, dict[str, A
         seeds = rec.get("seeds") or list(range(len(responses)))
         sampling = rec.get("sampling") or {}
         reasons = finish if isinstance(finish, list) else [None] * len(responses)
-        pairs.append({
+        yield ({
             "id": pid,
             "context": rec["context"],
             "question": rec["question"],
@@ -330,7 +359,6 @@ def build_pairs(samples: Sequence[dict[str, Any]], scores: dict[str, dict[str, A
         report.chosen_cut += reasons[c] == "length"
         report.truncated_prompts += bool(rec.get("truncated"))
     report.unmatched_scores = sum(k not in seen for k in scores)
-    return pairs, report
 
 
 def report_path(output: str | Path) -> Path:
@@ -340,14 +368,17 @@ def report_path(output: str | Path) -> Path:
 
 def run_pairs(samples_path: str | Path, scores_path: str | Path, output: str | Path, policy: PairPolicy,
               report_file: str | Path | None = None) -> PairsReport:
-    """Read samples and scores, write the pairs JSONL and the JSON report (both atomically)."""
-    samples = [rec for _, rec in read_jsonl(samples_path) if not isinstance(rec, InputError)]
-    scores = _records(scores_path, "score record")
-    pairs, report = build_pairs(samples, scores, policy)
-    write_jsonl_atomic(output, pairs)
-    path = Path(report_file) if report_file else report_path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Validate both files (any bad line refuses the run: nothing is paid here, so fix and rerun), then stream
+    the samples, look each prompt's scores up by id (an index of offsets, not the records) and write the
+    pairs JSONL and the JSON report atomically. Duplicate ids in either file are refused."""
+    report_at = Path(report_file) if report_file else report_path(output)
+    inputs = [samples_path, scores_path]
+    check_output_path(output, inputs)
+    check_output_path(report_at, [*inputs, output], what="report")
+    scores = JsonlIndex(scores_path, check_score_record)
+    JsonlIndex(samples_path, check_sample_record, keep=False)  # validation: structure and duplicate ids
+    report = PairsReport(policy)
+    samples = (rec for _, rec in read_jsonl(samples_path) if isinstance(rec, dict))
+    write_jsonl_atomic(output, iter_pairs(samples, scores, policy, report))
+    write_text_atomic(report_at, json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n")
     return report

@@ -1,14 +1,18 @@
 """The score step and `lr-train run CONFIG`, which chains sample → score → pairs → dpo.
 
-Score step: every prompt's response group goes through ``LongRewardScorer.score_groups`` (the
+Score step: every prompt's response group goes through ``LongRewardScorer.score_group`` (the
 context chunked and embedded once per prompt, the completeness extraction shared by its responses,
-identical responses scored once).  Each finished group is appended to the output at once
-``{"id", "responses_sha", "judge", "results": [one ResponseScore per response]}``; a rerun skips
-the ids already scored for the same responses, and the judge cache makes any repeated call free.
+identical responses scored once), streamed with ``--groups-in-flight`` groups in memory.  Each
+finished group is appended to the output at once ``{"id", "responses_sha", "judge", "results":
+[one ResponseScore per response], "input_key"}``; a rerun reuses the groups whose prompt, responses
+and scoring options are unchanged (``input_key``), and the judge cache makes any repeated call free.
 
 Run config (TOML): a ``[run]`` table and one table per step, whose keys are that subcommand's long
 options with ``_`` or ``-`` (``base_url = "..."`` is ``--base-url``; ``true`` / ``false`` switch a
-flag; a list becomes a comma-separated value) or its positional arguments by name.  Files are
+flag; a list becomes a comma-separated value) or its positional arguments by name.  The LongReward
+keys of ``[score]`` (``k``, ``embedder``, ``weights``...) are read straight into
+``lr_eval.reward.RewardSettings``, the schema behind the flags of ``lr-eval score`` and the
+``reward_*`` metadata keys of ``longreward_longqa``.  Files are
 chained through ``[run] workdir``::
 
     [run]
@@ -41,12 +45,17 @@ import argparse
 import gc
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lr_eval.jsonl import InputError, read_done_ids, read_jsonl, write_jsonl_atomic
+from lr_eval.jsonl import InputError, read_jsonl
 
 from .pairs import responses_sha
+
+if TYPE_CHECKING:
+    from lr_eval.config import JudgeConfig
+    from lr_eval.reward import RewardSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,71 +70,74 @@ POSITIONALS = {"sample": ("input",), "score": ("input",), "pairs": ("samples", "
 # score step
 # ---------------------------------------------------------------------------------------------------------
 
-def read_groups(path: str | Path) -> tuple[list[dict[str, Any]], int]:
-    """(sampled prompts with responses, number of records without any: failed or bad lines)."""
-    groups: list[dict[str, Any]] = []
-    skipped = 0
-    for n, rec in read_jsonl(path):
-        if isinstance(rec, InputError) or "error" in rec:
-            skipped += 1
-            continue
-        responses = rec.get("responses")
-        if (rec.get("id") is None or not isinstance(rec.get("context"), str) or not isinstance(rec.get("question"), str)
-                or not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses)):
-            raise InputError(path, n, None, "expected a sample record {id, context, question, responses: [str, ...]}")
-        groups.append({"id": str(rec["id"]), "context": rec["context"], "question": rec["question"],
-                       "responses": responses, "sha": responses_sha(responses)})
-    return groups, skipped
+def iter_groups(path: str | Path, skipped: list[int]) -> Iterator[tuple[int, dict[str, Any] | None,
+                                                                       dict[str, Any] | None]]:
+    """Stream the sampled prompts of a samples file as (line, group, None) or (line, None, error record).
+    A record of the sample step's own errors (failed sampling) is skipped and its line added to `skipped`."""
+    from lr_eval.reward.cli import iter_items
+
+    def samples() -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+        for n, rec in read_jsonl(path):
+            if isinstance(rec, dict) and "error" in rec:
+                skipped.append(n)
+            else:
+                yield n, rec
+
+    return iter_items(path, samples())
 
 
-def run_score(args: argparse.Namespace) -> int:
-    """`lr-train score`: returns the number of prompts left unscored (0: all done)."""
-    from lr_eval.config import JudgeConfig
-    from lr_eval.report import print_usage
-    from lr_eval.reward.cli import (
-        build_scorer,
-        print_estimate,
-        print_summary,
-        result_record,
-        reward_config,
-        score_appending,
-    )
+def score_sample_groups(scorer: Any, samples: str | Path, output: Path | None, options: dict[str, Any], audit: bool,
+                        in_flight: int) -> Any:
+    """Score a samples file into `output` (None: dry run) with a built scorer, streaming and resumable by
+    content (`options`: what else changes a result); returns the ScoreRun."""
+    from lr_eval.reward.cli import group_key, result_record, score_groups_file
 
     from .cli import err_console
 
-    judge = JudgeConfig.from_args(args)
-    cfg = reward_config(args, judge)
-    groups, skipped = read_groups(args.input)
-    out = Path(args.output)
-    by_id = {g["id"]: g for g in groups}
-    done = {} if judge.dry_run else {k: v for k, v in read_done_ids(out).items()
-                                     if k in by_id and v.get("responses_sha") == by_id[k]["sha"]}
-    todo = [g for g in groups if g["id"] not in done]
-    if skipped:
-        err_console.print(f"{skipped} sample records without responses (failed sampling or bad lines) are skipped")
-    if done:
-        err_console.print(f"resuming: {len(done)} of {len(groups)} prompts already scored in {out}")
-    scorer = build_scorer(args, judge, cfg)
+    skipped: list[int] = []
 
     def record(g: dict[str, Any], scores: list[Any]) -> dict[str, Any]:
-        return {"id": g["id"], "responses_sha": g["sha"], "judge": scorer.client.model,
-                **{k: v for k, v in result_record(g, scores, not args.no_audit).items() if k != "id"}}
+        return {"id": g["id"], "responses_sha": responses_sha(g["responses"]), "judge": scorer.client.model,
+                **{k: v for k, v in result_record(g, scores, audit).items() if k != "id"}}
 
-    new, stop = score_appending(scorer, todo, record, None if judge.dry_run else out,
-                                [done[g["id"]] for g in groups if g["id"] in done], args.groups_in_flight)
+    run = score_groups_file(scorer, lambda: iter_groups(samples, skipped), output,
+                            lambda g: group_key(g, options), record, in_flight, keep_errors=False)
+    if skipped:
+        err_console.print(f"{len(set(skipped))} sample records without responses (failed sampling) are skipped")
+    return run
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """`lr-train score`: the flags over :func:`score_samples`."""
+    from lr_eval.config import JudgeConfig
+    from lr_eval.reward import RewardSettings
+
+    return score_samples(RewardSettings.from_args(args), JudgeConfig.from_args(args), args.input, args.output,
+                         audit=not args.no_audit)
+
+
+def score_samples(settings: RewardSettings, judge: JudgeConfig, input_path: str | Path, output: str | Path,
+                  audit: bool = True) -> int:
+    """Score every sampled group of `input_path` into `output` (streaming, resumable by content); returns the
+    number of prompts left unscored or bad lines (0: all done)."""
+    from lr_eval.report import print_usage
+    from lr_eval.reward import build_scorer
+    from lr_eval.reward.cli import check_score_paths, result_options
+
+    from .cli import err_console
+
+    check_score_paths(input_path, output, judge, settings.embed_cache)
+    scorer = build_scorer(settings, judge)
+    run = score_sample_groups(scorer, input_path, None if judge.dry_run else Path(output),
+                              result_options(judge, settings.config(judge), audit), audit, settings.groups_in_flight)
     if judge.dry_run:
-        print_estimate(scorer, todo)
         return 0
-    final = [done.get(g["id"]) or new[g["id"]] for g in groups if g["id"] in done or g["id"] in new]
-    write_jsonl_atomic(out, final)
-    print_summary(final, scorer)
     print_usage(scorer.client.meter)
-    missing = len(groups) - len(final)
-    if stop is not None:  # one line from lr-train's error handler; finished prompts are written
-        raise stop
-    if missing:
-        err_console.print(f"[red]{missing} prompts not scored")
-    return missing
+    if run.stop is not None:  # one line from lr-train's error handler; finished prompts are written
+        raise run.stop
+    if run.failed:
+        err_console.print(f"[red]{run.failed} prompts not scored or bad lines")
+    return run.failed
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -194,8 +206,28 @@ def table_argv(parser: argparse.ArgumentParser, table: dict[str, Any], where: st
     return argv
 
 
+def score_table(table: dict[str, Any], where: str) -> tuple[RewardSettings, dict[str, Any]]:
+    """The ``[score]`` table's LongReward keys read as settings (no command line in between), and the rest."""
+    from dataclasses import fields
+
+    from lr_eval.reward import RewardSettings
+
+    names = {f.name for f in fields(RewardSettings)}
+    mine = {k: v for k, v in table.items() if k.replace("-", "_") in names}
+    rest = {k: v for k, v in table.items() if k not in mine}
+    return RewardSettings.from_mapping(mine, where=where), rest
+
+
 def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str, list[str]]]:
-    """(step, argv of its subcommand) for every step of the config, files chained through the workdir."""
+    """(step, argv of its subcommand) for every step of the config, files chained through the workdir
+    (for the score step, its LongReward settings as flags: what `lr-train score` would be given)."""
+    return [(step, argv + (settings.to_argv() if settings else [])) for step, argv, settings in steps_of(config,
+                                                                                                       config_name)]
+
+
+def steps_of(config: dict[str, Any], config_name: str = "config"
+             ) -> list[tuple[str, list[str], RewardSettings | None]]:
+    """(step, argv of its subcommand, the score step's LongReward settings) for every step of the config."""
     run = dict(config.get("run", {}))
     unknown = set(run) - {"workdir", "steps", "keep_going"}
     if unknown:
@@ -229,7 +261,7 @@ def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str,
     from .cli import build_parser
 
     parsers = subparsers(build_parser())
-    out: list[tuple[str, list[str]]] = []
+    out: list[tuple[str, list[str], RewardSettings | None]] = []
     for step in STEPS:
         if step not in steps:
             continue
@@ -238,9 +270,10 @@ def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str,
             raise ValueError(f"{config_name} [{step}]: {', '.join(POSITIONALS[step])} is required")
         if step == "dpo" and "model" not in tables["dpo"]:
             raise ValueError(f"{config_name} [dpo]: model is required (the SFT model to train: HF id or folder)")
-        argv = [str(a) for a in args] + outputs[step] + table_argv(parsers[step], tables[step],
-                                                                   f"{config_name} [{step}]")
-        out.append((step, argv))
+        where = f"{config_name} [{step}]"
+        settings, table = score_table(tables[step], where) if step == "score" else (None, tables[step])
+        argv = [str(a) for a in args] + outputs[step] + table_argv(parsers[step], table, where)
+        out.append((step, argv, settings))
     return out
 
 
@@ -259,15 +292,22 @@ def run_pipeline(config_path: str | Path, steps: list[str] | None = None, keep_g
     config = load_config(config_path)
     if steps:
         config.setdefault("run", {})["steps"] = steps
-    todo = plan(config, str(config_path))
+    todo = steps_of(config, str(config_path))
     keep = bool(config.get("run", {}).get("keep_going", False)) if keep_going is None else keep_going
     parser = build_parser()
     worst = 0
-    for n, (step, argv) in enumerate(todo, 1):
-        err_console.print(f"== step {n}/{len(todo)}: lr-train {step} {shlex.join(argv)}", markup=False,
+    for n, (step, argv, settings) in enumerate(todo, 1):
+        shown = argv + (settings.to_argv() if settings else [])
+        err_console.print(f"== step {n}/{len(todo)}: lr-train {step} {shlex.join(shown)}", markup=False,
                           highlight=False, style="bold")
         args = parser.parse_args([step, *argv])
-        rc = int(args.func(args) or 0)
+        if settings is not None:  # the score step: its settings come from the table, not from flags
+            from lr_eval.config import JudgeConfig
+
+            rc = 1 if score_samples(settings, JudgeConfig.from_args(args), args.input, args.output,
+                                    audit=not args.no_audit) else 0
+        else:
+            rc = int(args.func(args) or 0)
         gc.collect()  # an in-process policy of the sample step must not stay in memory during DPO
         if rc:
             worst = max(worst, rc)

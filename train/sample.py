@@ -23,9 +23,10 @@ what the policy saw.  Output JSONL, one line per prompt::
      "prompt_tokens", "truncated", "context_tokens_cut", "failed"?: [{"seed", "error"}]}
 
 or ``{"id", "line", "error"}`` for a bad input line or a prompt none of whose samples succeeded.
-Each finished prompt is appended at once (and synced); a rerun skips the prompts already done with
-the same sampling settings and retries failed samples; at the end the file is rewritten in input
-order.  The output is also a valid ``lr-eval score`` input.
+Each finished prompt is appended at once (and synced) with its ``input_key`` (a hash of the prompt
+and the sampling settings); a rerun reuses the prompts whose key matches and retries failed samples;
+at the end the file is rewritten in input order.  Prompts are streamed (``prompts_in_flight`` in
+memory).  The output is also a valid ``lr-eval score`` input.
 """
 
 from __future__ import annotations
@@ -33,13 +34,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lr_eval.jsonl import read_done_ids, read_unique, require, write_jsonl_atomic
+from lr_eval.jsonl import (
+    KEY_FIELD,
+    InputError,
+    JsonlRecords,
+    ResumableJsonl,
+    check_output_path,
+    content_key,
+    iter_unique,
+    read_jsonl,
+    require,
+    run_window,
+)
 from lr_eval.types import ChatRequest, ChatResult
 
 TEMPLATE_ID = "lr-train.sample"
@@ -72,8 +83,9 @@ def _first(rec: dict[str, Any], names: tuple[str, ...]) -> str:
     return names[0]
 
 
-def read_prompts(path: str | Path) -> tuple[list[Prompt], list[dict[str, Any]]]:
-    """(prompts, error records ``{"id", "line", "error"}`` for bad lines); a bad line never stops the rest."""
+def iter_prompts(path: str | Path) -> Iterator[tuple[int, Prompt | None, dict[str, Any] | None]]:
+    """Stream (line, prompt, None) or (line, None, error record ``{"id", "line", "error"}``); a bad line never
+    stops the rest, a repeated id is a bad line (the first is sampled)."""
 
     def parse(rec: dict[str, Any], n: int) -> tuple[str, Prompt]:
         pid = str(require(rec, _first(rec, ("id", "idx")), (str, int), path, n))
@@ -85,7 +97,7 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[dict[str, Any]]]:
         rid = rec.get("id", rec.get("idx"))
         return None if rid is None else str(rid)
 
-    return read_unique(path, parse, error_id)
+    return iter_unique(path, parse, error_id)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -261,60 +273,35 @@ def make_record(prompt: Prompt, fit: Fitted, results: list[ChatResult], seeds: l
     return rec
 
 
-async def sample_prompts(client: Any, prompts: list[Prompt], cfg: SampleConfig, fitter: PromptFitter | None,
-                         sampling: dict[str, Any],
-                         on_done: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Sample every prompt (N requests each, all through ``client``); records in input order.
-
-    ``on_done(i, record)`` is called as each prompt finishes.  A fatal client error (bad key,
-    unknown model) stops the batch and is raised.
-    """
+async def sample_prompts(client: Any, prompts: Iterable[Prompt], cfg: SampleConfig, fitter: PromptFitter | None,
+                         sampling: dict[str, Any], on_done: Callable[[Prompt, dict[str, Any]], None],
+                         total: int) -> None:
+    """Sample every prompt (N requests each, all through ``client``), pulling prompts lazily with at most
+    ``cfg.prompts_in_flight`` in memory; ``on_done(prompt, record)`` as each finishes.  A fatal client error
+    (bad key, unknown model) stops the batch and is raised."""
     from lr_eval.judge import gather_or_cancel
 
-    sem = asyncio.Semaphore(max(1, cfg.prompts_in_flight))
     seeds = [cfg.seed + i for i in range(cfg.n)]
 
-    async def one(i: int) -> dict[str, Any]:
-        p = prompts[i]
-        async with sem:
-            if fitter is None:
-                fit = Fitted(p.context, None)
-            else:
-                fit = await asyncio.to_thread(fitter.fit, p.context, p.question)
-            if fit.context is None:
-                results = [ChatResult(content=None, error=fit.error, error_kind="bad_request") for _ in seeds]
-            else:
-                reqs = [cfg.request(fit.context, p.question, i) for i in range(cfg.n)]
-                results = await gather_or_cancel([client.chat(r) for r in reqs])
-        rec = make_record(p, fit, results, seeds, sampling)
-        if on_done is not None:
-            on_done(i, rec)
-        return rec
+    async def one(_: int, p: Prompt) -> dict[str, Any]:
+        if fitter is None:
+            fit = Fitted(p.context, None)
+        else:
+            fit = await asyncio.to_thread(fitter.fit, p.context, p.question)
+        if fit.context is None:
+            results = [ChatResult(content=None, error=fit.error, error_kind="bad_request") for _ in seeds]
+        else:
+            reqs = [cfg.request(fit.context, p.question, i) for i in range(cfg.n)]
+            results = await gather_or_cancel([client.chat(r) for r in reqs])
+        return make_record(p, fit, results, seeds, sampling)
 
-    with client.progress("sampling", len(prompts) * cfg.n):
-        return await gather_or_cancel([one(i) for i in range(len(prompts))])
+    with client.progress("sampling", total * cfg.n):
+        await run_window(prompts, one, cfg.prompts_in_flight, lambda _, p, rec: on_done(p, rec))
 
 
-def is_done(rec: dict[str, Any], sampling: dict[str, Any]) -> bool:
-    """A record from an earlier run that needs no new request."""
-    return "error" not in rec and not rec.get("failed") and rec.get("sampling") == sampling
-
-
-class AppendWriter:
-    """Appends JSON lines and syncs each one: an interrupted run keeps every finished record."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("a", encoding="utf-8")
-
-    def write(self, rec: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
+def is_done(rec: dict[str, Any]) -> bool:
+    """A record from an earlier run that needs no new request (its key already matched prompt and sampling)."""
+    return "error" not in rec and not rec.get("failed")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -391,8 +378,9 @@ class PolicyConfig:
                              "--backend transformers)")
 
 
-def build_policy(pc: PolicyConfig, cfg: SampleConfig, show_progress: bool = True) -> tuple[Any, int | None, Any]:
-    """(client, prompt budget, fitter) for a policy configuration."""
+def build_policy(pc: PolicyConfig, cfg: SampleConfig, show_progress: bool = True,
+                 backend: Any = None) -> tuple[Any, int | None, Any]:
+    """(client, prompt budget, fitter) for a policy configuration (`backend`: one already built)."""
     from lr_eval.config import JudgeConfig, build_client
 
     # A JudgeConfig built directly, not through JudgeConfig.load: LR_JUDGE_* variables describe the
@@ -400,7 +388,6 @@ def build_policy(pc: PolicyConfig, cfg: SampleConfig, show_progress: bool = True
     jc = JudgeConfig(backend=pc.backend, base_url=pc.base_url, model=pc.model, api_key_env=pc.api_key_env,
                      max_tokens=cfg.max_tokens, concurrency=pc.concurrency, timeout=pc.timeout,
                      max_retries=pc.max_retries, cache=pc.cache or "none")
-    backend = None
     window = pc.max_model_len
     tokenizer = pc.tokenizer
     if window == 0:
@@ -409,7 +396,7 @@ def build_policy(pc: PolicyConfig, cfg: SampleConfig, show_progress: bool = True
         window = endpoint_window(pc.base_url, pc.model, jc.api_key())
         if window is not None:
             tokenizer = tokenizer or pc.model  # vLLM serves under the HF id or path by default
-    if pc.backend == "transformers":
+    if pc.backend == "transformers" and backend is None:
         from lr_eval.backends import TransformersBackend
 
         fp = model_fingerprint(pc.model)
@@ -435,54 +422,73 @@ def default_cache(output: str | Path) -> Path:
 
 
 def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, cfg: SampleConfig,
-               show_progress: bool = True) -> tuple[list[dict[str, Any]], SampleStats, Any]:
-    """The whole step: read, resume, sample, write.  Returns (final records, stats, client meter)."""
+               show_progress: bool = True, backend: Any = None) -> tuple[JsonlRecords, SampleStats, Any]:
+    """The whole step: validate, resume, sample, write (streaming: memory does not grow with the prompts).
+    Returns (the output's records, read lazily; stats; client meter). `backend`: an already built policy
+    backend (a benchmark's scripted one)."""
     from lr_eval.types import BudgetExceeded, JudgeFatalError
 
-    prompts, errors = read_prompts(prompts_path)
-    out = Path(output)
+    out = check_output_path(output, [prompts_path])
     if pc.cache is None:
         pc = replace(pc, cache=str(default_cache(out)))
-    client, budget, fitter = build_policy(pc, cfg, show_progress)
+    if str(pc.cache).lower() != "none":
+        check_output_path(str(pc.cache), [prompts_path], what="sample cache")
+    stats = SampleStats()
+    for _, _p, err in iter_prompts(prompts_path):  # every bad line is known before any request
+        if err is not None:
+            stats.bad_lines += 1
+            stats.errors.append(err["error"])
+        else:
+            stats.prompts += 1
+    client, budget, fitter = build_policy(pc, cfg, show_progress, backend)
+    stats.max_prompt_tokens = budget
     sampling = sampling_key(cfg, client.model, budget)
-    done = {k: v for k, v in read_done_ids(out).items() if is_done(v, sampling)}
-    todo = [p for p in prompts if p.id not in done]
-    stats = SampleStats(prompts=len(prompts), max_prompt_tokens=budget, reused=len(prompts) - len(todo),
-                        bad_lines=len(errors))
-    write_jsonl_atomic(out, [done[p.id] for p in prompts if p.id in done])
-    writer = AppendWriter(out)
-    new: dict[str, dict[str, Any]] = {}
 
-    def on_done(i: int, rec: dict[str, Any]) -> None:
-        new[todo[i].id] = rec
-        writer.write(rec)
+    def key(p: Prompt) -> str:
+        return content_key({"id": p.id, "context": p.context, "question": p.question}, sampling)
+
+    store = ResumableJsonl(out, reusable=is_done)
+    todo = 0
+    for _, p, _err in iter_prompts(prompts_path):
+        todo += p is not None and key(p) not in store
+
+    def fresh() -> Iterator[Prompt]:
+        for _, p, _err in iter_prompts(prompts_path):
+            if p is not None and key(p) not in store:
+                yield p
+
+    def on_done(p: Prompt, rec: dict[str, Any]) -> None:
+        store.append({**rec, KEY_FIELD: key(p)})
+        stats.sampled += 1
 
     stop: Exception | None = None
     try:
-        client.run_coroutine(lambda: sample_prompts(client, todo, cfg, fitter, sampling, on_done))
+        client.run_coroutine(lambda: sample_prompts(client, fresh(), cfg, fitter, sampling, on_done, todo))
     except (JudgeFatalError, BudgetExceeded) as e:
         stop = e
-    finally:
-        writer.close()
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for p in prompts:
-        rec = done.get(p.id) or new.get(p.id) or {"id": p.id, "line": p.line, "error": f"not sampled: {stop}"}
-        rows.append((p.line, rec))
-    rows += [(e["line"], e) for e in errors]
-    rows.sort(key=lambda x: x[0])
-    final = [r for _, r in rows]
-    write_jsonl_atomic(out, final)
-    stats.sampled = len(new)
-    for p in prompts:
-        rec = done.get(p.id) or new.get(p.id) or {}
+    stats.reused = stats.prompts - todo
+
+    def order() -> Iterator[str | dict[str, Any]]:
+        for n, p, err in iter_prompts(prompts_path):
+            if err is not None:
+                yield err
+            elif store.get(key(p)) is not None:
+                yield key(p)
+            else:
+                yield {"id": p.id, "line": n, "error": f"not sampled: {stop}"}
+
+    store.finish(order())
+    for _, rec in read_jsonl(out, allow_empty=True):
+        if isinstance(rec, InputError) or KEY_FIELD not in rec and "not sampled" not in str(rec.get("error")):
+            continue  # a bad input line, counted above
         stats.responses += len(rec.get("responses", []))
         stats.failed_samples += len(rec.get("failed", []))
         stats.truncated += bool(rec.get("truncated")) and "error" not in rec
         stats.too_long += bool(rec.get("too_long"))
         stats.cut_at_max_tokens += sum(f == "length" for f in rec.get("finish_reasons", []))
-        if "error" in rec or not rec:
+        if "error" in rec:
             stats.failed_prompts += 1
-            stats.errors.append(f"{p.id}: {rec.get('error', f'not sampled: {stop}')}")
+            stats.errors.append(f"{rec['id']}: {rec['error']}")
     if stop is not None:  # one line from lr-train's error handler; every sampled prompt is written
         raise stop
-    return final, stats, client.meter
+    return JsonlRecords(out), stats, client.meter

@@ -72,3 +72,22 @@ def save_tiny_model(directory: str | Path, n_words: int = 64, seed: int = 0, ext
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return Path(directory)
+
+
+def write_tiny_pairs(path: str | Path, n_pairs: int, seed: int = 0, prompt_words: tuple[int, int] = (8, 24),
+                     response_words: tuple[int, int] = (2, 6)) -> Path:
+    """A preference JSONL over ``save_tiny_model``'s words: random prompts (w20..w63) and responses (w4..w19)."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+
+    def words(low: int, high: int, span: tuple[int, int]) -> str:
+        return " ".join(f"w{rng.randrange(low, high)}" for _ in range(rng.randrange(*span)))
+
+    with Path(path).open("w") as fh:
+        for _ in range(n_pairs):
+            row = {"prompt": words(20, 64, prompt_words), "chosen": " " + words(4, 20, response_words),
+                   "rejected": " " + words(4, 20, response_words)}
+            fh.write(json.dumps(row) + "\n")
+    return Path(path)

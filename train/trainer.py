@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,10 @@ from typing import Any
 
 import torch
 
+from lr_eval.jsonl import check_dir_writable
+
 from . import checkpoint as ckpt
+from . import distributed as dist_utils
 from .data import PreparedData, TokenizedPair, prepare_pairs, read_preference_jsonl
 from .flops import DEFAULT_PEAK_TFLOPS, ModelShape, mfu, packed_pair_flops
 from .loss import pair_loss
@@ -158,11 +162,23 @@ class DPOTrainer:
         self.pairs = pairs
         self.output_dir = Path(config.output_dir)
 
-        cpu = not torch.cuda.is_available()
-        probe = torch.device("cpu" if cpu else "cuda")
+        # DeepSpeed also runs without GPUs (DS_ACCELERATOR=cpu), but accelerate selects it only when not told cpu.
+        deepspeed = dist_utils.deepspeed_launch()
+        cpu = not torch.cuda.is_available() and not deepspeed
+        probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.compute_dtype = _compute_dtype(config, probe)
         mixed = "bf16" if self.compute_dtype == torch.bfloat16 else "no"
-        self.accelerator = Accelerator(mixed_precision=mixed, cpu=cpu)
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if config.batch_size % launched:
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by {launched} processes")
+        # DeepSpeed accumulates itself: it is told the pairs per process and step (one pair per micro-step).
+        accumulation = config.batch_size // launched if deepspeed else 1
+        self.accelerator = Accelerator(mixed_precision=mixed, cpu=cpu, gradient_accumulation_steps=accumulation)
+        self.engine = dist_utils.engine_of(self.accelerator)
+        if config.save_merged and self.engine in ("fsdp2", "deepspeed"):
+            raise ValueError("save_merged under FSDP2 / DeepSpeed: merge the saved adapter afterwards "
+                             "(peft's merge_and_unload on one process)")
+        fsdp = dist_utils.fsdp_settings(self.accelerator, self.compute_dtype) if self.engine == "fsdp2" else None
         set_seed(config.seed)  # before LoRA init: the adapter's A matrices are random
 
         base = base_model_of(model)
@@ -187,12 +203,14 @@ class DPOTrainer:
             model,
             attention=config.attention,  # type: ignore[arg-type]
             logprob_chunk_size=config.logprob_chunk_size,
-            gradient_checkpointing=config.gradient_checkpointing,
+            gradient_checkpointing=config.gradient_checkpointing or bool(fsdp and fsdp.activation_checkpointing),
         )
         self.packed.train()
         self.shape = ModelShape.from_model(model)
+        if fsdp is not None:
+            dist_utils.shard_fsdp2(self.packed, fsdp, self.accelerator.device)
 
-        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.trainable = [p for p in self.packed.parameters() if p.requires_grad]
         if not self.trainable:
             raise ValueError("the model has no trainable parameters")
         optimizer = torch.optim.AdamW(
@@ -202,11 +220,16 @@ class DPOTrainer:
             eps=config.adam_epsilon,
             weight_decay=config.weight_decay,
         )
-        self.wrapped, self.optimizer = self.accelerator.prepare(self.packed, optimizer)
+        self.raw_optimizer = optimizer
+        if self.engine == "fsdp2":
+            self.wrapped, self.optimizer = self.packed, optimizer  # sharded in place; nothing to wrap
+        else:
+            if self.engine == "deepspeed":
+                dist_utils.fill_deepspeed_config(self.accelerator, accumulation, config.max_grad_norm)
+            self.wrapped, self.optimizer = self.accelerator.prepare(self.packed, optimizer)
+            if self.engine == "deepspeed":
+                dist_utils.gather_lm_head_with_root(self.packed)
 
-        world = self.accelerator.num_processes
-        if config.batch_size % world:
-            raise ValueError(f"batch_size {config.batch_size} is not divisible by {world} processes")
         if config.max_steps is not None:
             self.total_steps = config.max_steps
         else:
@@ -257,10 +280,8 @@ class DPOTrainer:
     def _reference_sums(self, pair: PackedPair) -> tuple[float, float]:
         module = self.module
         with torch.no_grad(), self.accelerator.autocast():
-            if is_peft_model(module.model):
-                c, r = module(pair, reference=True)
-            else:  # full fine-tuning: only valid before the first update (precompute)
-                c, r = module.completion_logps(pair)
+            # Full fine-tuning: the current weights, only valid before the first update (precompute).
+            c, r = module(pair, reference=is_peft_model(module.model))
         return float(c.sum()), float(r.sum())
 
     def precompute_reference(self) -> torch.Tensor:
@@ -268,8 +289,10 @@ class DPOTrainer:
         acc = self.accelerator
         n = len(self.pairs)
         out = torch.zeros(n, 2, dtype=torch.float64, device=acc.device)
-        for index in range(acc.process_index, n, acc.num_processes):
-            out[index] = torch.tensor(self._reference_sums(self.packed_pair(index)), dtype=torch.float64)
+        for index in dist_utils.equal_rounds(n, acc.process_index, acc.num_processes):
+            sums = self._reference_sums(self.packed_pair(0 if index is None else index))
+            if index is not None:
+                out[index] = torch.tensor(sums, dtype=torch.float64)
         if acc.num_processes > 1:
             out = acc.reduce(out, reduction="sum")
         self.reference_logps = out.cpu()
@@ -297,12 +320,21 @@ class DPOTrainer:
             else:
                 ref_c, ref_r = (float(v) for v in self.reference_logps[index])
             offload = cfg.offload_min_tokens is not None and pair.seq_len >= cfg.offload_min_tokens
-            sync = contextlib.nullcontext() if j == len(local) - 1 else acc.no_sync(self.wrapped)
+            # DDP all-reduces once per step; FSDP2 reduce-scatters every pair (sharded gradients
+            # accumulate, unsharded ones would cost a full copy); DeepSpeed steps at the boundary that
+            # accelerate's accumulate() marks (every len(local) pairs), else after every pair.
+            last = j == len(local) - 1
+            if self.engine == "deepspeed":
+                sync = acc.accumulate(self.wrapped)
+            elif self.engine == "ddp" and not last:
+                sync = acc.no_sync(self.wrapped)
+            else:
+                sync = contextlib.nullcontext()
             with sync:
                 with acc.autocast():
                     chosen, rejected = self.wrapped(pair, offload=offload)
                     out = pair_loss(chosen, rejected, ref_c, ref_r, cfg.beta, cfg.nll_weight)
-                acc.backward(out.loss / len(local))
+                acc.backward(out.loss if self.engine == "deepspeed" else out.loss / len(local))
             sums += torch.tensor(
                 [
                     out.loss.item(),
@@ -341,7 +373,7 @@ class DPOTrainer:
         record["rewards/margins"] = record["rewards/chosen"] - record["rewards/rejected"]
         record.update(
             {
-                "grad_norm": float(grad_norm),
+                "grad_norm": dist_utils.local_norm(grad_norm),
                 "learning_rate": lr,
                 "pairs": int(pairs),
                 "tokens": int(totals[8]),
@@ -380,10 +412,27 @@ class DPOTrainer:
                 "rewards/margins": totals[2].item() / n}
 
     # -- checkpoints --------------------------------------------------------------------------
+    def _model_state(self) -> dict[str, torch.Tensor] | None:
+        """The gathered weights to save (adapter or full model) under sharding engines; None otherwise.
+
+        A collective: every rank calls it.  Keys are those of ``self.module.model``'s state dict.
+        """
+        model = self.module.model
+        if self.engine == "fsdp2":
+            names = None
+            if is_peft_model(model):
+                names = {name for name, p in model.named_parameters() if p.requires_grad}
+            return dist_utils.full_state_dict(model, names)
+        if self.engine == "deepspeed":  # ZeRO-3: the 16-bit weights, gathered on rank 0
+            state = self.accelerator.get_state_dict(self.wrapped)
+            return {k.removeprefix("model."): v for k, v in (state or {}).items()}
+        return None
+
     def save_model(self, directory: Path, merged: bool = False) -> Path:
-        """HF-format model (adapter, or full weights) + tokenizer in ``directory``."""
+        """HF-format model (adapter, or full weights) + tokenizer in ``directory``: one folder, any engine."""
         acc = self.accelerator
         acc.wait_for_everyone()
+        state = self._model_state()
         if acc.is_main_process:
             directory.mkdir(parents=True, exist_ok=True)
             model = self.module.model
@@ -391,7 +440,7 @@ class DPOTrainer:
                 if not is_peft_model(model):
                     raise ValueError("save_merged needs a LoRA model")
                 model = model.merge_and_unload()  # the run is over: merging in place is fine
-            model.save_pretrained(directory)
+            model.save_pretrained(directory, **({} if state is None else {"state_dict": state}))
             if self.tokenizer is not None:
                 self.tokenizer.save_pretrained(directory)
         acc.wait_for_everyone()
@@ -401,15 +450,13 @@ class DPOTrainer:
         directory = self.output_dir / f"checkpoint-{self.step}"
         self.save_model(directory)
         acc = self.accelerator
+        training: dict[str, Any] = {"scheduler": self.scheduler.state_dict(), "rng": ckpt.rng_state()}
+        if self.engine == "deepspeed":  # optimizer shards in DeepSpeed's own format (same world size)
+            self.wrapped.save_checkpoint(str(directory / ckpt.DEEPSPEED_STATE), tag="state")
+        else:
+            training["optimizer"] = dist_utils.optimizer_state(self.packed, self.raw_optimizer)
         if acc.is_main_process:
-            torch.save(
-                {
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "rng": ckpt.rng_state(),
-                },
-                directory / ckpt.TRAINING_STATE,
-            )
+            torch.save(training, directory / ckpt.TRAINING_STATE)
             if self.reference_logps is not None:
                 torch.save(self.reference_logps, directory / ckpt.REFERENCE_LOGPS)
             ckpt.write_trainer_state(
@@ -421,6 +468,8 @@ class DPOTrainer:
                     "n_pairs": len(self.pairs),
                     "data_fingerprint": self.fingerprint,
                     "use_lora": is_peft_model(self.module.model),
+                    "engine": self.engine,
+                    "num_processes": acc.num_processes,
                     "config": dataclasses.asdict(self.config),
                 },
             )
@@ -436,12 +485,19 @@ class DPOTrainer:
         saved_bs = state["config"]["batch_size"]
         if saved_bs != self.config.batch_size:
             raise ValueError(f"{directory} used batch_size {saved_bs}, this run {self.config.batch_size}")
-        model = self.module.model
-        if is_peft_model(model):
-            ckpt.load_adapter_weights(model, directory)
-        # Full fine-tuning: the caller loads the model from the checkpoint directory (run_dpo does).
         training = torch.load(directory / ckpt.TRAINING_STATE, map_location="cpu", weights_only=False)
-        self.optimizer.load_state_dict(training["optimizer"])
+        model = self.module.model
+        if self.engine == "deepspeed":
+            saved = (state.get("engine"), state.get("num_processes"))
+            if saved != ("deepspeed", self.accelerator.num_processes):
+                raise ValueError(f"{directory} was saved by {saved[0]} on {saved[1]} processes: DeepSpeed "
+                                 f"resumes only its own state on as many processes")
+            self.wrapped.load_checkpoint(str(directory / ckpt.DEEPSPEED_STATE), tag="state")
+        else:
+            if is_peft_model(model):
+                ckpt.load_adapter_weights(model, directory)
+            # Full fine-tuning: the caller loads the model from the checkpoint directory (run_dpo does).
+            dist_utils.load_optimizer_state(self.packed, self.raw_optimizer, training["optimizer"])
         self.scheduler.load_state_dict(training["scheduler"])
         ckpt.set_rng_state(training["rng"])
         ref_file = directory / ckpt.REFERENCE_LOGPS
@@ -521,13 +577,13 @@ def run_dpo(config: DPOConfig) -> None:
     config.validate()
     if not config.model or not config.train_file:
         raise ValueError("DPOConfig.model and DPOConfig.train_file are required")
-    output_dir = Path(config.output_dir)
+    output_dir = check_dir_writable(config.output_dir)
+    examples = read_preference_jsonl(config.train_file)  # bad data fails before a model is loaded
     resume = ckpt.resolve_resume(config.resume_from, output_dir)
     model_path = None
     if resume is not None and not config.use_lora:
         model_path = str(resume)  # full fine-tuning resumes from the saved full weights
     model, tokenizer = load_model_and_tokenizer(config, model_path)
-    examples = read_preference_jsonl(config.train_file)
     prepared: PreparedData = prepare_pairs(tokenizer, examples, config.max_length, config.prompt_format)
     trainer = DPOTrainer(config, model, tokenizer, prepared.pairs)
     if trainer.accelerator.is_main_process:
