@@ -14,8 +14,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from .formats import from_json, verdict_logprobs_from_steps
 from .retry import classify
 from .types import ChatRequest, ChatResult, PermanentError, TransientError, Usage
+
+def structured_body(request: ChatRequest) -> dict[str, Any]:
+    """The body fields that make a server enforce the request's answer format (none when not structured).
+
+    `structured_outputs` (vLLM >= 0.10: `{"structured_outputs": {"regex": ...}}`), `guided_regex` (older vLLM),
+    `regex` (SGLang), `json_schema` (the OpenAI `response_format`; the answer comes back as JSON and is turned
+    into text by `lr_eval.formats.from_json`).
+    """
+    fmt, form = request.answer_format, request.structured
+    if fmt is None or not form:
+        return {}
+    assert request.max_tokens is not None  # JudgeClient.complete() set it
+    if form == "json_schema":
+        return {"response_format": {"type": "json_schema", "json_schema": {
+            "name": fmt.name.replace(".", "_").replace("[", "_").replace("]", "")[:64],
+            "schema": fmt.json_schema(request.max_tokens), "strict": True}}}
+    rx = fmt.regex(request.max_tokens)
+    return {"structured_outputs": {"structured_outputs": {"regex": rx}}, "guided_regex": {"guided_regex": rx},
+            "regex": {"regex": rx}}[form]
 
 
 class Backend(Protocol):
@@ -59,7 +79,8 @@ class OpenAIBackend:
 
     async def send(self, request: ChatRequest) -> ChatResult:
         """POST exactly this request (the client has filled in every default) and read the answer."""
-        body = {"model": self.model, "messages": list(request.messages), **request.decoding()}
+        body = {"model": self.model, "messages": list(request.messages), **request.decoding(),
+                **structured_body(request)}
         try:
             # The client's low-level post with a plain dict in and out: same auth, errors and
             # status handling as chat.completions.create, without its per-call TypedDict transform
@@ -70,7 +91,13 @@ class OpenAIBackend:
             if kind is e:
                 raise
             raise kind from None
-        return _result_from_openai(resp, self.base_url)
+        res = _result_from_openai(resp, self.base_url)
+        if request.structured == "json_schema" and res.content is not None:
+            res.content = from_json(res.content)
+        if request.score_from == "logprobs" and request.answer_format is not None and res.top_logprobs:
+            chosen = [t["token"] for t in resp["choices"][0]["logprobs"]["content"]]
+            res.verdict_logprobs = verdict_logprobs_from_steps(chosen, res.top_logprobs, request.answer_format.ratings)
+        return res
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -168,6 +195,16 @@ class TransformersBackend:
             else:
                 gen_kwargs.update(temperature=None, top_p=None, top_k=None)
             want_lp = bool(request.logprobs)
+            fmt = request.answer_format
+            if request.structured and fmt is not None:  # enforce the answer format (lr_eval.constrained)
+                from transformers import LogitsProcessorList
+
+                from .constrained import logits_processor, matcher
+
+                grammar = matcher(self._tok, fmt.lark(max_new))
+                gen_kwargs.update(logits_processor=LogitsProcessorList([logits_processor(grammar,
+                                                                                         self._tok.eos_token_id)]),
+                                  eos_token_id=self._tok.eos_token_id)
             with torch.no_grad():
                 out = self._lm.generate(ids, attention_mask=torch.ones_like(ids), return_dict_in_generate=True,
                                         output_scores=want_lp, **gen_kwargs)
@@ -186,8 +223,15 @@ class TransformersBackend:
                     lps = torch.log_softmax(step[0].float(), dim=-1)
                     vals, idx = lps.topk(k)
                     top.append({self._tok.decode([int(i)]): float(v) for v, i in zip(vals, idx, strict=True)})
+            verdict = None
+            if request.score_from == "logprobs" and fmt is not None and fmt.ratings:
+                from .constrained import rating_logprobs
+
+                verdict = rating_logprobs(self._lm, self._tok, ids, [int(t) for t in new
+                                                                     if int(t) != self._tok.eos_token_id],
+                                          fmt.ratings)
             return ChatResult(content=text, usage=Usage(int(ids.shape[1]), len(new)), finish_reason=finish,
-                              top_logprobs=top)
+                              top_logprobs=top, verdict_logprobs=verdict)
 
     async def send(self, request: ChatRequest) -> ChatResult:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._generate, request)
@@ -218,20 +262,40 @@ class VLLMBackend:
         with self._lock:
             if self._llm is None:
                 self._llm = LLM(model=self.path, **self._engine_kwargs)
+            max_tokens = _required_max_tokens(request)
             params = SamplingParams(temperature=request.temperature, top_p=request.top_p or 1.0,
-                                    max_tokens=_required_max_tokens(request), stop=list(request.stop or []) or None,
+                                    max_tokens=max_tokens, stop=list(request.stop or []) or None,
                                     seed=request.seed,
-                                    logprobs=request.top_logprobs if request.logprobs else None)
+                                    logprobs=request.top_logprobs if request.logprobs else None,
+                                    **_vllm_structured(request, max_tokens))
             out = self._llm.chat([list(request.messages)], params, use_tqdm=False)[0]
             comp = out.outputs[0]
-            top = None
+            top = verdict = None
             if request.logprobs and comp.logprobs:
                 top = [{lp.decoded_token: float(lp.logprob) for lp in step.values()} for step in comp.logprobs]
+                if request.score_from == "logprobs" and request.answer_format is not None:
+                    chosen = [step[t].decoded_token for step, t in zip(comp.logprobs, comp.token_ids, strict=False)]
+                    verdict = verdict_logprobs_from_steps(chosen, top, request.answer_format.ratings)
             return ChatResult(content=comp.text, usage=Usage(len(out.prompt_token_ids), len(comp.token_ids)),
-                              finish_reason=comp.finish_reason, top_logprobs=top)
+                              finish_reason=comp.finish_reason, top_logprobs=top, verdict_logprobs=verdict)
 
     async def send(self, request: ChatRequest) -> ChatResult:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._generate, request)
 
     async def aclose(self) -> None:
         return None
+
+
+def _vllm_structured(request: ChatRequest, max_tokens: int) -> dict[str, Any]:
+    """vLLM's structured-output parameter for the request's answer format (its regex form), when structured."""
+    if not request.structured or request.answer_format is None:
+        return {}
+    rx = request.answer_format.regex(max_tokens)
+    try:  # vLLM >= 0.10.2
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(regex=rx)}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(regex=rx)}

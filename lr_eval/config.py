@@ -25,6 +25,10 @@ from .errors import UserError
 from .flags import truthy
 
 BACKENDS = ("openai", "transformers", "vllm", "embedded")
+STRUCTURED = ("off", "auto", "on")
+SCORE_FROM = ("text", "logprobs")
+#: The forms an OpenAI-compatible server takes a grammar in (lr_eval.backends.structured_body).
+SERVER_FORMS = ("structured_outputs", "guided_regex", "regex", "json_schema")
 
 
 class ConfigError(UserError, ValueError):
@@ -57,6 +61,16 @@ class JudgeConfig:
     system_prompt: str | None = None
     dry_run: bool = False
     claim_lease: float = 30.0          # seconds a claim on a shared cache lives without its owner's heartbeat
+    structured: str = "auto"           # enforce answer formats: off, on, auto (on for in-process backends)
+    structured_form: str = "structured_outputs"  # how an OpenAI-compatible server takes the grammar
+    score_from: str = "text"           # 1-N ratings from the text, or probability-weighted from logprobs
+
+    def structured_mode(self) -> str | None:
+        """The form answer formats are enforced in for this backend, or None when they are not."""
+        on = self.structured == "on" or (self.structured == "auto" and self.backend != "openai")
+        if not on:
+            return None
+        return {"openai": self.structured_form, "vllm": "vllm"}.get(self.backend, "llguidance")
 
     @property
     def configured(self) -> bool:
@@ -106,6 +120,11 @@ class JudgeConfig:
         for name, value, low in checks:
             if value is not None and value < low:
                 raise ConfigError(f"judge setting {name} must be at least {low}, not {value}")
+        for name, value, allowed in (("structured", self.structured, STRUCTURED),
+                                     ("structured_form", self.structured_form, SERVER_FORMS),
+                                     ("score_from", self.score_from, SCORE_FROM)):
+            if value not in allowed:
+                raise ConfigError(f"judge setting {name} must be one of {', '.join(allowed)}, not {value!r}")
         for name, value in (("timeout", self.timeout), ("claim_lease", self.claim_lease)):
             if not value > 0:
                 raise ConfigError(f"judge setting {name} must be a positive number of seconds, not {value}")
@@ -158,6 +177,13 @@ def add_judge_args(parser: argparse.ArgumentParser, dry_run: bool = True) -> Non
     g.add_argument("--price-input", dest="judge_price_input", type=float, metavar="USD", help="per 1M tokens")
     g.add_argument("--price-output", dest="judge_price_output", type=float, metavar="USD", help="per 1M tokens")
     g.add_argument("--system-prompt", dest="judge_system_prompt", metavar="TEXT")
+    g.add_argument("--structured", dest="judge_structured", choices=STRUCTURED,
+                   help="enforce each template's answer format while decoding (default auto: on for in-process "
+                        "backends, off for remote endpoints)")
+    g.add_argument("--structured-form", dest="judge_structured_form", choices=SERVER_FORMS,
+                   help="how an OpenAI-compatible server takes the grammar (default structured_outputs: vLLM)")
+    g.add_argument("--score-from", dest="judge_score_from", choices=SCORE_FROM,
+                   help="1-N ratings from the text (default) or probability-weighted from logprobs (G-Eval)")
     if dry_run:
         g.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and cost; send nothing")
 
@@ -199,4 +225,5 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = No
     return JudgeClient(backend, cache=ResponseCache(path) if path else None, concurrency=cfg.concurrency,
                        max_retries=cfg.max_retries, meter=meter, dry_run=cfg.dry_run,
                        default_max_tokens=cfg.max_tokens, show_progress=show_progress,
-                       system_prompt=cfg.system_prompt, claim_lease=cfg.claim_lease)
+                       system_prompt=cfg.system_prompt, claim_lease=cfg.claim_lease,
+                       structured=cfg.structured_mode(), score_from=cfg.score_from)

@@ -21,6 +21,7 @@ from .backends import TransformersBackend
 from .cache import ResponseCache
 from .config import JudgeConfig, add_judge_args, build_client
 from .embedded import embedded_model_path
+from .formats import rating_format
 from .judge import JudgeClient
 from .plugins import load_plugins
 from .parsing import ask_and_parse, parse_bracket_score
@@ -29,6 +30,9 @@ from .report import print_usage
 from .types import ChatRequest
 
 RATING_TEMPLATE = ("demo.rating", "1")
+RATING_FORMAT = rating_format("demo.rating", 1, 10, lambda text: parse_bracket_score(text, 1, 10))
+SMALL_JUDGE_WARNING = ("the embedded judge is a 135M model: its numbers say little about the answer. Configure a real "
+                       "judge (--model, --base-url) for scores that mean something.")
 RATING_PROMPT = """You are grading an answer to a question about a document you cannot see.
 Judge only whether the answer addresses the question clearly and sensibly.
 Write one or two sentences of reasoning, then end with a rating from 1 (useless) to 10 (excellent) written as [[N]].
@@ -68,7 +72,7 @@ def run_demo(cfg: JudgeConfig) -> int:
     prompt = (f"Read the document and answer the question.\n\n<document>\n{sample['context']}\n</document>\n\n"
               f"Question: {sample['question']}")
     with console.status("the embedded model is answering"):
-        res = answerer.run([ChatRequest.of([{"role": "user", "content": prompt}], max_tokens=200,
+        res = answerer.run([ChatRequest.of([{"role": "user", "content": prompt}], max_tokens=120,
                                            template_id="demo.answer", template_version="1")])[0]
     if not res.ok:
         console.print(f"[red]the model could not answer: {res.error}")
@@ -83,11 +87,18 @@ def run_demo(cfg: JudgeConfig) -> int:
     console.print(f"judge: {cfg.describe()}")
     req = ChatRequest.of([{"role": "user", "content": RATING_PROMPT.format(question=sample["question"],
                                                                          answer=answer)}],
-                         max_tokens=200, template_id=RATING_TEMPLATE[0], template_version=RATING_TEMPLATE[1])
-    parsed, calls = judge.run_coroutine(lambda: ask_and_parse(judge, req, lambda t: parse_bracket_score(t, 1, 10)))
+                         max_tokens=64, template_id=RATING_TEMPLATE[0], template_version=RATING_TEMPLATE[1],
+                         answer_format=RATING_FORMAT)
+    console.print("answer formats: " + (f"enforced while decoding ({judge.structured}): every verdict has the "
+                                        "required form, whatever the judge's skill" if judge.structured else
+                                        "not enforced (--structured off): the judge writes free text"))
+    if cfg.backend == "embedded":
+        console.print(f"[yellow]note:[/] {SMALL_JUDGE_WARNING}")
+    parsed, calls = judge.run_coroutine(lambda: ask_and_parse(judge, req, RATING_FORMAT.parse))
     console.print("[bold]judge rationale:[/] " + escape((calls[-1].content or calls[-1].error or "").strip()))
     if parsed.scored:
-        console.print(f"[bold green]rating: {parsed.value:g} / 10[/]" + (" (clamped)" if parsed.clamped else ""))
+        console.print(f"[bold green]rating: {parsed.value:g} / 10[/]" + (" (clamped)" if parsed.clamped else "")
+                      + (f" (from log-probabilities; likeliest {parsed.argmax:g})" if parsed.from_logprobs else ""))
     else:
         console.print(f"[bold yellow]unscored:[/] {escape(parsed.reason or '')} (counted, never a default score)")
 

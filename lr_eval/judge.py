@@ -27,6 +27,9 @@ from .types import BudgetExceeded, ChatRequest, ChatResult, JudgeFatalError, Per
 
 T = TypeVar("T")
 
+#: Alternatives asked for at each position when ratings are read from log-probabilities.
+LOGPROB_ALTERNATIVES = 20
+
 
 class JudgeClient:
     """Cached, retried, budgeted and counted access to one judge model."""
@@ -35,7 +38,7 @@ class JudgeClient:
                  max_retries: int = 6, backoff_base: float = 0.5, backoff_max: float = 60.0,
                  meter: UsageMeter | None = None, dry_run: bool = False, default_max_tokens: int = 1024,
                  show_progress: bool = True, system_prompt: str | None = None, claim_lease: float = 30.0,
-                 claim_poll: float = 0.25):
+                 claim_poll: float = 0.25, structured: str | None = None, score_from: str = "text"):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self.backend = backend
@@ -51,6 +54,10 @@ class JudgeClient:
         self.default_max_tokens = default_max_tokens
         self.system_prompt = system_prompt
         self.show_progress = show_progress
+        # The form in which the backend enforces a request's answer format (None: not enforced), and where
+        # 1-N ratings are read from ("text" or "logprobs"); both filled into requests before keying.
+        self.structured = structured
+        self.score_from = score_from
         # Claims in a shared cache: this client's name, how long a claim lives without renewal, how often
         # a client waiting on another process's claim looks again.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -91,13 +98,22 @@ class JudgeClient:
 
     def complete(self, request: ChatRequest) -> ChatRequest:
         """The request as it will be keyed, budgeted and sent: the configured system prompt (when the request
-        has no system message) and max_tokens filled in, so a backend sends exactly what was keyed."""
+        has no system message), max_tokens, the structured form and the score mode filled in, so a backend
+        sends exactly what was keyed."""
         messages = request.messages
         if self.system_prompt and not any(m["role"] == "system" for m in messages):
             messages = ({"role": "system", "content": self.system_prompt}, *messages)
-        if messages is request.messages and request.max_tokens is not None:
+        fmt = request.answer_format
+        structured = request.structured or (self.structured if fmt is not None else None)
+        score_from = request.score_from or (self.score_from if fmt is not None and fmt.ratings else "text")
+        logprobs, top = request.logprobs, request.top_logprobs
+        if score_from == "logprobs":  # the alternatives at the verdict position (20: the OpenAI API's maximum)
+            logprobs, top = True, max(top or 0, LOGPROB_ALTERNATIVES)
+        if (messages is request.messages and request.max_tokens is not None and structured == request.structured
+                and score_from == request.score_from and (logprobs, top) == (request.logprobs, request.top_logprobs)):
             return request
-        return replace(request, messages=messages, max_tokens=request.max_tokens or self.default_max_tokens)
+        return replace(request, messages=messages, max_tokens=request.max_tokens or self.default_max_tokens,
+                       structured=structured, score_from=score_from, logprobs=logprobs, top_logprobs=top)
 
     def _from_cache(self, hit: dict[str, Any]) -> ChatResult:
         self.meter.cache_hits += 1

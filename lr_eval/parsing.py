@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from .formats import rating_distribution
 from .judge import JudgeClient
 from .trust import COPIED_ONLY, OwnWords, own_words
 from .types import ChatRequest, ChatResult
@@ -29,6 +30,11 @@ class Parsed:
     reason: str | None = None
     clamped: bool = False
     raw: str = ""
+    #: The answer was decoded under its template's grammar (lr_eval.formats); still parsed like any answer.
+    constrained: bool = False
+    #: With --score-from logprobs: `value` is the probability-weighted mean rating and this the likeliest one.
+    argmax: float | None = None
+    from_logprobs: bool = False
 
     @property
     def scored(self) -> bool:
@@ -72,17 +78,22 @@ class ParseStats:
     clamped: int = 0
     reasked: int = 0
     unscored: Counter[str] = field(default_factory=Counter)
+    constrained: int = 0        # verdicts decoded under their grammar (scored or not)
+    from_logprobs: int = 0      # scores read from the judge's probabilities
 
     def add(self, p: Parsed) -> None:
+        self.constrained += int(p.constrained)
         if p.scored:
             self.scored += 1
             self.clamped += int(p.clamped)
+            self.from_logprobs += int(p.from_logprobs)
         else:
             self.unscored[p.reason or "unknown"] += 1
 
     def to_dict(self) -> dict[str, object]:
         return {"scored": self.scored, "unscored": sum(self.unscored.values()),
-                "unscored_reasons": dict(self.unscored), "clamped": self.clamped, "reasked": self.reasked}
+                "unscored_reasons": dict(self.unscored), "clamped": self.clamped, "reasked": self.reasked,
+                "constrained": self.constrained, "from_logprobs": self.from_logprobs}
 
 
 def own_answer(res: ChatResult, request: ChatRequest) -> OwnWords:
@@ -102,8 +113,28 @@ def result_to_parsed(res: ChatResult, parser: Parser, request: ChatRequest) -> P
     own = own_answer(res, request)
     parsed = parser(own.text)
     if not parsed.scored and own.removed and parser(res.content).scored:
-        return replace(parsed, reason=COPIED_ONLY, raw=res.content or "")
-    return replace(parsed, raw=res.content or "") if own.removed else parsed
+        parsed = replace(parsed, reason=COPIED_ONLY, raw=res.content or "")
+    elif own.removed:
+        parsed = replace(parsed, raw=res.content or "")
+    return verdict_mode(parsed, res, request)
+
+
+def verdict_mode(parsed: Parsed, res: ChatResult, request: ChatRequest) -> Parsed:
+    """Mark a verdict decoded under its grammar, and with --score-from logprobs read a rating's score from the
+    judge's probabilities at the verdict position: the probability-weighted mean over the valid ratings
+    (G-Eval), the likeliest rating beside it.
+
+    Only a verdict the text parse already accepted (the judge's own words) is re-read; where the backend gave
+    no probabilities over any valid rating, the text rating stays (`from_logprobs` False, counted).
+    """
+    fmt = request.answer_format
+    parsed = replace(parsed, constrained=bool(request.structured and fmt is not None))
+    if request.score_from != "logprobs" or not parsed.scored or fmt is None or not fmt.ratings:
+        return parsed
+    dist = rating_distribution(res.verdict_logprobs or {}, fmt.ratings)
+    if dist is None:
+        return parsed
+    return replace(parsed, value=dist.mean, argmax=float(dist.argmax), from_logprobs=True, clamped=False)
 
 
 def reask_request(request: ChatRequest, answer: str, prompt: str, template_version: str) -> ChatRequest:
@@ -124,6 +155,7 @@ async def ask_and_parse(client: JudgeClient, request: ChatRequest, parser: Parse
     A failed call is not re-asked (its error is the reason). Returns the final verdict and every
     judge result (for the audit trail and token counts).
     """
+    request = client.complete(request)  # as keyed and sent: its structured form and score mode apply to the parse
     results = [await client.chat(request)]
     parsed = result_to_parsed(results[-1], parser, request)
     req = request

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .formats import AnswerFormat
 
 # Bumped when the meaning of a cached answer changes (key fields, stored format).
 CACHE_SCHEMA = 1
@@ -35,6 +38,14 @@ class ChatRequest:
     #: The untrusted texts inside the messages, as they appear there (see lr_eval.trust). Not part of the
     #: cache key or of what is sent: the parser uses them to keep the verdict to the judge's own words.
     untrusted: tuple[str, ...] = field(default=(), compare=False)
+    #: The template's answer format (an `lr_eval.formats.AnswerFormat`): every template declares one. It only
+    #: changes what is sent when `structured` names the form a backend enforces it in ("llguidance",
+    #: "structured_outputs", "guided_regex", "regex", "json_schema"); JudgeClient.complete() sets that.
+    answer_format: AnswerFormat | None = field(default=None, compare=False)
+    structured: str | None = None
+    #: "text" (the verdict as written) or "logprobs" (probability-weighted over the valid ratings of a rating
+    #: format); None: the client's setting.
+    score_from: str | None = None
 
     @staticmethod
     def of(messages: list[dict[str, str]], **kw: Any) -> ChatRequest:
@@ -59,6 +70,15 @@ class ChatRequest:
         }
         return {k: v for k, v in d.items() if v is not None}
 
+    def constraints(self) -> dict[str, Any]:
+        """What the structured mode and the score mode add to the request (empty in the default text mode)."""
+        out: dict[str, Any] = {}
+        if self.structured and self.answer_format is not None:
+            out["structured"] = [self.structured, self.answer_format.key(self.structured, self.max_tokens or 0)]
+        if self.score_from not in (None, "text"):
+            out["score_from"] = self.score_from
+        return out
+
     def prompt_texts(self) -> list[str]:
         """What the judge was shown, less its own earlier answers (re-asks): where a copied verdict comes from."""
         return [m["content"] for m in self.messages if m["role"] != "assistant"]
@@ -72,6 +92,9 @@ class ChatRequest:
             "decoding": self.decoding(),
             "template": [self.template_id, self.template_version],
         }
+        constraints = self.constraints()
+        if constraints:  # absent in the default mode, so the keys of unconstrained text-mode caches stay as they were
+            payload["constraints"] = constraints
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -101,6 +124,8 @@ class ChatResult:
     cached: bool = False
     finish_reason: str | None = None
     top_logprobs: list[dict[str, float]] | None = None
+    #: {rating: log-probability} at the verdict position, when the request asked for score_from="logprobs".
+    verdict_logprobs: dict[str, float] | None = None
     error: str | None = None
     error_kind: str | None = None
     attempts: int = 0
@@ -115,6 +140,7 @@ class ChatResult:
             "usage": self.usage.to_dict(),
             "finish_reason": self.finish_reason,
             "top_logprobs": self.top_logprobs,
+            **({"verdict_logprobs": self.verdict_logprobs} if self.verdict_logprobs is not None else {}),
         }
 
     @staticmethod
@@ -125,6 +151,7 @@ class ChatResult:
             cached=True,
             finish_reason=d.get("finish_reason"),
             top_logprobs=d.get("top_logprobs"),
+            verdict_logprobs=d.get("verdict_logprobs"),
         )
 
 

@@ -1,8 +1,10 @@
 """The LongReward step of `lr-eval demo`: the four scores of the demo answer, with what stands behind them.
 
-Registered as entry point `lr_eval.demo: "2-longreward"`. With the embedded
-135M judge most verdicts are weak or unparseable; the point is to show the
-whole pipeline run and report unscored dimensions honestly, not good scores.
+Registered as entry point `lr_eval.demo: "2-longreward"`. The embedded 135M
+judge's answers are held to each stage's answer format (constrained decoding,
+`--structured auto`), so every dimension gets a number; those numbers say
+little about the answer. With `--structured off` the same judge writes free
+text and the dimensions come out unscored, counted, never a default.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from lr_eval.progress import console
 
 from .scorer import DIMENSIONS, LongRewardScorer, RewardConfig
 
-# A small judge has a small window and writes slowly: short answers, few statements.
-DEMO_MAX_TOKENS = {"helpfulness": 160, "logicality": 160, "statements": 200, "support": 120, "extract": 240,
-                   "completeness": 160}
+# A small judge has a small window and writes slowly (a few tokens a second on a shared CPU): short rationales,
+# few statements. Under the answer formats these budgets bound the rationale, so the verdict always fits.
+DEMO_MAX_TOKENS = {"helpfulness": 64, "logicality": 64, "statements": 200, "support": 64, "support_batch": 180,
+                   "extract": 200, "completeness": 64}
 
 
 def demo_config(judge: Any) -> RewardConfig:
@@ -73,5 +76,8 @@ def step(ctx: Any) -> None:
                       f"{row['verdict'] or 'unscored: ' + escape(str(row.get('unscored')))}")
     if result.flags:
         console.print("flags: " + ", ".join(result.flags))
+    stats = [st for st in scorer.parse_stats.values() if st.scored or st.unscored]
+    judged = sum(st.scored + sum(st.unscored.values()) for st in stats)
+    console.print(f"verdicts decoded under their answer format: {sum(st.constrained for st in stats)} of {judged}")
     console.print(f"judge calls for this answer: {result.usage.get('calls', 0)} "
                   f"(+{result.usage.get('group', {}).get('calls', 0)} shared per prompt)")

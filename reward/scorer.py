@@ -54,9 +54,16 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from lr_eval.formats import (
+    AnswerFormat,
+    item_block_format,
+    label_format,
+    label_lines_format,
+    rating_format,
+)
 from lr_eval.judge import JudgeClient, gather_or_cancel, shared_task
 from lr_eval.parsing import (
     Parsed,
@@ -257,11 +264,40 @@ def _support_lines(res: ChatResult, request: ChatRequest, labels: Sequence[str])
         copied = parse_support_lines(res.content, labels)
         verdicts = {lab: p if p.scored or not copied[lab].scored else unscored(COPIED_ONLY, res.content or "")
                     for lab, p in verdicts.items()}
-    return verdicts
+    constrained = bool(request.structured and request.answer_format is not None)
+    return {lab: replace(p, constrained=constrained) for lab, p in verdicts.items()}
 
 
 def parse_score(text: str | None) -> Parsed:
     return parse_bracket_score(text, 0, 10)
+
+
+# The answer format of each stage (both languages: the verdict markers are English in both): the grammar a
+# local judge is held to and the parser every answer goes through, declared together (lr_eval.formats).
+_SUPPORT_LABELS = ("fully supported", "partially supported", "not supported")
+FORMATS: dict[str, AnswerFormat] = {
+    "helpfulness": rating_format("longreward.helpfulness", 0, 10, parse_score),
+    "logicality": rating_format("longreward.logicality", 0, 10, parse_score),
+    "completeness": rating_format("longreward.completeness", 0, 10, parse_score),
+    "statements": item_block_format("longreward.statements", "STATEMENTS", "NO STATEMENTS", parse_statements),
+    "extract": item_block_format("longreward.extract", "INFORMATION", "NO RELEVANT INFORMATION",
+                                 parse_information),
+    "support": label_format("longreward.support", _SUPPORT_LABELS, parse_support),
+}
+
+
+def support_batch_format(labels: Sequence[str]) -> AnswerFormat:
+    """The batched support answer for statements `labels` (S1, S2, ...): analysis, "Verdicts:", one line each."""
+    return label_lines_format("longreward.support_batch", labels, _SUPPORT_LABELS,
+                              lambda text: _lines_parsed(parse_support_lines(text, labels)))
+
+
+def _lines_parsed(verdicts: dict[str, Parsed]) -> Parsed:
+    """A batched answer as one verdict: scored when every statement has its line (for the format's checks)."""
+    missing = [lab for lab, p in verdicts.items() if not p.scored]
+    if missing:
+        return unscored(f"no verdict line for {', '.join(missing)}")
+    return Parsed(value=float(len(verdicts)))
 
 
 # Stage-specific re-asks. None of them contains a parseable example verdict: a weak judge that
@@ -530,10 +566,12 @@ class LongRewardScorer:
                       total_chars=total_chars, context_tokens=total_tokens, dropped=dropped, flags=flags)
 
     # -- asking -----------------------------------------------------------------------------------------
-    def _request(self, t: Template, stage: str, raw: tuple[str, ...] = (), **fields: str) -> ChatRequest:
+    def _request(self, t: Template, stage: str, raw: tuple[str, ...] = (), fmt: AnswerFormat | None = None,
+                 **fields: str) -> ChatRequest:
         return ChatRequest.of(t.messages(raw, **fields), max_tokens=self.config.max_tokens[stage],
                               temperature=self.config.temperature, template_id=t.id, template_version=t.version,
-                              untrusted=[v if k in raw else neutralise(v) for k, v in fields.items()])
+                              untrusted=[v if k in raw else neutralise(v) for k, v in fields.items()],
+                              answer_format=fmt or FORMATS[stage])
 
     def _fits(self, t: Template, stage: str, data_tokens: int) -> str | None:
         """Why a prompt cannot be sent (over the judge window), or None when it fits."""
@@ -669,6 +707,8 @@ class LongRewardScorer:
                 results.extend(v.ask.results)
             row: dict[str, Any] = {"statement": st, "chunks": v.chunks, "support": v.parsed.value,
                                    "verdict": _support_label(v.parsed.value), "rationale": v.ask.answer}
+            if v.parsed.constrained:
+                row["constrained"] = True
             if v.label is not None:
                 row["rationale"] = _batch_rationale(v.ask)
                 row["batch"] = {"id": v.label, "statements": v.batch_size, "passages": v.passages}
@@ -833,9 +873,10 @@ class LongRewardScorer:
         passages = "\n".join(f'<passage id="{j}">\n{neutralise(g.by_index[j].text)}\n</passage>' for j in union)
         stmts = "\n".join(f'<statement id="{lab}" passages="{", ".join(map(str, own))}">\n{neutralise(st)}\n'
                           f'</statement>' for lab, st, own in zip(labels, members, ids, strict=True))
-        req = self._request(t, "support_batch", raw=("passages", "statements"),
+        req = self._request(t, "support_batch", raw=("passages", "statements"), fmt=support_batch_format(labels),
                             passages=passages or "(the document is empty)", statements=stmts,
                             ids=f"{labels[0]}-{labels[-1]}")
+        req = self.client.complete(req)  # as keyed and sent: its structured form decides how verdicts are marked
         stats = self.parse_stats["support_batch"]
         results = [await self.client.chat(req)]
         if results[-1].ok:
@@ -846,8 +887,9 @@ class LongRewardScorer:
             missing = [lab for lab in labels if not verdicts[lab].scored]
             if not missing or not results[-1].ok:
                 break
-            req = reask_request(req, results[-1].content or "", reask_support_batch(missing),
-                                f"{t.version}+reask-lr{REASK_VERSION}")
+            req = replace(reask_request(req, results[-1].content or "", reask_support_batch(missing),
+                                        f"{t.version}+reask-lr{REASK_VERSION}"),
+                          answer_format=support_batch_format(missing))
             stats.reasked += 1
             self.client.expect_more(1)
             results.append(await self.client.chat(req))
@@ -965,6 +1007,11 @@ def _verdict_audit(a: _Ask) -> dict[str, Any]:
     out: dict[str, Any] = {"rationale": a.answer}
     if a.parsed.clamped:
         out["clamped"] = True
+    if a.parsed.constrained:
+        out["constrained"] = True
+    if a.parsed.from_logprobs:
+        out["score_from"] = "logprobs"
+        out["rating_argmax"] = a.parsed.argmax
     if len(a.results) > 1:
         out["reasked"] = len(a.results) - 1
     if a.skipped:

@@ -83,6 +83,7 @@ from typing import Any
 from datasets import Dataset, DatasetDict
 
 from lr_eval.flags import truthy
+from lr_eval.formats import choice_format
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.records import JudgeReport
 from lr_eval.suite import FAMILY
@@ -125,6 +126,9 @@ TEMPLATE_ID = "alpaca_eval.weighted_alpaca_eval_gpt4_turbo"
 SEED = 0
 SWITCH_COLUMN = "is_switched_outputs"
 FIRST_ID, SECOND_ID = "m", "M"
+#: The answer: one token naming the preferred output, no rationale (read from its log-probabilities first).
+FORMAT = choice_format("alpacaeval2.preference", (FIRST_ID, SECOND_ID),
+                       lambda text: preference_from_text(text, FIRST_ID, SECOND_ID))
 #: The annotator's decoding (weighted_alpaca_eval_gpt4_turbo/configs.yaml).
 DECODING: dict[str, Any] = {"temperature": 1.0, "max_tokens": 1, "logprobs": True, "top_logprobs": 5}
 PLACEHOLDERS = ("instruction", "output_1", "output_2")
@@ -354,7 +358,7 @@ class Annotator:
     def request(self, instruction: str, first: str, second: str) -> ChatRequest:
         messages = chatml_messages(fill_template(self.template, instruction, first, second))
         return ChatRequest.of(messages, **DECODING, template_id=TEMPLATE_ID, template_version=self.template_version,
-                              untrusted=[instruction, first, second])
+                              untrusted=[instruction, first, second], answer_format=FORMAT)
 
     def requests(self, instruction: str, reference: str, output: str) -> list[tuple[bool, ChatRequest]]:
         """(swapped, request) for the seeded order, then (both-orders mode) the other order."""

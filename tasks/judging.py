@@ -322,7 +322,9 @@ def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str,
                                      "clamped": parsed.clamped,
                                      "rationale": results[0].content if results[0].ok else None,
                                      "error": results[-1].error, "cached": all(r.cached for r in results),
-                                     "calls": len(results)}
+                                     "calls": len(results), "constrained": parsed.constrained}
+            if parsed.from_logprobs:
+                entry["rating_argmax"] = parsed.argmax
             if len(results) > 1:
                 entry["reask_answer"] = results[-1].content
             judgements.append(entry)

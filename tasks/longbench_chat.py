@@ -41,6 +41,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from lr_eval.formats import rating_format
 from lr_eval.parsing import Parsed, clamp, unscored
 from lr_eval.suite import FAMILY
 from lr_eval.types import ChatRequest
@@ -135,6 +136,10 @@ def parse_rating(text: str | None) -> Parsed:
     return clamp(float(number.group()), 1.0, 10.0, text)
 
 
+#: The official verdict, a 1-10 rating in [[...]], with the official parse.
+FORMAT = rating_format("longbench_chat.rating", 1, 10, parse_rating)
+
+
 class ChatJudgeSpec(JudgeSpec):
     """One judge call per sample: the official template with the reference and three graded examples."""
 
@@ -158,10 +163,11 @@ class ChatJudgeSpec(JudgeSpec):
         # own words (lr_eval.trust), so a planted "[[10]]" in any of them never becomes the verdict.
         untrusted = [doc["query"], doc["answer"], *(s["answer"] for s in doc["judge_examples"]), response.strip()]
         return [ChatRequest.of(messages, temperature=0.0, max_tokens=self.max_tokens, untrusted=untrusted,
-                               template_id=self.template_id, template_version=self.template_version)]
+                               template_id=self.template_id, template_version=self.template_version,
+                               answer_format=FORMAT)]
 
     def parse(self, text: str | None) -> Parsed:
-        return parse_rating(text)
+        return FORMAT.parse(text)
 
     def combine(self, doc: dict[str, Any], ratings: list[Parsed]) -> Parsed:
         rating = ratings[0]

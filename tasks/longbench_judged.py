@@ -29,6 +29,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from lr_eval.formats import rating_format
 from lr_eval.parsing import Parsed, parse_bracket_score, unscored
 from lr_eval.trust import fence
 from lr_eval.types import ChatRequest
@@ -119,6 +120,11 @@ First explain in a few sentences which key points of the reference the assistant
 misses or gets wrong. Then write your rating on the last line in exactly this form: [[rating]], e.g. [[3]]."""
 
 
+#: The verdicts: rationale, then [[r]] with r in 1-3 (QA) or 1-5 (summaries).
+QA_FORMAT = rating_format("longbench_judged.qa", 1, 3, lambda text: parse_bracket_score(text, 1, 3))
+SUMMARY_FORMAT = rating_format("longbench_judged.summary", 1, 5, lambda text: parse_bracket_score(text, 1, 5))
+
+
 def category_of(dataset: str) -> str:
     for category, names in JUDGED_CATEGORIES.items():
         if dataset in names:
@@ -167,9 +173,11 @@ class LongBenchJudgeSpec(JudgeSpec):
             self.template, self.template_id, self.template_version = SUMMARY_TEMPLATE, "longbench_judged.summary", \
                 SUMMARY_VERSION
             self.scale = (1.0, 5.0)
+            self.format = SUMMARY_FORMAT
         else:
             self.template, self.template_id, self.template_version = QA_TEMPLATE, "longbench_judged.qa", QA_VERSION
             self.scale = (1.0, 3.0)
+            self.format = QA_FORMAT
 
     def question(self, doc: dict[str, Any]) -> str:
         asked = str(doc.get("input") or "").strip()
@@ -187,11 +195,12 @@ class LongBenchJudgeSpec(JudgeSpec):
             prompt = self.template.format(data_rule=DATA_RULE, **data)
             out.append(ChatRequest.of([{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
                                       temperature=0.0, max_tokens=self.max_tokens, template_id=self.template_id,
-                                      template_version=self.template_version, untrusted=list(data.values())))
+                                      template_version=self.template_version, untrusted=list(data.values()),
+                                      answer_format=self.format))
         return out
 
     def parse(self, text: str | None) -> Parsed:
-        return parse_bracket_score(text, *self.scale)
+        return self.format.parse(text)
 
     def combine(self, doc: dict[str, Any], ratings: list[Parsed]) -> Parsed:
         lo, hi = self.scale

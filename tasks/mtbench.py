@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lr_eval.formats import rating_format
 from lr_eval.jsonl import InputError, read_jsonl, require
 from lr_eval.parsing import Parsed, clamp, unscored
 from lr_eval.types import ChatRequest
@@ -234,7 +235,7 @@ class Rubric:
         references = self.references.get(question.question_id, ()) if question.category in REFERENCE_CATEGORIES \
             else ()
         return ChatRequest.of(messages, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS,
-                              untrusted=[*answers[:turn], *references[:turn]],
+                              untrusted=[*answers[:turn], *references[:turn]], answer_format=FORMAT,
                               template_id=f"mtbench.{prompt.name}", template_version=prompt.version)
 
 
@@ -246,6 +247,10 @@ def parse_rating(text: str | None) -> Parsed:
     if match is None:
         return unscored("no [[rating]] in the judgment", text)
     return clamp(float(match.group(1)), *SCALE, raw=text)
+
+
+#: The verdict FastChat's judge prompts ask for, "[[rating]]" 1-10, with FastChat's parse (lr_eval.formats).
+FORMAT = rating_format("mtbench.single", 1, 10, parse_rating)
 
 
 def conversation(question: Question, answers: Sequence[str], turn: int) -> dict[str, Any]:
@@ -268,7 +273,7 @@ class MTBenchSpec(JudgeSpec):
         return [self.rubric.request(doc["question"], doc["answers"], doc["turn"])]
 
     def parse(self, text: str | None) -> Parsed:
-        return parse_rating(text)
+        return FORMAT.parse(text)
 
     def combine(self, doc: dict[str, Any], ratings: list[Parsed]) -> Parsed:
         return ratings[0]

@@ -37,3 +37,20 @@ def test_context_too_long_is_a_clear_per_request_error(model_dir) -> None:
     client = build_client(JudgeConfig(backend="embedded", cache="none"), backend=backend)
     [res] = client.run([ChatRequest.of([{"role": "user", "content": "word " * 200}], max_tokens=8)])
     assert res.error_kind == "bad_request" and "context too long" in res.error
+
+
+def test_embedded_judge_constrained_end_to_end(model_dir) -> None:
+    """One short LongReward rating from the embedded judge: held to its format, it parses, also from logprobs."""
+    from lr_eval.parsing import ask_and_parse
+    from lr_eval.reward import prompts
+    from lr_eval.reward.scorer import FORMATS
+
+    t = prompts.template("helpfulness", "en")
+    fmt = FORMATS["helpfulness"]
+    req = ChatRequest.of(t.messages(question="When did the bridge reopen?", response="It reopened in 2020."),
+                         max_tokens=24, template_id=t.id, template_version=t.version, answer_format=fmt)
+    client = build_client(JudgeConfig(backend="embedded", cache="none", score_from="logprobs"), show_progress=False)
+    parsed, [res] = client.run_coroutine(lambda: ask_and_parse(client, req, fmt.parse, reasks=0))
+    assert parsed.scored and parsed.constrained and res.usage.output_tokens <= 24
+    assert parsed.from_logprobs and 0 <= parsed.value <= 10 and parsed.argmax in range(11)
+    assert set(res.verdict_logprobs) == {str(r) for r in range(11)}
