@@ -42,7 +42,8 @@ from lr_eval.suite import FAMILY
 
 from . import infinitebench
 from .longbench import normalize_answer, sub_em, token_f1
-from .pinned import local_override, pinned_file, template_from
+from .judging import download_checked
+from .pinned import local_override, template_from
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def load_template(metadata: Mapping[str, Any]) -> str:
     """``PROMPT_DICT["cot_answer"]`` of the pinned file, or of the local override."""
     path = local_override(dict(metadata), TEMPLATE_KEY, TEMPLATE_ENV)
     if path is None:
-        path = pinned_file(TEMPLATE_URL, TEMPLATE_SHA256, f"longmab_po/{TEMPLATE_COMMIT[:12]}/template.py",
+        path = download_checked(TEMPLATE_URL, f"longmab_po/{TEMPLATE_COMMIT[:12]}/template.py", TEMPLATE_SHA256,
                            f"--metadata {TEMPLATE_KEY} or {TEMPLATE_ENV} to a copy of src/evaluation/template.py")
     return template_from(path, "PROMPT_DICT", "cot_answer")
 

@@ -47,7 +47,8 @@ from lr_eval.jsonl import InputError, read_jsonl, require
 from lr_eval.suite import FAMILY
 
 from .longbench import sub_em, token_f1
-from .pinned import local_override, pinned_file, template_from
+from .judging import download_checked
+from .pinned import local_override, template_from
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def load_template(metadata: Mapping[str, Any]) -> str:
         raise ValueError(f"{FAMILY_KEY}: {family!r} is not one of {', '.join(PROMPT_FAMILIES)}")
     path = local_override(dict(metadata), PROMPTS_KEY, PROMPTS_ENV)
     if path is None:
-        path = pinned_file(PROMPTS_URL, PROMPTS_SHA256, f"infinitebench/{PROMPTS_COMMIT[:12]}/prompt.py",
+        path = download_checked(PROMPTS_URL, f"infinitebench/{PROMPTS_COMMIT[:12]}/prompt.py", PROMPTS_SHA256,
                            f"--metadata {PROMPTS_KEY} or {PROMPTS_ENV} to a copy of src/prompt.py")
     return template_from(path, PROMPT_FAMILIES[family], ENQA)
 

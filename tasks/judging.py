@@ -154,13 +154,22 @@ def download_cached(url: str, relpath: str, timeout: float = 120.0) -> Path:
     return target
 
 
-def download_checked(url: str, relpath: str, sha256: str) -> Path:
-    """:func:`download_cached`, then its SHA-256 checked: a pinned official file, byte for byte."""
-    path = download_cached(url, relpath)
+def download_checked(url: str, relpath: str, sha256: str, override_hint: str | None = None) -> Path:
+    """:func:`download_cached`, then its SHA-256 checked: a pinned official file, byte for byte.
+
+    ``override_hint`` names the local override, for the error when the download fails or the bytes differ.
+    """
+    also = f", or set {override_hint}" if override_hint else ""
+    try:
+        path = download_cached(url, relpath)
+    except RuntimeError as error:
+        if not override_hint:
+            raise
+        raise RuntimeError(f"{error}; or set {override_hint}") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != sha256:
         raise RuntimeError(f"{path} (from {url}) has SHA-256 {digest}, expected {sha256}; delete it to download "
-                           "again")
+                           f"again{also}")
     return path
 
 

@@ -1,4 +1,4 @@
-"""Protocol templates from an official repository at a pinned commit: SHA-256 checked, cached, never vendored.
+"""Protocol templates inside official files at a pinned commit (fetched, SHA-256 checked: `download_checked`).
 
 Some protocols keep their prompt text inside a Python source file (InfiniteBench ``src/prompt.py``,
 LongMab-PO ``src/evaluation/template.py``). We never import or execute such a file: :func:`python_literal`
@@ -9,29 +9,9 @@ parses it with :mod:`ast` and evaluates only the literal on the right of one mod
 from __future__ import annotations
 
 import ast
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
-
-from .judging import download_cached
-
-
-def pinned_file(url: str, sha256: str, relpath: str, override_hint: str) -> Path:
-    """The file at ``url`` (a raw URL at a pinned commit), downloaded once into the cache and SHA-256 checked.
-
-    ``override_hint`` names the local override, for the error when the download fails or the bytes differ.
-    """
-    try:
-        path = download_cached(url, relpath)
-    except RuntimeError as error:
-        raise RuntimeError(f"{error}; or set {override_hint}") from None
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != sha256:
-        raise RuntimeError(f"{path} (from {url}) has SHA-256 {digest}, expected {sha256}; delete it to download "
-                           f"again, or set {override_hint}")
-    return path
-
 
 def python_literal(source: str, name: str, origin: str) -> Any:
     """The literal assigned to module-level ``name`` in Python ``source`` (parsed, not executed)."""
