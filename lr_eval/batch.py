@@ -15,7 +15,7 @@ from .jsonl import InputError, check_output_path, read_jsonl, require, write_jso
 from .judge import gather_or_cancel
 from .progress import console
 from .report import print_usage
-from .types import BudgetExceeded, ChatRequest, ChatResult, JudgeFatalError
+from .types import ChatRequest, ChatResult, JudgeStop
 
 ROLES = ("system", "user", "assistant")
 
@@ -97,7 +97,7 @@ def run_batch(input_path: str | Path, output_path: str | Path, cfg: JudgeConfig)
                 rows[i] = output_record(rows[i]["id"], res)
             try:
                 await gather_or_cancel([one(i, r) for i, r in pending])
-            except (JudgeFatalError, BudgetExceeded) as e:
+            except JudgeStop as e:
                 stop = e
 
     client.run_coroutine(go)

@@ -45,7 +45,7 @@ from lr_eval.jsonl import (
 )
 from lr_eval.progress import console as err_console
 from lr_eval.report import print_usage
-from lr_eval.types import BudgetExceeded, JudgeFatalError
+from lr_eval.types import JudgeStop
 
 from . import agreement as agr
 from .records import DIMENSIONS, ResponseScore
@@ -208,7 +208,7 @@ def score_groups_file(scorer: LongRewardScorer, entries: Callable[[], Iterable[t
 
     try:
         _score_stream(scorer, fresh(), in_flight, on_done, estimate, desc)
-    except (JudgeFatalError, BudgetExceeded) as e:
+    except JudgeStop as e:
         run.stop = e
     if run.reused:
         err_console.print(f"resumed: {run.reused} of {run.items} prompts reused from {out}")

@@ -426,7 +426,7 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
     """The whole step: validate, resume, sample, write (streaming: memory does not grow with the prompts).
     Returns (the output's records, read lazily; stats; client meter). `backend`: an already built policy
     backend (a benchmark's scripted one)."""
-    from lr_eval.types import BudgetExceeded, JudgeFatalError
+    from lr_eval.types import JudgeStop
 
     out = check_output_path(output, [prompts_path])
     if pc.cache is None:
@@ -464,7 +464,7 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
     stop: Exception | None = None
     try:
         client.run_coroutine(lambda: sample_prompts(client, fresh(), cfg, fitter, sampling, on_done, todo))
-    except (JudgeFatalError, BudgetExceeded) as e:
+    except JudgeStop as e:
         stop = e
     stats.reused = stats.prompts - todo
 
