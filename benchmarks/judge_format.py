@@ -5,7 +5,8 @@ fixed set of inputs: the demo sample plus 20 short invented ones (question, a sh
 Each template is asked twice per input, with `--structured off` (free text, today's behaviour) and with the
 template's answer format enforced (`--structured on`, llguidance). Printed per template and mode: the
 unscored rate (the answer, read through the judge-trust layer, gives no verdict), generated tokens and
-seconds per verdict. No re-asks: this measures the first answer.
+seconds per verdict, and for the two list stages the share of empty lists (every input has statements and
+relevant information, so an empty list is the judge declining). No re-asks: this measures the first answer.
 
 Templates: LongReward's seven stages (English), judged LongBench (QA 1-3, summaries 1-5), the demo's
 rating and, when the official templates are at ../shared/data (or --shared-data), LongBench-Chat and
@@ -139,6 +140,10 @@ def official(shared: Path) -> dict[str, tuple[Callable[[Input], ChatRequest], Ca
     return out
 
 
+#: List verdicts: every input has statements and relevant information, so an empty list is a judge declining.
+LIST_TEMPLATES = ("longreward.statements", "longreward.extract")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--inputs", type=int, default=21, help="the demo sample + N-1 invented inputs (default 21)")
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {"template": name}
         parser = _as_parsed(parse)
         for mode, client in (("off", off), ("on", on)):
-            unscored = tokens = 0
+            unscored = tokens = empty = 0
             seconds = 0.0
             for x in inputs:
                 req = build(x)
@@ -189,15 +194,18 @@ def main(argv: list[str] | None = None) -> int:
                 seconds += time.perf_counter() - t0
                 tokens += sum(r.usage.output_tokens for r in results)
                 unscored += int(not parsed.scored)
+                empty += int(parsed.scored and getattr(parsed, "items", None) == ())
             n = len(inputs)
             row[mode] = (unscored / n, tokens / n, seconds / n)
+            row[f"empty_{mode}"] = empty / n
             totals[mode][0] += seconds
             totals[mode][1] += tokens
             totals[mode][2] += n
         rows.append(row)
         print(f"{name:28s} unscored off {row['off'][0]:5.2f} on {row['on'][0]:5.2f} | tokens/verdict off "
               f"{row['off'][1]:6.1f} on {row['on'][1]:6.1f} | s/verdict off {row['off'][2]:6.2f} on "
-              f"{row['on'][2]:6.2f}", flush=True)
+              f"{row['on'][2]:6.2f}" + (f" | empty list off {row['empty_off']:4.2f} on {row['empty_on']:4.2f}"
+                                        if name in LIST_TEMPLATES else ""), flush=True)
     s_off = totals["off"][0] / totals["off"][2]
     s_on = totals["on"][0] / totals["on"][2]
     print(f"all templates: unscored off {_mean(rows, 'off'):.3f} on {_mean(rows, 'on'):.3f}; s/verdict off "

@@ -8,10 +8,10 @@ One `AnswerFormat` gives both sides of a verdict, so they cannot drift apart:
   or not, after `lr_eval.trust.own_words`.
 
 Shape of every format: an optional free rationale (no square brackets, so the only bracketed tokens of a
-constrained answer are its verdict), then the verdict part. Free text is bounded: in tokens for llguidance
-(`[max_tokens=N]` rules), in characters for the regex and the schema. The bounds are computed from the
-request's max_tokens, leaving room for the verdict and the end-of-sequence token, so a constrained answer
-always reaches its verdict within max_tokens.
+constrained answer are its verdict; one paragraph where the format says so), then the verdict part. Free
+text is bounded: in tokens for llguidance (`[max_tokens=N]` rules), in characters for the regex and the
+schema. The bounds are computed from the request's max_tokens, leaving room for the verdict and the
+end-of-sequence token, so a constrained answer always reaches its verdict within max_tokens.
 
 Families declare their formats next to their parsers: LongReward's stages in `lr_eval.reward.scorer`
 (`FORMATS`), judged LongBench, LongBench-Chat, MT-Bench and AlpacaEval in their task modules (`FORMAT`).
@@ -137,21 +137,32 @@ class AnswerFormat:
     version: str = "1"
     #: Share of the budget that free text in the verdict (list items) may take, the rest is the rationale's.
     verdict_share: float = 0.0
+    #: The rationale is at most one paragraph (no line break) and a line break ends it, as in the examples
+    #: of the statement-list prompt ("Analysis: ..." on one line, the list from the next). A small judge
+    #: that would ramble to the bound reaches its verdict after one finished thought (README).
+    one_paragraph: bool = False
 
     def grammar(self, max_tokens: int) -> Part:
         """The whole answer as one grammar that fits in `max_tokens` generated tokens (EOS included)."""
-        budget = max_tokens - 1  # the end-of-sequence token counts as a generated token
         if not self.rationale:  # the verdict alone: complete when the length limit ends it, EOS or not
             tail = self.verdict(0)
             if tail.cost() > max_tokens:
                 raise FormatTooLarge(f"{self.name}: max_tokens {max_tokens} < {tail.cost()} for the verdict")
             return tail
+        room, tail = self._split(max_tokens)
+        if self.one_paragraph:  # empty, or one paragraph and its line break
+            return seq(rep(seq(free(room, line=True), lit("\n")), 0, 1), tail)
+        return seq(free(room), tail)
+
+    def _split(self, max_tokens: int) -> tuple[int, Part]:
+        """(tokens the rationale's text may take, the verdict part) of a format with a rationale."""
+        budget = max_tokens - 1  # the end-of-sequence token counts as a generated token
         tail = self.verdict(max(0, math.floor(budget * self.verdict_share)))
-        room = budget - tail.cost()
-        if room < 0:
+        room = budget - tail.cost() - (1 if self.one_paragraph else 0)  # the paragraph's line break
+        if room < (1 if self.one_paragraph else 0):
             raise FormatTooLarge(f"{self.name}: max_tokens {max_tokens} leaves no room for the verdict "
                                  f"({tail.cost()} tokens at worst)")
-        return seq(free(room), tail)
+        return room, tail
 
     def lark(self, max_tokens: int) -> str:
         """llguidance Lark grammar: free text bounded in tokens."""
@@ -169,12 +180,15 @@ class AnswerFormat:
 
         `from_json` turns such an answer back into the text the parser reads.
         """
-        g = self.grammar(max_tokens)
-        tail = g.parts[1] if self.rationale else g
-        props: dict[str, Any] = {"verdict": {"type": "string", "pattern": f"^{tail.regex()}$"}}
-        if self.rationale:
-            props = {"analysis": {"type": "string", "pattern": f"^{_FREE}*$", "maxLength": g.parts[0].hi},
-                     **props}
+        if not self.rationale:
+            return {"type": "object", "properties": {"verdict": {"type": "string",
+                                                                 "pattern": f"^{self.grammar(max_tokens).regex()}$"}},
+                    "required": ["verdict"], "additionalProperties": False}
+        room, tail = self._split(max_tokens)
+        props: dict[str, Any] = {
+            "analysis": {"type": "string", "pattern": f"^{_FREE_LINE if self.one_paragraph else _FREE}*$",
+                         "maxLength": room},
+            "verdict": {"type": "string", "pattern": f"^{tail.regex()}$"}}
         return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
     def key(self, form: str, max_tokens: int) -> str:
@@ -205,11 +219,11 @@ def from_json(content: str) -> str:
 # the kinds of verdict our templates use
 # ------------------------------------------------------------------------------------------------------
 
-def rating_format(name: str, lo: int, hi: int, parse: Callable[[str | None], Any], version: str = "1",
-                  prefix: str = "") -> AnswerFormat:
-    """Free rationale, then `prefix[[r]]` with an integer r in [lo, hi]."""
+def rating_format(name: str, lo: int, hi: int, parse: Callable[[str | None], Any],
+                  version: str = "1") -> AnswerFormat:
+    """Free rationale, then `[[r]]` with an integer r in [lo, hi]."""
     numbers = tuple(range(lo, hi + 1))
-    tail = seq(lit(prefix + "[["), alt(*(lit(str(n)) for n in numbers)), lit("]]"))
+    tail = seq(lit("[["), alt(*(lit(str(n)) for n in numbers)), lit("]]"))
     return AnswerFormat(name, lambda _budget: tail, parse, ratings=numbers, version=version)
 
 
@@ -229,12 +243,14 @@ def label_lines_format(name: str, ids: Sequence[str], labels: Sequence[str], par
     return AnswerFormat(f"{name}[{len(ids)}]", lambda _budget: tail, parse, version=version)
 
 
-def item_block_format(name: str, start: str, none: str, parse: Callable[[str | None], Any], end: str = "END",
-                      item_tokens: int = 40, max_items: int = 32, version: str = "1",
-                      share: float = 0.75) -> AnswerFormat:
+def item_block_format(name: str, start: str, none: str | None, parse: Callable[[str | None], Any],
+                      end: str = "END", item_tokens: int = 40, max_items: int = 32, version: str = "1",
+                      share: float = 0.75, one_paragraph: bool = False) -> AnswerFormat:
     """Free rationale, then `[[start]]`, 1..K lines `- item`, `[[end]]`; or `[[none]]`.
 
-    K is as many items of up to `item_tokens` tokens as `share` of the budget holds (at most `max_items`).
+    With `none=None` there is no separate marker: "none" is the empty list (`[[start]]` then `[[end]]`), so
+    the verdict has one way in. K is as many items of up to `item_tokens` tokens as `share` of the budget
+    holds (at most `max_items`).
     """
     def verdict(budget: int) -> Part:
         head, close = lit(f"[[{start}]]\n"), lit(f"[[{end}]]")
@@ -243,9 +259,12 @@ def item_block_format(name: str, start: str, none: str, parse: Callable[[str | N
         if size < 4:
             raise FormatTooLarge(f"{name}: a budget of {budget} tokens holds no list item")
         item = seq(lit("- "), free(size, line=True), lit("\n"))
-        return alt(seq(head, rep(item, 1, min(max_items, room // item.cost())), close), lit(f"[[{none}]]"))
+        most = min(max_items, room // item.cost())
+        if none is None:
+            return seq(head, rep(item, 0, most), close)
+        return alt(seq(head, rep(item, 1, most), close), lit(f"[[{none}]]"))
 
-    return AnswerFormat(name, verdict, parse, version=version, verdict_share=share)
+    return AnswerFormat(name, verdict, parse, version=version, verdict_share=share, one_paragraph=one_paragraph)
 
 
 def choice_format(name: str, options: Sequence[str], parse: Callable[[str | None], Any],

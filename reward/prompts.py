@@ -197,8 +197,8 @@ opinions, guesses or inferences ("this suggests...", "probably...").
 {_EN_DATA_RULE}
 
 First write one or two sentences of analysis. Then list the statements, one per line, between the \
-markers [[STATEMENTS]] and [[END]]. If the answer contains no factual statement, write the line \
-[[NO STATEMENTS]] instead of the list.
+markers [[STATEMENTS]] and [[END]]. If the answer contains no factual statement, leave the list empty: \
+the line [[END]] then follows [[STATEMENTS]] directly.
 
 Examples:
 
@@ -218,7 +218,8 @@ Example 2
 <response>I think the policy is a bad idea and the authors should reconsider it. It is hard to say more \
 without further details.</response>
 Analysis: Both sentences are opinion or hedging; nothing checkable is asserted.
-[[NO STATEMENTS]]
+[[STATEMENTS]]
+[[END]]
 
 Example 3
 <question>How did the strike end?</question>
@@ -481,7 +482,7 @@ _EN_USER_STATEMENTS = """\
 {response}
 </response>
 
-Now write your analysis, then the [[STATEMENTS]] list or [[NO STATEMENTS]]."""
+Now write your analysis, then the [[STATEMENTS]] list (empty if there is no factual statement)."""
 
 # ---------------------------------------------------------------------------------------------------------
 # Chinese
@@ -580,8 +581,8 @@ _ZH_STATEMENTS = f"""\
 
 {_ZH_DATA_RULE}
 
-先写一两句分析，然后在标记 [[STATEMENTS]] 和 [[END]] 之间逐行列出陈述。如果回答不含任何事实性陈述，则不写列表，改写一行 \
-[[NO STATEMENTS]]。
+先写一两句分析，然后在标记 [[STATEMENTS]] 和 [[END]] 之间逐行列出陈述。如果回答不含任何事实性陈述，列表就留空：\
+[[STATEMENTS]] 的下一行直接写 [[END]]。
 
 示例：
 
@@ -599,7 +600,8 @@ _ZH_STATEMENTS = f"""\
 <question>新政策有哪些风险？</question>
 <response>我觉得这项政策不是个好主意，制定者应该重新考虑。没有更多细节的话很难多说什么。</response>
 分析：两句都是观点或含糊之词，没有可核对的事实。
-[[NO STATEMENTS]]
+[[STATEMENTS]]
+[[END]]
 
 示例 3
 <question>罢工是如何结束的？</question>
@@ -835,7 +837,7 @@ _ZH_USER_STATEMENTS = """\
 {response}
 </response>
 
-现在请写出分析，然后写出 [[STATEMENTS]] 列表或 [[NO STATEMENTS]]。"""
+现在请写出分析，然后写出 [[STATEMENTS]] 列表（没有事实性陈述时列表为空）。"""
 
 # Default output budgets (tokens) per stage, our choice (the paper gives none; the reference code allows the
 # statement extraction 2048); RewardConfig can override them, `--judge-max-tokens` sets one for every stage.
@@ -860,7 +862,8 @@ _SOURCES: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 # Bump a stage's version whenever its text (either language) changes: it is part of the cache key.
-VERSIONS: dict[str, str] = {stage: "1" for stage in STAGES}
+# v2 of statements: an empty list instead of a [[NO STATEMENTS]] marker (README, "Answer formats").
+VERSIONS: dict[str, str] = {**{stage: "1" for stage in STAGES}, "statements": "2"}
 
 # What the user message says when a part of the document held nothing relevant (per language).
 NO_INFO_LABEL = {"en": "no relevant information", "zh": "无相关信息"}

@@ -207,7 +207,11 @@ def parse_item_block(text: str | None, start: str, none: str, end: str = "END") 
 
 
 def parse_statements(text: str | None) -> ParsedItems:
-    return parse_item_block(text, "STATEMENTS", "NO STATEMENTS")
+    """The statement list; empty means no factual statement ([[NO STATEMENTS]] of template v1 still reads)."""
+    parsed = parse_item_block(text, "STATEMENTS", "NO STATEMENTS")
+    if text is not None and not parsed.scored:  # v2 offers no marker: say only what the prompt asked for
+        return replace(parsed, reason="no [[STATEMENTS]] list in the answer")
+    return parsed
 
 
 def parse_information(text: str | None) -> ParsedItems:
@@ -279,7 +283,9 @@ FORMATS: dict[str, AnswerFormat] = {
     "helpfulness": rating_format("longreward.helpfulness", 0, 10, parse_score),
     "logicality": rating_format("longreward.logicality", 0, 10, parse_score),
     "completeness": rating_format("longreward.completeness", 0, 10, parse_score),
-    "statements": item_block_format("longreward.statements", "STATEMENTS", "NO STATEMENTS", parse_statements),
+    # v2: the analysis is one paragraph and "no statement" is the empty list (README, "Answer formats")
+    "statements": item_block_format("longreward.statements", "STATEMENTS", None, parse_statements, version="2",
+                                    one_paragraph=True),
     "extract": item_block_format("longreward.extract", "INFORMATION", "NO RELEVANT INFORMATION",
                                  parse_information),
     "support": label_format("longreward.support", _SUPPORT_LABELS, parse_support),
@@ -305,13 +311,14 @@ def _lines_parsed(verdicts: dict[str, Parsed]) -> Parsed:
 # shows "[[7]]", which such a judge would return verbatim).
 _REASK_SCORE = ("Your reply did not end with a verdict in the required format. Reply again with only the "
                 "score: an integer from 0 to 10 written inside double square brackets, nothing else.")
-REASK_VERSION = "1"  # bump when a re-ask text below changes (it is part of the re-ask's cache key)
+REASK_VERSION = "2"  # bump when a re-ask text below changes (it is part of the re-ask's cache key)
 REASK = {
     "helpfulness": _REASK_SCORE,
     "logicality": _REASK_SCORE,
     "completeness": _REASK_SCORE,
     "statements": "Your reply did not follow the required format. Reply again with only the list: the line "
-                  "[[STATEMENTS]], one statement per line, then [[END]] (or only [[NO STATEMENTS]]).",
+                  "[[STATEMENTS]], one statement per line, then [[END]] (with no line between them if there is no "
+                  "factual statement).",
     "extract": "Your reply did not follow the required format. Reply again with only the list: the line "
                "[[INFORMATION]], one item per line, then [[END]] (or only [[NO RELEVANT INFORMATION]]).",
     "support": "Your reply did not end with a verdict in the required format. Reply again with only one of "

@@ -60,7 +60,7 @@ def words(text: str) -> set[str]:
 def default_statements(body: dict[str, Any]) -> str:
     found = sentences(block(body, "response"))
     if not found:
-        return "Analysis: nothing factual.\n[[NO STATEMENTS]]"
+        return "Analysis: nothing factual.\n[[STATEMENTS]]\n[[END]]"
     return "Analysis: one statement per sentence.\n[[STATEMENTS]]\n" + "\n".join(f"- {s}" for s in found) + \
         "\n[[END]]"
 

@@ -98,6 +98,9 @@ def stages(srv: ScriptedServer) -> Counter[str]:
 def test_statement_parser_variants() -> None:
     p = parse_statements("Analysis.\n[[STATEMENTS]]\n1. A is B.\n- C is D.\n\n* E.\n[[END]]\ntrailing")
     assert p.scored and p.items == ("A is B.", "C is D.", "E.") and p.value == 3
+    empty = parse_statements("Only opinions.\n[[STATEMENTS]]\n[[END]]")  # template v2: none is the empty list
+    assert empty.scored and empty.items == () and empty.value == 0
+    # the v1 marker still reads (answers a judge gave to the v1 prompt)
     assert parse_statements("x [[NO STATEMENTS]]").items == () and parse_statements("[[NO STATEMENTS]]").scored
     # the marker that comes last wins (a judge that quotes the format first)
     quoted = "Use [[STATEMENTS]] ... [[END]] or [[NO STATEMENTS]].\n[[STATEMENTS]]\n- X."
@@ -136,7 +139,7 @@ def test_support_parser_unscored(text: str | None) -> None:
 
 def test_templates_are_static_first_and_bilingual() -> None:
     ids = prompts.template_ids()
-    assert len(ids) == 14 and all(v == "1" for v in ids.values())
+    assert len(ids) == 14 and all(v == ("2" if ".statements." in k else "1") for k, v in ids.items())
     for t in prompts.all_templates():
         assert t.system.startswith(f"[template {t.id} v{t.version}]")
         assert "{" not in t.system  # no data in the static part
@@ -171,7 +174,7 @@ def test_calls_and_prompt_contents(judge: Any) -> None:
                           "extract": n_coarse, "support": 2})
     # template ids and versions travel in every request (they are part of the cache key)
     assert {(r.template_id, r.template_version) for r in client.requests} == {
-        (f"longreward.{s}.en", "1") for s in st}
+        (f"longreward.{s}.en", prompts.VERSIONS[s]) for s in st}
     for body in srv.bodies:
         system, user = body["messages"][0]["content"], body["messages"][1]["content"]
         stage = template_of(body)[1]
@@ -332,8 +335,9 @@ def test_reask_that_succeeds_is_used(judge: Any) -> None:
     assert all(r["verdict"] == "fully supported" for r in res.audit["faithfulness"]["statements"])
 
 
-def test_no_factual_statements(judge: Any) -> None:
-    scorer, srv, _ = judge(CannedJudge(answers={"statements": "Only opinions.\n[[NO STATEMENTS]]"}))
+@pytest.mark.parametrize("answer", ["Only opinions.\n[[STATEMENTS]]\n[[END]]", "Only opinions.\n[[NO STATEMENTS]]"])
+def test_no_factual_statements(judge: Any, answer: str) -> None:
+    scorer, srv, _ = judge(CannedJudge(answers={"statements": answer}))
     res = scorer.score(CONTEXT, QUESTION, "I think this is an interesting question to consider.")
     assert res.faithfulness is None and "no_factual_statements" in res.flags
     assert res.unscored["faithfulness"].startswith("not applicable")
