@@ -93,6 +93,28 @@ def test_every_grammar_conforming_answer_parses(fmt: AnswerFormat, tokenizer: An
                 assert f"[[{int(parsed.value)}]]" in text
 
 
+def test_statement_list_shape_one_paragraph_then_a_possibly_empty_list() -> None:
+    """Statements v2: the analysis is one paragraph ended by a line break (or absent), and "no statement" is
+    the empty list; there is no second way into the verdict ([[NO STATEMENTS]] is v1's, read but not offered)."""
+    import re
+
+    fmt = FORMATS["statements"]
+    rx = fmt.regex(200)
+    ok = ["Analysis: two facts.\n[[STATEMENTS]]\n- A is B.\n- C is D.\n[[END]]",
+          "Analysis: nothing checkable.\n[[STATEMENTS]]\n[[END]]", "[[STATEMENTS]]\n[[END]]"]
+    for text in ok:
+        assert re.fullmatch(rx, text), text
+        assert fmt.parse(text).scored
+    for text in ["Analysis: first line.\nsecond line.\n[[STATEMENTS]]\n[[END]]",  # two paragraphs
+                 "Analysis: no line break.[[STATEMENTS]]\n[[END]]", "Analysis: none.\n[[NO STATEMENTS]]"]:
+        assert not re.fullmatch(rx, text), text
+    schema = fmt.json_schema(200)["properties"]
+    assert schema["analysis"]["pattern"] == r"^[^\[\]\n]*$"
+    assert from_json('{"analysis": "none here", "verdict": "[[STATEMENTS]]\\n[[END]]"}') == \
+        "none here\n[[STATEMENTS]]\n[[END]]"
+    assert FORMATS["helpfulness"].json_schema(200)["properties"]["analysis"]["pattern"] == r"^[^\[\]]*$"
+
+
 def test_lark_bound_is_in_tokens_and_leaves_room_for_the_verdict(tokenizer: Any) -> None:
     fmt = FORMATS["statements"]
     rng = random.Random(0)
@@ -254,10 +276,86 @@ def test_longreward_stages_send_their_grammar_and_canned_answers_match_it() -> N
         for body in srv.bodies:
             stage = template_of(body)[1]  # type: ignore[index]
             seen.add(stage)
-            assert body["regex"].startswith(r"[^\[\]]{0,")
+            # the rationale: one paragraph for the statement list, free text for the others
+            assert body["regex"].startswith(r"(?:[^\[\]\n\s]" if stage == "statements" else r"[^\[\]]{0,")
             answer = CannedJudge()(body)
             text = answer if isinstance(answer, str) else answer.content
             assert re.fullmatch(body["regex"], text, flags=re.DOTALL), (stage, text)
         assert {"helpfulness", "logicality", "statements", "extract", "completeness"} <= seen
         assert seen & {"support", "support_batch"}
     assert scorer.parse_stats["helpfulness"].constrained == 1
+
+
+class _FakeVLLM:
+    """A stand-in for the `vllm` package (no vLLM or GPU here): records what our backend passes to the
+    engine and answers like vLLM's offline API (outputs, token ids, per-step logprobs)."""
+
+    def __init__(self, tokens: list[str], alternatives: dict[int, dict[str, float]], new_api: bool):
+        import types
+
+        self.params: list[Any] = []
+        fake = self
+
+        class SamplingParams:
+            def __init__(self, **kw: Any):
+                self.kw = kw
+
+        class Params:
+            def __init__(self, regex: str):
+                self.regex = regex
+
+        class Logprob:
+            def __init__(self, token: str, lp: float):
+                self.decoded_token, self.logprob = token, lp
+
+        class LLM:
+            def __init__(self, model: str, **kw: Any):
+                self.model = model
+
+            def chat(self, conversations: list[Any], params: Any, use_tqdm: bool = False) -> list[Any]:
+                fake.params.append(params)
+                ids = list(range(len(tokens)))
+                steps = []
+                for i, tok in enumerate(tokens):  # vLLM keys each step by token id, the chosen one included
+                    alts = alternatives.get(i, {tok: 0.0})
+                    vocab = {t: 1000 + j for j, t in enumerate(alts)}
+                    step = {vocab[t]: Logprob(t, lp) for t, lp in alts.items() if t != tok}
+                    step[ids[i]] = Logprob(tok, alts.get(tok, 0.0))
+                    steps.append(step)
+                comp = types.SimpleNamespace(text="".join(tokens), token_ids=ids, finish_reason="stop",
+                                             logprobs=steps)
+                return [types.SimpleNamespace(prompt_token_ids=[1, 2, 3], outputs=[comp])]
+
+        self.module = types.ModuleType("vllm")
+        self.module.LLM, self.module.SamplingParams = LLM, SamplingParams  # type: ignore[attr-defined]
+        self.sampling = types.ModuleType("vllm.sampling_params")
+        setattr(self.sampling, "StructuredOutputsParams" if new_api else "GuidedDecodingParams", Params)
+
+
+@pytest.mark.parametrize("new_api", [True, False], ids=["structured_outputs", "guided_decoding"])
+def test_vllm_backend_sends_the_format_regex_and_reads_verdict_logprobs(new_api: bool,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process vLLM path (glue only: vLLM itself needs a GPU): the request's grammar reaches
+    SamplingParams in the form of the installed vLLM, the answer fits it, and --score-from logprobs reads
+    the probabilities vLLM reports at the verdict position."""
+    import re
+    import sys
+
+    tokens = ["Mostly", " right", ".", "\n", "[[", "7", "]]"]
+    fake = _FakeVLLM(tokens, {5: {"7": math.log(0.6), "8": math.log(0.3), "3": math.log(0.1)}}, new_api)
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    monkeypatch.setitem(sys.modules, "vllm.sampling_params", fake.sampling)
+    fmt = FORMATS["helpfulness"]
+    client = build_client(JudgeConfig(backend="vllm", model="/models/judge", cache="none", score_from="logprobs"),
+                          show_progress=False)
+    req = ChatRequest.of([{"role": "user", "content": "rate it"}], max_tokens=64, template_id="t",
+                         template_version="1", answer_format=fmt)
+    stats = ParseStats()
+    parsed, _ = client.run_coroutine(lambda: ask_and_parse(client, req, fmt.parse, stats=stats))
+    (params,) = fake.params
+    form = params.kw["structured_outputs" if new_api else "guided_decoding"]
+    assert form.regex == fmt.regex(64)
+    assert re.fullmatch(form.regex, "".join(tokens))
+    assert params.kw["max_tokens"] == 64 and params.kw["logprobs"] >= 3
+    assert parsed.constrained and parsed.from_logprobs
+    assert parsed.value == pytest.approx(0.6 * 7 + 0.3 * 8 + 0.1 * 3) and parsed.argmax == 7
