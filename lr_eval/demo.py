@@ -69,11 +69,12 @@ def run_demo(cfg: JudgeConfig) -> int:
     cache_path = cfg.cache_path()
     answerer = JudgeClient(TransformersBackend(model_dir, model="SmolLM2-135M-Instruct"),
                            cache=ResponseCache(cache_path) if cache_path else None, show_progress=False)
-    prompt = (f"Read the document and answer the question.\n\n<document>\n{sample['context']}\n</document>\n\n"
-              f"Question: {sample['question']}")
+    # v2: the report, then the question. With v1's instruction-first layout the embedded model restated the
+    # question, and the judge rightly found no factual statement in that answer to check.
+    prompt = f"{sample['context']}\n\nBased on the report above: {sample['question']}"
     with console.status("the embedded model is answering"):
         res = answerer.run([ChatRequest.of([{"role": "user", "content": prompt}], max_tokens=120,
-                                           template_id="demo.answer", template_version="1")])[0]
+                                           template_id="demo.answer", template_version="2")])[0]
     if not res.ok:
         console.print(f"[red]the model could not answer: {res.error}")
         return 1

@@ -54,3 +54,41 @@ def test_embedded_judge_constrained_end_to_end(model_dir) -> None:
     assert parsed.scored and parsed.constrained and res.usage.output_tokens <= 24
     assert parsed.from_logprobs and 0 <= parsed.value <= 10 and parsed.argmax in range(11)
     assert set(res.verdict_logprobs) == {str(r) for r in range(11)}
+
+
+def test_embedded_judge_lists_the_statements_of_a_factual_answer(model_dir) -> None:
+    """Statements v2 (one-paragraph analysis, empty list for none): the embedded judge lists statements of a
+    plainly factual answer. With v1's separate [[NO STATEMENTS]] marker it declined on 19 of 21 such inputs."""
+    from lr_eval.parsing import ask_and_parse
+    from lr_eval.reward import prompts
+    from lr_eval.reward.scorer import FORMATS
+
+    t = prompts.template("statements", "en")
+    fmt = FORMATS["statements"]
+    req = ChatRequest.of(t.messages(question="When did the library at Brenholt open and why was it rebuilt?",
+                                    response="The library at Brenholt opened in 1980 and was rebuilt after a "
+                                             "flood for 4 million pounds."),
+                         max_tokens=200, template_id=t.id, template_version=t.version, answer_format=fmt)
+    client = build_client(JudgeConfig(backend="embedded", cache="none"), show_progress=False)
+    parsed, [res] = client.run_coroutine(lambda: ask_and_parse(client, req, fmt.parse, reasks=0))
+    assert parsed.scored and parsed.constrained and res.usage.output_tokens <= 200
+    assert any("1980" in s for s in parsed.items), res.content
+
+
+def test_demo_shows_the_four_dimensions(model_dir) -> None:
+    """`lr-eval demo` (what `make demo` runs) on the embedded model: a number for each dimension and the
+    reward, and every verdict decoded under its answer format."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "100"}  # one torch thread: faster on a shared CPU
+    run = subprocess.run([sys.executable, "-m", "lr_eval.cli", "demo", "--cache", "none"], capture_output=True,
+                         text=True, env=env, timeout=900)
+    out = run.stdout + run.stderr  # the rich console writes to stderr
+    assert run.returncode == 0, out[-3000:]
+    for dim in ("helpfulness", "logicality", "faithfulness", "completeness", "reward"):
+        assert re.search(rf"│ {dim}\s+│\s+\d+(\.\d+)?\s+│", out), (dim, out[-3000:])
+    made = re.search(r"verdicts decoded under their answer format: (\d+) of (\d+)", out)
+    assert made and made.group(1) == made.group(2), out[-3000:]
