@@ -158,8 +158,9 @@ class AnswerFormat:
         """(tokens the rationale's text may take, the verdict part) of a format with a rationale."""
         budget = max_tokens - 1  # the end-of-sequence token counts as a generated token
         tail = self.verdict(max(0, math.floor(budget * self.verdict_share)))
-        room = budget - tail.cost() - (1 if self.one_paragraph else 0)  # the paragraph's line break
-        if room < (1 if self.one_paragraph else 0):
+        line_break = int(self.one_paragraph)  # the token that ends a one-paragraph rationale
+        room = budget - tail.cost() - line_break
+        if room < line_break:  # a one-paragraph rationale, when written, holds at least one character
             raise FormatTooLarge(f"{self.name}: max_tokens {max_tokens} leaves no room for the verdict "
                                  f"({tail.cost()} tokens at worst)")
         return room, tail
@@ -180,15 +181,14 @@ class AnswerFormat:
 
         `from_json` turns such an answer back into the text the parser reads.
         """
-        if not self.rationale:
-            return {"type": "object", "properties": {"verdict": {"type": "string",
-                                                                 "pattern": f"^{self.grammar(max_tokens).regex()}$"}},
-                    "required": ["verdict"], "additionalProperties": False}
-        room, tail = self._split(max_tokens)
-        props: dict[str, Any] = {
-            "analysis": {"type": "string", "pattern": f"^{_FREE_LINE if self.one_paragraph else _FREE}*$",
-                         "maxLength": room},
-            "verdict": {"type": "string", "pattern": f"^{tail.regex()}$"}}
+        props: dict[str, Any] = {}
+        if self.rationale:
+            room, tail = self._split(max_tokens)
+            props["analysis"] = {"type": "string", "pattern": f"^{_FREE_LINE if self.one_paragraph else _FREE}*$",
+                                 "maxLength": room}
+        else:
+            tail = self.grammar(max_tokens)
+        props["verdict"] = {"type": "string", "pattern": f"^{tail.regex()}$"}
         return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
     def key(self, form: str, max_tokens: int) -> str:
