@@ -184,7 +184,7 @@ def read_samples(path: Path, filt: str = "none") -> tuple[list[Sample], dict[str
     out: list[Sample] = []
     judge: dict[str, Any] = {}
     seen: set[str] = set()
-    for n, row in read_jsonl(path, allow_empty=True):
+    for n, row in read_jsonl(path):  # an empty samples file is refused: it would pair nothing, silently
         if isinstance(row, InputError):
             raise row  # a partial samples file would give wrong intervals: refused
         if row.get("filter", filt) != filt:
@@ -200,12 +200,23 @@ def read_samples(path: Path, filt: str = "none") -> tuple[list[Sample], dict[str
         # not per-item scores and are skipped
         values = {m: _item_value(row.get(m)) for m in names
                   if row.get(m) is None or _is_number(row.get(m)) or _is_numbers(row.get(m))}
+        for m in row.get("metrics") or []:  # a score the row names as a metric must be one
+            _check_score(row.get(m), path, n, m)
         bucket = next((b[1] for m in values if (b := BUCKET_KEY_RE.search(m))), None)
         out.append(Sample(doc_id=row.get("doc_id"), doc_hash=row.get("doc_hash"), values=values,
                           length=_doc_length(row.get("doc")), bucket=bucket))
         if not judge:
             judge = _verdict_judge(row.get("filtered_resps"))
     return out, judge
+
+
+def _check_score(value: Any, path: Path, line: int | None, field: str) -> None:
+    """A metric value is a number, null (unscored) or NaN (unscored, as lm-eval writes it); a string or an
+    infinity is a broken file, refused rather than shown as unscored or left out."""
+    if isinstance(value, str):
+        raise InputError(path, line, field, f"expected a number (or null for unscored), got the string {value!r}")
+    if isinstance(value, float) and math.isinf(value):
+        raise InputError(path, line, field, f"expected a finite number, got {value}")
 
 
 def _verdict_judge(filtered: Any) -> dict[str, Any]:
@@ -331,6 +342,11 @@ def check_results(data: Any, path: Path) -> dict[str, Any]:
         for name, entry in (data.get(key) or {}).items():
             if entry is not None and not isinstance(entry, dict):
                 raise InputError(path, None, f"{key}.{name}", f"expected an object, got {type(entry).__name__}")
+    for key in ("results", "groups"):
+        for name, entry in (data.get(key) or {}).items():
+            for metric, value in (entry or {}).items():
+                if "," in metric and not metric.split(",", 1)[0].endswith("_stderr"):
+                    _check_score(value, path, None, f"{key}.{name}.{metric}")
     for name, subs in (data.get("group_subtasks") or {}).items():
         if not isinstance(subs, list):
             raise InputError(path, None, f"group_subtasks.{name}", f"expected a list, got {type(subs).__name__}")
@@ -361,6 +377,17 @@ def load_runs(args: list[str]) -> list[Run]:
             runs.append(load_run(d, label if len(dirs) == 1 else None, only))
     disambiguate(runs)
     return runs
+
+
+def input_files(runs: list[Run]) -> dict[str, Path]:
+    """Every file the runs were read from (results, samples, sidecars), named: what no output may replace."""
+    out: dict[str, Path] = {}
+    for run in runs:
+        names = [*run.results_files, *run.sidecars,
+                 *(t.samples_file for t in run.tasks.values() if t.samples_file)]
+        for name in names:
+            out[f"input {run.path / name}"] = run.path / name
+    return out
 
 
 def disambiguate(runs: list[Run]) -> None:

@@ -8,6 +8,7 @@ ever contain the key.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import dataclass, fields
@@ -23,6 +24,7 @@ from .accounting import UsageMeter, load_prices
 from .cache import ResponseCache
 from .errors import UserError
 from .flags import truthy
+from .redaction import redact, register_secret, register_url
 
 BACKENDS = ("openai", "transformers", "vllm", "embedded")
 STRUCTURED = ("off", "auto", "on")
@@ -78,16 +80,33 @@ class JudgeConfig:
         return self.backend != "openai" or bool(self.base_url or self.model)
 
     def describe(self) -> str:
-        where = self.base_url or ("api.openai.com" if self.backend == "openai" else "in-process")
+        """The judge in words, for reports and results files: a URL's user-info is never in it."""
+        register_url(self.base_url)
+        where = redact(self.base_url) if self.base_url else None
+        where = where or ("api.openai.com" if self.backend == "openai" else "in-process")
         return f"{self.model or '(embedded SmolLM2-135M-Instruct)'} via {self.backend} at {where}"
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY")
 
+    def api_key_source(self) -> str:
+        """The variable the key is read from (what a refused-credentials message names)."""
+        if os.environ.get(self.api_key_env) or not os.environ.get("OPENAI_API_KEY"):
+            return self.api_key_env
+        return "OPENAI_API_KEY"
+
     def cache_path(self) -> Path | None:
         if self.cache and self.cache.lower() == "none":
             return None
         return Path(self.cache).expanduser() if self.cache else cache_dir() / "judge-cache.sqlite"
+
+    def written_paths(self) -> dict[str, Path | None]:
+        """The files judging writes besides a command's outputs (for `jsonl.check_paths`)."""
+        return {"judge cache (--cache)": self.cache_path()}
+
+    def read_paths(self) -> dict[str, str | None]:
+        """The files the judge settings read (for `jsonl.check_paths`): no output may replace them."""
+        return {"price table (--prices)": self.prices}
 
     # -- sources -----------------------------------------------------------------
     @classmethod
@@ -118,6 +137,8 @@ class JudgeConfig:
                   ("max_requests", self.max_requests, 0), ("price_input", self.price_input, 0),
                   ("price_output", self.price_output, 0)]
         for name, value, low in checks:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"judge setting {name} must be a finite number, not {value}")
             if value is not None and value < low:
                 raise ConfigError(f"judge setting {name} must be at least {low}, not {value}")
         for name, value, allowed in (("structured", self.structured, STRUCTURED),
@@ -126,7 +147,7 @@ class JudgeConfig:
             if value not in allowed:
                 raise ConfigError(f"judge setting {name} must be one of {', '.join(allowed)}, not {value!r}")
         for name, value in (("timeout", self.timeout), ("claim_lease", self.claim_lease)):
-            if not value > 0:
+            if not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"judge setting {name} must be a positive number of seconds, not {value}")
 
     def _update(self, values: dict[str, Any], source: str) -> None:
@@ -201,7 +222,10 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = No
     elif cfg.backend == "openai":
         if not cfg.model:
             raise ConfigError("no judge model: pass --model NAME (or set LR_JUDGE_MODEL)")
-        backend = OpenAIBackend(cfg.model, cfg.base_url, cfg.api_key(), cfg.timeout, cfg.api_key_env)
+        key = cfg.api_key()
+        register_secret(key)
+        register_url(cfg.base_url)
+        backend = OpenAIBackend(cfg.model, cfg.base_url, key, cfg.timeout, cfg.api_key_source())
     elif cfg.backend == "embedded":
         from .embedded import embedded_model_path
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import UserError
+from .redaction import redact
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -193,13 +194,43 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+PathMap = Mapping[str, "str | Path | None"]
+
+
+def _clash(a: Path, b: Path) -> bool:
+    """The same file: one path resolves (links followed) to the other, or both name one inode."""
+    return _same(a, b) or a.resolve() == b.resolve()
+
+
+def check_paths(writes: PathMap, reads: PathMap = {}) -> dict[str, Path]:  # noqa: B006 - read only
+    """The one path rule of every command, run before anything is sent or computed: each path the command
+    writes (outputs, judge cache, embedding cache, sample cache...) must be writable and must be neither
+    another written path nor any path it reads (input, data, references...), links resolved. `writes` and
+    `reads` map what a path is (named in the message, e.g. "--cache") to the path; None entries are skipped.
+    Returns the written paths, checked. Raises OutputPathError."""
+    out = {what: Path(p).expanduser() for what, p in writes.items() if p is not None}
+    ins = {what: Path(p).expanduser() for what, p in reads.items() if p is not None}
+    names = list(out)
+    for i, what in enumerate(names):
+        for other in names[:i]:
+            if _clash(out[what], out[other]):
+                raise OutputPathError(f"{what} {out[what]} is also the {other} {out[other]}: choose another {what}")
+        for other, q in ins.items():
+            if _clash(out[what], q):
+                raise OutputPathError(f"{what} {out[what]} is also the {other} {q}, which it would replace: "
+                                      f"choose another {what}")
+    for what, p in out.items():
+        check_output_path(p, what=what)
+    return out
+
+
 def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output") -> Path:
     """Check, before any request is sent, that `path` can be written as a file and is none of `inputs`;
     its parent folders are created. Raises OutputPathError."""
     p = Path(path).expanduser()
     for inp in inputs:
         q = Path(inp).expanduser()
-        if _same(p, q) or p.resolve() == q.resolve():
+        if _clash(p, q):
             raise OutputPathError(f"{what} {p} is also an input: choose another {what} path")
     if p.is_dir():
         raise OutputPathError(f"{what} {p} is a directory, expected a file path")
@@ -247,7 +278,8 @@ def _atomic(path: str | Path, write: Callable[[Any], None]) -> None:
 
 
 def dumps(rec: Any) -> str:
-    return json.dumps(rec, ensure_ascii=False)
+    """One record as it is written: JSON, with no registered secret in it (`lr_eval.redaction`)."""
+    return redact(json.dumps(rec, ensure_ascii=False), generic=False)
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
@@ -260,7 +292,7 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[dict[str, Any]]) -> N
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a whole text file (a JSON report, a results file) through a temporary file and a rename."""
-    _atomic(path, lambda f: f.write(text))
+    _atomic(path, lambda f: f.write(redact(text, generic=False)))
 
 
 # ---------------------------------------------------------------------------------------------------------

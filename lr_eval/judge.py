@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from .accounting import UsageMeter, estimate_tokens, max_input_tokens
 from .backends import Backend
 from .cache import ResponseCache
-from .progress import BatchProgress
+from .progress import BatchProgress, console
 from .retry import backoff_delay
 from .types import BudgetExceeded, ChatRequest, ChatResult, JudgeFatalError, PermanentError, TransientError
 
@@ -67,6 +67,7 @@ class JudgeClient:
         self._answered: list[str] = []  # claims whose answer is stored: harmless, dropped in batches
         self._heartbeat: asyncio.Task[None] | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._settled: asyncio.Event | None = None  # set whenever a reservation is released
         self._sem_loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Future[ChatResult]] = {}
         self._dry_seen: set[str] = set()
@@ -78,16 +79,16 @@ class JudgeClient:
         loop = asyncio.get_running_loop()
         if self._sem is None or self._sem_loop is not loop:
             self._sem, self._sem_loop = asyncio.Semaphore(self.concurrency), loop
+            self._settled = asyncio.Event()
             self._inflight = {}
         return self._sem
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         """Answer one request: from the cache, from an identical request in flight, or from the judge.
 
-        Raises JudgeFatalError / BudgetExceeded, which stop the whole batch.
+        Raises JudgeFatalError / BudgetExceeded, which stop the whole batch (an answer already in the cache
+        is still given after a stop: it costs nothing).
         """
-        if self._fatal is not None:
-            raise self._fatal
         request = self.complete(request)
         key = request.cache_key(self.model)
         if self.cache is not None:
@@ -95,6 +96,12 @@ class JudgeClient:
             if hit is not None:
                 return self._from_cache(hit)
         return await self._chat_uncached(request, key)
+
+    def _refuse(self) -> None:
+        """Raise the stop that ended the run for one more request; a budget stop counts it as not sent."""
+        assert self._fatal is not None
+        self.meter.not_sent += isinstance(self._fatal, BudgetExceeded)
+        raise self._fatal
 
     def complete(self, request: ChatRequest) -> ChatRequest:
         """The request as it will be keyed, budgeted and sent: the configured system prompt (when the request
@@ -125,7 +132,7 @@ class JudgeClient:
         """chat() after a cache miss: join an identical request in flight here, wait for another process
         that claimed it, or claim it and ask the judge."""
         if self._fatal is not None:
-            raise self._fatal
+            self._refuse()
         sem = self._semaphore()
         pending = self._inflight.get(key)
         if pending is not None:
@@ -168,7 +175,7 @@ class JudgeClient:
             if key in claimed:
                 return None
             if self._fatal is not None:
-                raise self._fatal
+                self._refuse()
             waited = True
             await asyncio.sleep(self.claim_poll)
 
@@ -207,15 +214,7 @@ class JudgeClient:
         attempt = 0
         while True:
             async with sem:
-                if self._fatal is not None:
-                    self.meter.not_sent += isinstance(self._fatal, BudgetExceeded)
-                    raise self._fatal
-                try:
-                    hold = self.meter.reserve(bound, max_out)
-                except BudgetExceeded as e:
-                    self.meter.not_sent += 1
-                    self._fatal = e
-                    raise
+                hold = await self._reserve(bound, max_out)
                 attempt += 1
                 try:
                     res = await self.backend.send(request)
@@ -243,15 +242,17 @@ class JudgeClient:
                         self._answered.append(key)  # its claim is dropped in a batch (one write per answer)
                         if len(self._answered) >= 256:
                             self._drop_answered_claims()
-                    try:
-                        self.meter.settle(res.usage, bound, max_out)
-                    except BudgetExceeded as e:
-                        self._fatal = e
-                        raise
+                    note, stop = self.meter.settle(res.usage, bound, max_out)
+                    if note:
+                        console.print(f"warning: {note}", style="yellow", markup=False)
+                    if stop is not None and self._fatal is None:
+                        self._fatal = stop  # no new request; this paid answer is still returned
                     self._tick(res)
                     return res
                 finally:
                     self.meter.release(hold)
+                    assert self._settled is not None
+                    self._settled.set()
             # Back off outside the semaphore so that waiting requests do not block others.
             if attempt > self.max_retries:
                 if last.refused:
@@ -265,6 +266,23 @@ class JudgeClient:
             self.meter.retries += 1
             await asyncio.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_max, wait))
 
+    async def _reserve(self, bound: int, max_out: int) -> float:
+        """Hold the worst-case cost of one request, waiting while it fits only once requests in flight
+        settle; a request that cannot fit at all (or comes after a stop) is refused."""
+        assert self._settled is not None
+        while True:
+            if self._fatal is not None:
+                self._refuse()
+            try:
+                hold = self.meter.reserve(bound, max_out)
+            except BudgetExceeded as e:
+                self._fatal = e
+                self._refuse()
+            if hold is not None:
+                return hold
+            self._settled.clear()
+            await self._settled.wait()
+
     def _tick(self, res: ChatResult) -> None:
         if self._progress is not None:
             self._progress.advance(res, self.meter)
@@ -272,8 +290,6 @@ class JudgeClient:
     # -- many requests -----------------------------------------------------------
     async def chat_many(self, requests: Sequence[ChatRequest], desc: str = "judging") -> list[ChatResult]:
         """Answer all requests concurrently; results in input order."""
-        if self._fatal is not None:
-            raise self._fatal
         requests = [self.complete(r) for r in requests]
         keys = [r.cache_key(self.model) for r in requests]
         # One cache query (and one claim transaction) for the whole batch instead of one per request: reruns

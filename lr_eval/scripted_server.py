@@ -37,6 +37,10 @@ class Reply:
     #: (prompt_tokens, completion_tokens) to report instead of the default word counts (a server that bills
     #: per character, or more than it could have processed).
     usage: tuple[int, int] | None = None
+    #: Leave the "usage" object out of the answer (a server that reports nothing).
+    omit_usage: bool = False
+    #: Close the connection after this many seconds instead of answering (a dropped connection).
+    drop_after: float | None = None
 
 
 Responder = Callable[[dict[str, Any]], "str | Reply"]
@@ -143,6 +147,11 @@ class ScriptedServer:
         reply = self.responder(body)
         if isinstance(reply, str):
             reply = Reply(content=reply)
+        if reply.drop_after is not None:
+            await asyncio.sleep(reply.drop_after)
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)  # never reaches the client: its connection is gone
         if reply.status != 200:
             return _error(reply.status, reply.message, "scripted", reply.headers)
         with self._lock:
@@ -250,10 +259,13 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             {"token": max(s, key=s.get), "logprob": max(s.values()), "bytes": None,
              "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in s.items()]}
             for s in steps]}
-    return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "scripted"), "choices": [choice],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
+    out = {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
+           "model": body.get("model", "scripted"), "choices": [choice],
+           "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "total_tokens": prompt_tokens + completion_tokens}}
+    if reply.omit_usage:
+        del out["usage"]
+    return out
 
 
 def hash_embedding(text: str, dim: int) -> list[float]:

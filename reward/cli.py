@@ -35,7 +35,7 @@ from lr_eval.jsonl import (
     KEY_FIELD,
     InputError,
     ResumableJsonl,
-    check_output_path,
+    check_paths,
     content_key,
     iter_unique,
     read_jsonl,
@@ -113,14 +113,14 @@ def result_options(judge: JudgeConfig, cfg: RewardConfig, audit: bool) -> dict[s
 
 def check_score_paths(input_path: str | Path, output: str | Path | None, judge: JudgeConfig,
                       embed_cache: str | None) -> None:
-    """Output, judge cache and embedding cache writable, the output not the input: before any request."""
-    if output is not None and not judge.dry_run:
-        check_output_path(output, [input_path])
-    cache = judge.cache_path()
-    if cache is not None:
-        check_output_path(cache, [input_path], what="judge cache")
+    """Output, judge cache and embedding cache writable, none of them another or the input: before any request."""
+    embed = None  # the embedding cache build_scorer opens
     if embed_cache and embed_cache.lower() != "none":
-        check_output_path(Path(embed_cache).expanduser(), [input_path], what="embedding cache")
+        embed = Path(embed_cache)
+    elif embed_cache is None and judge.cache_path() is not None:
+        embed = judge.cache_path().parent / "embed-cache.sqlite"  # type: ignore[union-attr]
+    check_paths({"output": None if judge.dry_run else output, **judge.written_paths(),
+                 "embedding cache (--embed-cache)": embed}, {"input": input_path, **judge.read_paths()})
 
 
 def run_score(args: argparse.Namespace) -> int:

@@ -163,8 +163,13 @@ def choice_turns(rec: dict[str, Any], path: Path, line: int) -> tuple[str, ...]:
 
 def read_references(path: Path) -> dict[int, tuple[str, ...]]:
     """FastChat's reference_answer file: question_id -> reference turns."""
-    return {require(rec, "question_id", int, path, line): choice_turns(rec, path, line)
-            for line, rec in _records(path)}
+    refs: dict[int, tuple[str, ...]] = {}
+    for line, rec in _records(path):
+        qid = require(rec, "question_id", int, path, line)
+        if qid in refs:
+            raise InputError(path, line, "question_id", f"a second reference answer for question {qid}")
+        refs[qid] = choice_turns(rec, path, line)
+    return refs
 
 
 def read_judge_prompts(path: Path) -> dict[str, JudgePrompt]:

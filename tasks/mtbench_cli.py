@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import InputError, read_jsonl, require, write_jsonl_atomic
+from lr_eval.jsonl import InputError, check_paths, read_jsonl, require, write_jsonl_atomic
 from lr_eval.progress import console
 from lr_eval.report import print_usage
 
@@ -119,17 +118,13 @@ def read_answers(paths: Sequence[Path], questions: Mapping[int, Question],
     return out
 
 
-def check_output(output: Path, inputs: Sequence[Path]) -> None:
-    """Before any paid request: the output is a file we can create, and none of the inputs."""
-    if output.is_dir():
-        raise ValueError(f"-o {output}: is a folder")
-    if any(output.resolve() == p.resolve() for p in inputs):
-        raise ValueError(f"-o {output}: is one of the input files")
-    parent = output.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ValueError(f"-o {output}: cannot write under {parent}")
+def check_judge_paths(args: argparse.Namespace, cfg: JudgeConfig) -> None:
+    """Before any paid request: the output and the judge cache are writable files, neither another nor any
+    file the command reads (answers, --questions, --references, --judge-prompts, --prices), links resolved."""
+    reads: dict[str, str | None] = {f"answers file {a}": a for a in args.answers}
+    reads.update({"--questions file": args.questions, "--references file": args.references,
+                  "--judge-prompts file": args.judge_prompts, **cfg.read_paths()})
+    check_paths({"output (-o)": args.output, **cfg.written_paths()}, reads)
 
 
 def plan(questions: Sequence[Question], answers: Mapping[str, Mapping[int, tuple[str, ...]]]
@@ -156,8 +151,8 @@ def run_judge(args: argparse.Namespace) -> int:
     cfg = JudgeConfig.from_args(args)
     if not cfg.configured:
         raise JudgeNotConfigured(no_judge_message("lr-eval mtbench judge"))
+    check_judge_paths(args, cfg)
     output, inputs = Path(args.output), [Path(a) for a in args.answers]
-    check_output(output, inputs)
     metadata = _metadata(args)
     questions = read_questions(data_file("questions", metadata))
     by_id = {q.question_id: q for q in questions}
@@ -200,20 +195,37 @@ def run_judge(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------- show
 
 
-def read_judgments(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line, rec in read_jsonl(path):
-        if isinstance(rec, InputError):
-            raise rec
-        require(rec, "model", str, path, line)
-        require(rec, "question_id", int, path, line)
-        if rec.get("turn") not in (1, 2):
-            raise InputError(path, line, "turn", "expected 1 or 2")
-        score = rec.get("score")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
-                                  or not math.isfinite(score)):
-            raise InputError(path, line, "score", "expected a number, null or -1 (unscored)")
-        rows.append(rec)
+#: MT-Bench ratings: 1-10 (FastChat's clamp); -1 or null is an unscored judgment.
+SCORE_RANGE = (1, 10)
+
+
+def read_judgments(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The judgments of all files; a second judgment of the same (model, question, turn), in one file or
+    across files (the same file given twice), is refused: it would be counted twice."""
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, int, int], str] = {}
+    for path in paths:
+        for line, rec in read_jsonl(path):
+            if isinstance(rec, InputError):
+                raise rec
+            model = require(rec, "model", str, path, line)
+            qid = require(rec, "question_id", int, path, line)
+            turn = rec.get("turn")
+            if isinstance(turn, bool) or turn not in (1, 2):
+                raise InputError(path, line, "turn", "expected 1 or 2")
+            score = rec.get("score")
+            low, high = SCORE_RANGE
+            if score is not None and score != -1 and (
+                    isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)
+                    or not low <= score <= high):
+                raise InputError(path, line, "score", f"expected a rating {low}-{high}, null or -1 (unscored), "
+                                                      f"got {score!r}")
+            key = (model, qid, turn)
+            if key in seen:
+                raise InputError(path, line, "question_id", f"a second judgment of {model} on question {qid} "
+                                                            f"turn {turn} (the first is {seen[key]})")
+            seen[key] = f"{path} line {line}"
+            rows.append(rec)
     return rows
 
 
@@ -240,7 +252,7 @@ def print_summary(summary: Sequence[Mapping[str, Any]], where: Console = out_con
 
 
 def run_show(args: argparse.Namespace) -> int:
-    rows = [r for p in args.judgments for r in read_judgments(Path(p))]
+    rows = read_judgments([Path(p) for p in args.judgments])
     path = data_file("questions", _metadata(args))
     categories = {q.question_id: q.category for q in read_questions(path)}
     for row in rows:
