@@ -41,6 +41,8 @@ class Reply:
     omit_usage: bool = False
     #: Close the connection after this many seconds instead of answering (a dropped connection).
     drop_after: float | None = None
+    #: Append the request's Authorization header to the error message (a server that echoes credentials).
+    echo_auth: bool = False
 
 
 Responder = Callable[[dict[str, Any]], "str | Reply"]
@@ -153,7 +155,8 @@ class ScriptedServer:
             request.transport.close()
             return web.Response(status=500)  # never reaches the client: its connection is gone
         if reply.status != 200:
-            return _error(reply.status, reply.message, "scripted", reply.headers)
+            echo = f" from {request.headers.get('Authorization', '')}" if reply.echo_auth else ""
+            return _error(reply.status, reply.message + echo, "scripted", reply.headers)
         with self._lock:
             self.paid[key] += 1
         return web.json_response(_completion(body, reply))
