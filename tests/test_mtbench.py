@@ -268,7 +268,7 @@ def test_cli_bad_input_stops_before_any_request(mt: Path, tmp_path: Path, capsys
         err = capsys.readouterr().err
         assert f"{bad} line 1, field 'choices[0].turns': 1 turns, question 81 has 2" in err
         assert main(["mtbench", "judge", str(bad), "-o", str(bad), *base]) == 2
-        assert "is one of the input files" in capsys.readouterr().err
+        assert "which it would replace" in capsys.readouterr().err
         bad.write_text('{"question_id": 7, "model_id": "m", "choices": [{"turns": ["a", "b"]}]}\n')
         assert main(["mtbench", "judge", str(bad), "-o", str(tmp_path / "o.jsonl"), *base]) == 2
         assert "field 'question_id': question 7 is not in the question file" in capsys.readouterr().err
