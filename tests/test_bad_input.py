@@ -613,7 +613,7 @@ def issue22_cases() -> list[Case]:
 
     def lc_unknown(d: Path, out: str) -> bool:
         res = json.loads(out.strip().splitlines()[-1])
-        return res["length_controlled_winrate"] is None and "no usable preference" in res["length_controlled_unknown"]
+        return res["length_controlled_winrate"] is None and "usable preference" in res["length_controlled_unknown"]
 
     cases.append(Case("alpacaeval-metrics: every preference null", "lr-eval alpacaeval-metrics", lr_eval,
                       {"ann.json": ann_null, "diff.csv": diff},
