@@ -4,8 +4,10 @@ checked before any paid request, atomic writes with the user's umask, and resuma
 Input rules (every command): a UTF-8 BOM and CRLF line ends are accepted; a line that is not UTF-8 or not
 a JSON object is an error for that line only (the good lines are kept); a missing file, a directory and
 an empty file are refused with one message; duplicate ids are refused (the command reading them says if
-it has another policy). Output rules: an output path must be writable (checked before anything is sent)
-and must not be an input; files are created with the user's umask (``tempfile.mkstemp`` alone gives 0600).
+it has another policy). Output rules (`check_paths`, run by every command before anything is sent): each
+written path (outputs, caches) must be writable and must be neither another written path nor any path the
+command reads, links resolved; files are created with the user's umask (``tempfile.mkstemp`` alone gives
+0600) and hold no registered secret (`lr_eval.redaction`).
 """
 
 from __future__ import annotations
