@@ -116,9 +116,9 @@ def _sample(a: argparse.Namespace) -> int:
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
     from lr_eval.config import add_judge_args
-    from lr_eval.reward.cli import add_reward_args
+    from lr_eval.reward.settings import add_reward_args
 
-    from .pipeline import __doc__ as doc
+    from .score import __doc__ as doc
 
     p = sub.add_parser("score", help="LongReward scores of every sampled response (resumable)",
                        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,9 +131,13 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 
 def _score(a: argparse.Namespace) -> int:
-    from .pipeline import run_score
+    from lr_eval.config import JudgeConfig
+    from lr_eval.reward.settings import RewardSettings
 
-    return run_score(a)
+    from .score import score_samples
+
+    return score_samples(RewardSettings.from_args(a), JudgeConfig.from_args(a), a.input, a.output,
+                         audit=not a.no_audit)
 
 
 def _add_pairs(sub: argparse._SubParsersAction) -> None:

@@ -1,11 +1,4 @@
-"""The score step and `lr-train run CONFIG`, which chains sample → score → pairs → dpo.
-
-Score step: every prompt's response group goes through ``LongRewardScorer.score_group`` (the
-context chunked and embedded once per prompt, the completeness extraction shared by its responses,
-identical responses scored once), streamed with ``--groups-in-flight`` groups in memory.  Each
-finished group is appended to the output at once ``{"id", "responses_sha", "judge", "results":
-[one ResponseScore per response], "input_key"}``; a rerun reuses the groups whose prompt, responses
-and scoring options are unchanged (``input_key``), and the judge cache makes any repeated call free.
+"""`lr-train run CONFIG`, which chains sample → score → pairs → dpo (the score step: train/score.py).
 
 Run config (TOML): a ``[run]`` table and one table per step, whose keys are that subcommand's long
 options with ``_`` or ``-`` (``base_url = "..."`` is ``--base-url``; ``true`` / ``false`` switch a
@@ -45,16 +38,12 @@ import argparse
 import gc
 import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lr_eval.jsonl import InputError, read_jsonl
 
-from .pairs import responses_sha
 
 if TYPE_CHECKING:
-    from lr_eval.config import JudgeConfig
     from lr_eval.reward import RewardSettings
 
 if sys.version_info >= (3, 11):
@@ -64,80 +53,6 @@ else:  # pragma: no cover
 
 STEPS = ("sample", "score", "pairs", "dpo")
 POSITIONALS = {"sample": ("input",), "score": ("input",), "pairs": ("samples", "scores"), "dpo": ("train_file",)}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# score step
-# ---------------------------------------------------------------------------------------------------------
-
-def iter_groups(path: str | Path, skipped: list[int]) -> Iterator[tuple[int, dict[str, Any] | None,
-                                                                       dict[str, Any] | None]]:
-    """Stream the sampled prompts of a samples file as (line, group, None) or (line, None, error record).
-    A record of the sample step's own errors (failed sampling) is skipped and its line added to `skipped`."""
-    from lr_eval.reward.cli import iter_items
-
-    def samples() -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-        for n, rec in read_jsonl(path):
-            if isinstance(rec, dict) and "error" in rec:
-                skipped.append(n)
-            else:
-                yield n, rec
-
-    return iter_items(path, samples())
-
-
-def score_sample_groups(scorer: Any, samples: str | Path, output: Path | None, options: dict[str, Any], audit: bool,
-                        in_flight: int) -> Any:
-    """Score a samples file into `output` (None: dry run) with a built scorer, streaming and resumable by
-    content (`options`: what else changes a result); returns the ScoreRun."""
-    from lr_eval.reward.cli import group_key, result_record, score_groups_file
-
-    from .cli import err_console
-
-    skipped: list[int] = []
-
-    def record(g: dict[str, Any], scores: list[Any]) -> dict[str, Any]:
-        return {"id": g["id"], "responses_sha": responses_sha(g["responses"]), "judge": scorer.client.model,
-                **{k: v for k, v in result_record(g, scores, audit).items() if k != "id"}}
-
-    run = score_groups_file(scorer, lambda: iter_groups(samples, skipped), output,
-                            lambda g: group_key(g, options), record, in_flight, keep_errors=False)
-    if skipped:
-        err_console.print(f"{len(set(skipped))} sample records without responses (failed sampling) are skipped")
-    return run
-
-
-def run_score(args: argparse.Namespace) -> int:
-    """`lr-train score`: the flags over :func:`score_samples`."""
-    from lr_eval.config import JudgeConfig
-    from lr_eval.reward import RewardSettings
-
-    return score_samples(RewardSettings.from_args(args), JudgeConfig.from_args(args), args.input, args.output,
-                         audit=not args.no_audit)
-
-
-def score_samples(settings: RewardSettings, judge: JudgeConfig, input_path: str | Path, output: str | Path,
-                  audit: bool = True) -> int:
-    """Score every sampled group of `input_path` into `output` (streaming, resumable by content); returns the
-    number of prompts left unscored or bad lines (0: all done)."""
-    from lr_eval.report import print_usage
-    from lr_eval.reward import build_scorer
-    from lr_eval.reward.cli import check_score_paths, result_options
-
-    from .cli import err_console
-
-    check_score_paths(input_path, output, judge, settings.embed_cache)
-    scorer = build_scorer(settings, judge)
-    run = score_sample_groups(scorer, input_path, None if judge.dry_run else Path(output),
-                              result_options(judge, settings.config(judge), audit), audit, settings.groups_in_flight)
-    if judge.dry_run:
-        return 0
-    print_usage(scorer.client.meter)
-    if run.stop is not None:  # one line from lr-train's error handler; finished prompts are written
-        raise run.stop
-    if run.failed:
-        err_console.print(f"[red]{run.failed} prompts not scored or bad lines")
-    return run.failed
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -303,6 +218,8 @@ def run_pipeline(config_path: str | Path, steps: list[str] | None = None, keep_g
         args = parser.parse_args([step, *argv])
         if settings is not None:  # the score step: its settings come from the table, not from flags
             from lr_eval.config import JudgeConfig
+
+            from .score import score_samples
 
             rc = 1 if score_samples(settings, JudgeConfig.from_args(args), args.input, args.output,
                                     audit=not args.no_audit) else 0
