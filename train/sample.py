@@ -220,7 +220,8 @@ class SampleConfig:
 
 
 def sampling_key(cfg: SampleConfig, model: str, budget: int | None) -> dict[str, Any]:
-    """What a finished record must match to be reused on a rerun."""
+    """The sampling settings a record carries: with the client's keyed settings, what it must match to be
+    reused on a rerun (`run_sample`)."""
     return {"model": model, "n": cfg.n, "temperature": cfg.temperature, "top_p": cfg.top_p,
             "max_tokens": cfg.max_tokens, "seed": cfg.seed, "max_prompt_tokens": budget}
 
@@ -443,9 +444,12 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
     client, budget, fitter = build_policy(pc, cfg, show_progress, backend)
     stats.max_prompt_tokens = budget
     sampling = sampling_key(cfg, client.model, budget)
+    # The resume key: the record's sampling settings and the client's keyed settings (lr_eval.judge.KEYED_SETTINGS,
+    # the list its cache key is built from), so a reused record is one the same requests would give.
+    options = {**sampling, "client": client.keyed_settings()}
 
     def key(p: Prompt) -> str:
-        return content_key({"id": p.id, "context": p.context, "question": p.question}, sampling)
+        return content_key({"id": p.id, "context": p.context, "question": p.question}, options)
 
     store = ResumableJsonl(out, reusable=is_done)
     todo = 0
