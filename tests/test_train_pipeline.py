@@ -196,7 +196,7 @@ def test_select_pair_rules() -> None:
     resp = ["a", "bb", "ccc", "dddd", "eeeee"]
     assert dataclasses.asdict(select_pair(resp, [1, 5, 3, 9, 2], P(min_scored=5))) == {
         "chosen": 3, "rejected": 0, "margin": 8.0, "candidates": 5, "chosen_ties": 1, "rejected_ties": 1,
-        "dropped": None}
+        "dropped": None, "partial": 0}
     assert select_pair(resp, [1, 5, None, 9, 2], P()).dropped == "too_few_scored"
     assert select_pair(resp, [1, 5, None, 9, 2], P(min_scored=4)).chosen == 3
     assert select_pair(resp, [4, 4, 4, 4, 4], P()).dropped == "all_tied"
@@ -247,8 +247,8 @@ def test_build_pairs_report_and_trainer_format(tmp_path: Path) -> None:
     assert [p["id"] for p in pairs] == ["p0", "p4"]
     d = report.to_dict()
     assert d["prompts"] == 7 and d["kept"] == 2
-    assert d["dropped"] == {"sampling_failed": 1, "not_scored": 1, "too_few_scored": 1, "all_tied": 1,
-                            "tied_extremes": 0, "below_min_margin": 1}
+    assert d["dropped"] == {"sampling_failed": 1, "not_scored": 1, "partial_reward": 0, "too_few_scored": 1,
+                            "all_tied": 1, "tied_extremes": 0, "below_min_margin": 1}
     assert d["dropped_ids"]["below_min_margin"] == ["p1"] and d["unmatched_score_records"] == 1
     assert d["margin"]["min"] == 8 and d["margin"]["max"] == 10 and d["margin"]["p50"] == 9
     assert d["margin_histogram"]["8-9"] == 1 and d["margin_histogram"]["9-10"] == 1

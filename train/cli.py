@@ -158,13 +158,17 @@ def _add_pairs(sub: argparse._SubParsersAction) -> None:
                    help="several responses share the best (or worst) reward: first = lowest sample index "
                         "(default), shortest = shortest best / longest worst, drop = drop the prompt")
     p.add_argument("--exclude-cut", action="store_true", help="leave out responses that hit max_tokens")
+    p.add_argument("--allow-partial-rewards", action="store_true",
+                   help="accept rewards that average fewer than every enabled dimension (still compared only with "
+                        "rewards over the same set); default: such responses are left out (partial_reward)")
     p.set_defaults(func=_pairs)
 
 
 def _pairs(a: argparse.Namespace) -> int:
     from .pairs import PairPolicy, print_report, report_path, run_pairs
 
-    policy = PairPolicy(min_margin=a.min_margin, min_scored=a.min_scored, ties=a.ties, exclude_cut=a.exclude_cut)
+    policy = PairPolicy(min_margin=a.min_margin, min_scored=a.min_scored, ties=a.ties, exclude_cut=a.exclude_cut,
+                        allow_partial_rewards=a.allow_partial_rewards)
     report = run_pairs(a.samples, a.scores, a.output, policy, a.report)
     print_report(report, out_console)
     err_console.print(f"wrote {report.kept} pairs to {a.output} and the report to {a.report or report_path(a.output)}")
