@@ -26,18 +26,17 @@ from lr_eval.progress import console as err_console
 from lr_eval.report import print_usage
 
 from . import agreement as agr
-from .engine import check_score_paths, out_console, print_estimate, score_file
+from .engine import build_scorer, check_score_paths, out_console, print_estimate, score_file
 from .records import DIMENSIONS
-from .scorer import RewardConfig
-from .settings import RewardSettings, add_reward_args, build_scorer
+from .settings import RewardConfig, add_reward_args
 
 # ---------------------------------------------------------------------------------------------------------
-# options: the flags are RewardSettings' fields (lr_eval.reward.settings)
+# options: the flags are RewardConfig's option fields (lr_eval.reward.settings)
 # ---------------------------------------------------------------------------------------------------------
 
 def reward_config(args: argparse.Namespace, judge: JudgeConfig) -> RewardConfig:
     """The scorer's settings from the flags, for this judge."""
-    return RewardSettings.from_args(args).config(judge)
+    return RewardConfig.from_args(args).for_judge(judge)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -46,7 +45,7 @@ def reward_config(args: argparse.Namespace, judge: JudgeConfig) -> RewardConfig:
 
 def run_score(args: argparse.Namespace) -> int:
     """`lr-eval score`: the flags over :func:`~lr_eval.reward.engine.score_file`."""
-    return score_file(RewardSettings.from_args(args), JudgeConfig.from_args(args), args.input, args.output,
+    return score_file(RewardConfig.from_args(args), JudgeConfig.from_args(args), args.input, args.output,
                       audit=not args.no_audit)
 
 
@@ -56,8 +55,8 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_agreement(args: argparse.Namespace) -> int:
     judge = JudgeConfig.from_args(args)
-    settings = RewardSettings.from_args(args)
-    cfg = settings.config(judge)
+    settings = RewardConfig.from_args(args)
+    cfg = settings.for_judge(judge)
     check_score_paths(args.pairs, args.output, judge, settings.embed_cache)
     pairs, errors, ties = agr.read_pairs(args.pairs)
     for e in errors:

@@ -39,10 +39,25 @@ from lr_eval.types import JudgeStop
 
 from .records import DIMENSIONS, ResponseScore
 from .scorer import LongRewardScorer
-from .settings import RewardSettings, build_scorer
+from .settings import RewardConfig
 
 # Results go to stdout; wide enough for the tables when piped to a file.
 out_console = Console(width=None if sys.stdout.isatty() else 130)
+
+
+def build_scorer(config: RewardConfig, judge: JudgeConfig) -> LongRewardScorer:
+    """The LongReward scorer for these settings and this judge: its client, embedder and settings."""
+    from lr_eval.config import build_client
+    from lr_eval.embed import build_embedder
+
+    cache: Path | None = None
+    if config.embed_cache and config.embed_cache.lower() != "none":
+        cache = Path(config.embed_cache).expanduser()
+    elif config.embed_cache is None and (judge_cache := judge.cache_path()) is not None:
+        cache = judge_cache.parent / "embed-cache.sqlite"
+    embedder = build_embedder(config.embedder, base_url=config.embed_base_url,
+                              api_key_env=config.embed_api_key_env, cache=cache)
+    return LongRewardScorer(build_client(judge), config.for_judge(judge), embedder=embedder)
 
 
 def parse_group(rec: dict[str, Any], path: str | Path, n: int) -> tuple[str, dict[str, Any]]:
@@ -85,7 +100,7 @@ def result_options(judge: JudgeConfig, scorer: LongRewardScorer, audit: bool) ->
     """What changes a prompt's result besides its own record: a change here scores it again on resume. The
     judge's part is its backend and the client's keyed settings, the same list its cache key is built from
     (model, system prompt, output budget, structured form, score mode: lr_eval.judge.KEYED_SETTINGS)."""
-    return {"reward": scorer.config.to_dict(), "judge": {"backend": judge.backend, **scorer.client.keyed_settings()},
+    return {"reward": scorer.config.result_key(), "judge": {"backend": judge.backend, **scorer.client.keyed_settings()},
             "audit": audit}
 
 
@@ -101,7 +116,7 @@ def check_score_paths(input_path: str | Path, output: str | Path | None, judge: 
         check_output_path(Path(embed_cache).expanduser(), [input_path], what="embedding cache")
 
 
-def score_file(settings: RewardSettings, judge: JudgeConfig, input_path: str | Path, output: str | Path,
+def score_file(settings: RewardConfig, judge: JudgeConfig, input_path: str | Path, output: str | Path,
                audit: bool = True) -> int:
     """Score every item of `input_path` into `output` (streaming, resumable by content); returns the number
     of items not scored (bad lines). A fatal judge error or the budget is raised after the output is

@@ -365,13 +365,24 @@ def test_table_argv_maps_keys_to_options(tmp_path: Path) -> None:
     assert list(only) == ["pairs", "dpo"]
 
 
-def test_dpo_options_cover_the_config() -> None:
-    pytest.importorskip("torch")
-    import dataclasses
+def test_dpo_options_cover_the_config(capsys: Any) -> None:
+    from lr_eval.options import option_fields
+    from lr_eval.train.dpo_config import DPOConfig
 
-    from lr_eval.train.trainer import DPOConfig
-
-    assert {f.name for f in dataclasses.fields(DPOConfig)} == {*cli.DPO_FIELDS, "train_file"}
+    # every field is a flag of `lr-train dpo` (the PAIRS argument aside), its default shown in --help
+    options = {f.name for f in option_fields(DPOConfig)}
+    assert {f.name for f in dataclasses.fields(DPOConfig)} == options | {"train_file"}
+    with pytest.raises(SystemExit):
+        cli.main(["dpo", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "DPO β (default 0.15)" in helptext and "chunks of N tokens (default 1024)" in helptext
+    assert all("--" + name.replace("_", "-") in helptext for name in options)
+    dpo = cli.dpo_config(cli.build_parser().parse_args(
+        ["dpo", "p.jsonl", "--model", "m", "--lambda", "0.3", "--lr", "1e-5", "--epochs", "2", "--full",
+         "--max-length", "0", "--resume-from", "none", "--no-shuffle"]))
+    assert (dpo.nll_weight, dpo.learning_rate, dpo.num_epochs, dpo.use_lora, dpo.max_length) == (0.3, 1e-5, 2, False,
+                                                                                                  None)
+    assert dpo.resume_from is None and dpo.shuffle is False and dpo.beta == 0.15 and dpo.train_file == "p.jsonl"
 
 
 def test_run_chains_sample_score_pairs_dpo(tiny: Path, tmp_path: Path, capsys: Any) -> None:

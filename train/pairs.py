@@ -53,6 +53,7 @@ from lr_eval.jsonl import (
     write_jsonl_atomic,
     write_text_atomic,
 )
+from lr_eval.options import option
 from lr_eval.records import FieldError
 from lr_eval.reward.records import DIMENSIONS, SCORE_KEYS, ResponseScore, score_results
 
@@ -73,11 +74,16 @@ def responses_sha(responses: Sequence[str]) -> str:
 class PairPolicy:
     """How pairs are chosen; see the module docstring."""
 
-    min_margin: float = 0.0
-    min_scored: int = 5
-    ties: str = "first"
-    exclude_cut: bool = False
-    allow_partial_rewards: bool = False
+    min_margin: float = option(0.0, "least reward difference chosen - rejected (default 0: any strict difference)",
+                               metavar="X")
+    min_scored: int = option(5, "least scored, non-blank responses per prompt (default 5, as the reference)",
+                             metavar="N")
+    ties: str = option("first", "several responses share the best (or worst) reward: first = lowest sample index "
+                       "(default), shortest = shortest best / longest worst, drop = drop the prompt", choices=TIE_RULES)
+    exclude_cut: bool = option(False, "leave out responses that hit max_tokens", switch=True)
+    allow_partial_rewards: bool = option(False, "accept rewards that average fewer than every enabled dimension "
+                                         "(still compared only with rewards over the same set); default: such "
+                                         "responses are left out (partial_reward)", switch=True)
 
     def __post_init__(self) -> None:
         if self.ties not in TIE_RULES:

@@ -19,6 +19,7 @@ from lr_eval.progress import console as err_console
 from lr_eval.report import print_usage
 from lr_eval.reward.engine import (
     ScoreRun,
+    build_scorer,
     check_score_paths,
     group_key,
     iter_items,
@@ -28,7 +29,7 @@ from lr_eval.reward.engine import (
 )
 from lr_eval.reward.records import ResponseScore
 from lr_eval.reward.scorer import LongRewardScorer
-from lr_eval.reward.settings import RewardSettings, build_scorer
+from lr_eval.reward.settings import RewardConfig
 
 from .pairs import responses_sha
 
@@ -65,7 +66,7 @@ def score_sample_groups(scorer: LongRewardScorer, samples: str | Path, output: P
     return run
 
 
-def score_samples(settings: RewardSettings, judge: JudgeConfig, input_path: str | Path, output: str | Path,
+def score_samples(settings: RewardConfig, judge: JudgeConfig, input_path: str | Path, output: str | Path,
                   audit: bool = True) -> int:
     """Score every sampled group of `input_path` into `output`; returns the number of prompts left unscored
     or bad lines (0: all done). A fatal judge error or the budget is raised after the output is written."""
