@@ -83,6 +83,7 @@ class UsageMeter:
     est_output_tokens: int = 0
     not_sent: int = 0          # requests refused by the budget
     shared_waits: int = 0      # requests answered by another process that had claimed them
+    off_format: int = 0        # server-constrained answers outside their format: the server ignored the field
     caching: bool = False      # answers are stored in a cache (set by the client): what a budget stop says
     started: float = field(default_factory=time.monotonic)
     _reserved: float = 0.0
@@ -171,6 +172,8 @@ class UsageMeter:
             "cost_usd": None if self.cost is None else round(self.cost, 6),
             "elapsed_s": round(self.elapsed(), 3),
         }
+        if self.off_format:
+            out["answers_outside_format"] = self.off_format
         if self.est_calls:
             out.update(estimated_calls=self.est_calls, estimated_input_tokens=self.est_input_tokens,
                        estimated_output_tokens=self.est_output_tokens,

@@ -213,6 +213,8 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Backend 
     if price is None and cfg.backend != "openai":
         price = (0.0, 0.0)  # in-process models cost nothing per token
     meter = UsageMeter(model=backend.model, price=price, max_cost=cfg.max_cost, max_requests=cfg.max_requests)
+    if isinstance(backend, OpenAIBackend):
+        backend.meter = meter  # counts the answers a server sent outside the format it was asked to enforce
     path = cfg.cache_path()
     return JudgeClient(backend, cache=ResponseCache(path) if path else None, concurrency=cfg.concurrency,
                        max_retries=cfg.max_retries, meter=meter, dry_run=cfg.dry_run,
