@@ -334,6 +334,15 @@ def check_sample_record(rec: dict[str, Any], path: str | Path, line: int) -> str
     responses = require(rec, "responses", list, path, line)
     for i, r in enumerate(responses):
         check_type(r, str, path, line, f"responses[{i}]")
+    # copied into the pairs' provenance: a NaN here would be written as bare NaN, which is not JSON
+    for name in ("seeds", "finish_reasons"):
+        values = require(rec, name, list, path, line, optional=True) or []
+        for i, v in enumerate(values):
+            check_type(v, int if name == "seeds" else (str, type(None)), path, line, f"{name}[{i}]")
+    sampling = require(rec, "sampling", dict, path, line, optional=True) or {}
+    for key, v in sampling.items():
+        if isinstance(v, float):
+            check_type(v, float, path, line, f"sampling.{key}")
     return rid
 
 
@@ -434,8 +443,8 @@ def run_pairs(samples_path: str | Path, scores_path: str | Path, output: str | P
     inputs = [samples_path, scores_path]
     check_output_path(output, inputs)
     check_output_path(report_at, [*inputs, output], what="report")
-    scores = JsonlIndex(scores_path, check_score_record)
     JsonlIndex(samples_path, check_sample_record, keep=False)  # validation: structure and duplicate ids
+    scores = JsonlIndex(scores_path, check_score_record)
     report = PairsReport(policy)
     samples = (rec for _, rec in read_jsonl(samples_path) if isinstance(rec, dict))
     write_jsonl_atomic(output, iter_pairs(samples, scores, policy, report))
