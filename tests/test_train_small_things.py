@@ -75,3 +75,27 @@ def test_help_shows_the_defaults(capsys: Any) -> None:
     for shown in ("requests in flight (default 16)", "per request, in seconds (default 600)",
                   "retries of a failed request (default 6)", "samples per prompt (default 10)"):
         assert shown in sample, shown
+
+
+@pytest.mark.parametrize(("table", "match"), [
+    ({"sample": {"input": "p.jsonl", "model": "m", "n": "four"}}, r"\[sample\]: n expected an integer, got 'four'"),
+    ({"score": {"concurrency": "x"}}, r"\[score\]: concurrency expected an integer"),
+    ({"score": {"k": "x"}}, r"\[score\]: field 'k': expected an integer"),
+    ({"pairs": {"ties": "random"}}, r"\[pairs\]: ties expected one of first, shortest, drop"),
+    ({"score": {"dry_run": "yes"}}, r"\[score\]: dry_run must be true or false"),
+    ({"dpo": {"model": "m", "max_steps": 2.5}}, r"\[dpo\]: max_steps expected an integer"),
+])
+def test_run_config_values_are_typed_by_the_settings_fields(table: dict[str, Any], match: str) -> None:
+    from lr_eval.train.pipeline import plan
+
+    base = {"run": {"workdir": "w"}, "sample": {"input": "p.jsonl", "model": "m"}, "dpo": {"model": "m"}}
+    with pytest.raises(ValueError, match=match):
+        plan({**base, **table})
+
+
+def test_run_config_aliases_and_plan() -> None:
+    from lr_eval.train.pipeline import plan
+
+    steps = dict(plan({"run": {"workdir": "w"}, "sample": {"input": "p.jsonl", "model": "m"},
+                       "dpo": {"model": "m", "lr": 1e-5, "epochs": 2, "max_length": 0}}))
+    assert steps["dpo"][3:] == ["--model", "m", "--learning-rate", "1e-05", "--num-epochs", "2", "--max-length", "0"]
