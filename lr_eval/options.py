@@ -111,8 +111,6 @@ def add_options(parser: Any, cls: Any, dest_prefix: str = "", suppress: bool = F
             names.insert(0, "-" + o.short)
         if t is bool:
             kw["action"] = "store_true" if o.switch else argparse.BooleanOptionalAction
-            if o.switch and suppress:
-                kw["default"] = argparse.SUPPRESS
         else:
             kw["type"] = int if t is int else float if t is float else str
             if o.choices:

@@ -28,7 +28,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from lr_eval.options import add_options, argv_of, coerce_values, default_of, from_args, option, option_fields
+from lr_eval.options import (
+    add_options,
+    argv_of,
+    coerce_values,
+    default_of,
+    from_args,
+    opt_of,
+    option,
+    option_fields,
+)
 from lr_eval.records import FieldError, check_version
 
 from . import prompts
@@ -116,7 +125,7 @@ class RewardConfig:
     def result_key(self) -> dict[str, Any]:
         """The settings that change a result (a resume key's part): all but where caches live, which key
         variable is read and how many prompts are in flight."""
-        quiet = {f.name for f in option_fields(RewardConfig) if not f.metadata["option"].result}
+        quiet = {f.name for f in option_fields(RewardConfig) if not opt_of(f).result}
         return {k: v for k, v in self.to_dict().items() if k not in quiet}
 
     # -- sources ----------------------------------------------------------------------------------------------
