@@ -93,10 +93,10 @@ def worker(n: int, workdir: Path) -> dict[str, Any]:
     from lr_eval.config import JudgeConfig, build_client
     from lr_eval.embed import build_embedder
     from lr_eval.reward.chunking import minilm_path
-    from lr_eval.reward.cli import result_options
+    from lr_eval.reward.engine import result_options
     from lr_eval.reward.scorer import LongRewardScorer, RewardConfig
     from lr_eval.train.pairs import PairPolicy, run_pairs
-    from lr_eval.train.pipeline import score_sample_groups
+    from lr_eval.train.score import score_sample_groups
     from lr_eval.train.sample import PolicyConfig, SampleConfig, run_sample
 
     prompts, samples, scores, pairs = (workdir / f"{x}.jsonl" for x in ("prompts", "samples", "scores", "pairs"))
@@ -110,7 +110,7 @@ def worker(n: int, workdir: Path) -> dict[str, Any]:
     _, stats, _ = run_sample(prompts, samples, PolicyConfig(model="scripted-policy", max_model_len=0, cache="none"),
                              SampleConfig(n=10, max_tokens=64), show_progress=False, backend=ScriptedPolicy())
     t1 = time.perf_counter()
-    run = score_sample_groups(scorer, samples, scores, result_options(judge, cfg, False), False, 16)
+    run = score_sample_groups(scorer, samples, scores, result_options(judge, scorer, False), False, 16)
     t2 = time.perf_counter()
     report = run_pairs(samples, scores, pairs, PairPolicy())
     t3 = time.perf_counter()

@@ -93,6 +93,7 @@ class UsageMeter:
     est_output_tokens: int = 0
     not_sent: int = 0          # requests refused by the budget
     shared_waits: int = 0      # requests answered by another process that had claimed them
+    off_format: int = 0        # server-constrained answers outside their format: the server ignored the field
     caching: bool = False      # answers are stored in a cache (set by the client): what a budget stop says
     charged_at_bound: int = 0  # answers whose reported usage was implausible, charged at their bound
     distrusted: bool = False   # the server reported more than possible: every later answer is charged at its bound
@@ -211,6 +212,8 @@ class UsageMeter:
             "cost_usd": None if self.cost is None else round(self.cost, 6),
             "elapsed_s": round(self.elapsed(), 3),
         }
+        if self.off_format:
+            out["answers_outside_format"] = self.off_format
         if self.est_calls:
             out.update(estimated_calls=self.est_calls, estimated_input_tokens=self.est_input_tokens,
                        estimated_output_tokens=self.est_output_tokens,

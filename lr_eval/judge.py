@@ -31,6 +31,11 @@ T = TypeVar("T")
 LOGPROB_ALTERNATIVES = 20
 
 
+#: The client settings that complete() fills into every request, so that they enter its cache key. A stored
+#: result (a resume key) is reused only where these are unchanged: `keyed_settings()` is that one list.
+KEYED_SETTINGS = ("model", "system_prompt", "default_max_tokens", "structured", "score_from")
+
+
 class JudgeClient:
     """Cached, retried, budgeted and counted access to one judge model."""
 
@@ -73,6 +78,10 @@ class JudgeClient:
         self._dry_seen: set[str] = set()
         self._fatal: JudgeFatalError | BudgetExceeded | None = None
         self._progress: BatchProgress | None = None
+
+    def keyed_settings(self) -> dict[str, Any]:
+        """This client's values of KEYED_SETTINGS: what a resume key must hold besides the work's own input."""
+        return {name: getattr(self, name) for name in KEYED_SETTINGS}
 
     # -- one request -------------------------------------------------------------
     def _semaphore(self) -> asyncio.Semaphore:

@@ -54,7 +54,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lr_eval.formats import (
@@ -80,6 +80,7 @@ from lr_eval.types import ChatRequest, ChatResult
 from . import prompts
 from .prompts import NO_INFO_AT_ALL, NO_INFO_LABEL, Template, neutralise
 from .records import DIMENSIONS, ResponseScore
+from .settings import RewardConfig
 
 _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named in the config
 
@@ -87,62 +88,6 @@ _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named i
 # ---------------------------------------------------------------------------------------------------------
 # configuration and results
 # ---------------------------------------------------------------------------------------------------------
-
-@dataclass
-class RewardConfig:
-    """Method settings. The paper's where it gives them (128-token retrieval chunks, k = 5, 4096-token
-    extraction chunks, equal weights); ours elsewhere, and two of ours change the judge calls:
-    `support_batch` = 8 statements per support call (the paper makes one call per statement: 1), and
-    the per-stage output budgets `max_tokens` (prompts.DEFAULT_MAX_TOKENS: statements 1024 where the
-    reference code allows 2048, support 384, information extraction 768, the 0-10 scores 512).
-    Users set these through `lr_eval.reward.settings.RewardSettings`."""
-
-    retrieval_chunk_tokens: int = 128
-    extraction_chunk_tokens: int = 4096
-    k: int = 5
-    weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # in DIMENSIONS order
-    language: str = "auto"             # "auto" (from question + context), "en" or "zh"
-    reasks: int = 1                    # bounded re-asks of an unparseable answer
-    tokenizer: str | None = None       # chunking tokenizer (None: the offline default of chunking.py)
-    embedder: str = "local"            # "local", "local:PATH", "openai:MODEL" or "bm25"
-    temperature: float = 0.0
-    max_tokens: dict[str, int] = field(default_factory=lambda: dict(prompts.DEFAULT_MAX_TOKENS))
-    judge_window: int | None = 128_000  # the judge's context window in tokens; None = unknown, never checked
-    max_context_tokens: int | None = 262_144
-    max_statements: int | None = None   # cap per response (None: judge every statement, as the paper)
-    min_parsed_fraction: float = 0.5   # of statements / document parts that need a verdict
-    empty_policy: str = "zero"         # "zero" or "unscored"
-    support_batch: int = 8             # statements per support call (ours; 1: one call per statement, as the paper)
-
-    def __post_init__(self) -> None:
-        self.weights = tuple(float(w) for w in self.weights)  # type: ignore[assignment]
-        if len(self.weights) != 4 or any(w < 0 for w in self.weights) or not any(self.weights):
-            raise ValueError("weights: four non-negative numbers (helpfulness, logicality, faithfulness, "
-                             "completeness), not all zero")
-        if self.language not in ("auto", *prompts.LANGUAGES):
-            raise ValueError(f"language must be auto, {' or '.join(prompts.LANGUAGES)}, not {self.language!r}")
-        if self.empty_policy not in ("zero", "unscored"):
-            raise ValueError(f"empty_policy must be 'zero' or 'unscored', not {self.empty_policy!r}")
-        if self.k < 1 or self.retrieval_chunk_tokens < 1 or self.extraction_chunk_tokens < 1:
-            raise ValueError("k and the chunk sizes must be positive")
-        if self.support_batch < 1:
-            raise ValueError("support_batch must be at least 1 (1 = one support call per statement)")
-        if not 0.0 <= self.min_parsed_fraction <= 1.0:
-            raise ValueError("min_parsed_fraction must be between 0 and 1")
-        self.max_tokens = {**prompts.DEFAULT_MAX_TOKENS, **self.max_tokens}
-
-    def weight(self, dim: str) -> float:
-        return self.weights[DIMENSIONS.index(dim)]
-
-    def enabled(self) -> list[str]:
-        """Dimensions with a positive weight; the others are not computed at all."""
-        return [d for d in DIMENSIONS if self.weight(d) > 0]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["weights"] = list(self.weights)
-        return d
-
 
 def combine(scores: Mapping[str, float | None], weights: Mapping[str, float] | None = None,
             dims: Iterable[str] = DIMENSIONS) -> tuple[float | None, list[str]]:

@@ -280,7 +280,7 @@ def test_reward_settings_mirror_the_score_command() -> None:
 
     args = reward_settings({"reward_embedder": "bm25", "reward_k": 3, "reward_weights": [1, 1, 0, 1],
                             "judge_model": "x", "pretrained": "y"})
-    assert (args.embedder, args.k, args.weights) == ("bm25", 3, "1,1,0,1")
+    assert (args.embedder, args.k, args.weights) == ("bm25", 3, (1.0, 1.0, 0.0, 1.0))
     assert reward_settings({}).embedder == "local"  # the scorer's default (local MiniLM)
     with pytest.raises(ValueError, match="reward_embedder"):
         reward_settings({"reward_embeder": "bm25"})
