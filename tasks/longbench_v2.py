@@ -42,7 +42,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,28 +120,16 @@ def breakdown(items: Iterable[Sequence[Any]], which: str) -> float:
     return round(100 * sum(picked) / len(picked), 1) if picked else math.nan
 
 
-def overall(items: Sequence[Sequence[Any]]) -> float:
-    return breakdown(items, "overall")
+def _aggregation(which: str) -> Callable[[Sequence[Sequence[Any]]], float]:
+    """The lm-eval aggregation of one breakdown (a module-level name, for ``aggregation: !function``)."""
+    def aggregate(items: Sequence[Sequence[Any]]) -> float:
+        return breakdown(items, which)
+
+    aggregate.__name__ = aggregate.__qualname__ = which
+    return aggregate
 
 
-def easy(items: Sequence[Sequence[Any]]) -> float:
-    return breakdown(items, "easy")
-
-
-def hard(items: Sequence[Sequence[Any]]) -> float:
-    return breakdown(items, "hard")
-
-
-def short(items: Sequence[Sequence[Any]]) -> float:
-    return breakdown(items, "short")
-
-
-def medium(items: Sequence[Sequence[Any]]) -> float:
-    return breakdown(items, "medium")
-
-
-def long(items: Sequence[Sequence[Any]]) -> float:
-    return breakdown(items, "long")
+overall, easy, hard, short, medium, long = (_aggregation(name) for name in BREAKDOWNS)
 
 
 def final_response(doc: Mapping[str, Any], results: Sequence[Any]) -> str | None:
