@@ -55,6 +55,9 @@ from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
 from lr_eval.records import JudgeReport
 from lr_eval.types import ChatRequest, ChatResult
 
+from .lm_eval_adapter import (calling_task, is_predict_only, note_in_results, predict_only_requested,
+                              running_lm_eval_cli, store_report)
+
 log = logging.getLogger(__name__)
 
 #: The metadata key under which a task records the prompt budget (tokens) it truncated to: ``max_length`` when
@@ -102,21 +105,6 @@ def no_judge_message(task: str) -> str:
         "--metadata '{\"judge_model\": \"NAME\", \"judge_base_url\": \"URL\"}'. To generate without judging, "
         "run with --predict_only and score the samples later with `lr-eval rejudge SAMPLES.jsonl`."
     )
-
-
-def predict_only_requested(metadata: dict[str, Any] | None = None) -> bool:
-    """Whether this run only generates (lm-eval's --predict_only / -x, or metadata predict_only)."""
-    if truthy((metadata or {}).get("predict_only")):
-        return True
-    if not running_lm_eval_cli():
-        return False  # another program's flags (pytest's -x) mean nothing here
-    return any(a in ("--predict_only", "-x") or a.startswith("--predict_only=") for a in sys.argv[1:])
-
-
-def running_lm_eval_cli() -> bool:
-    """Whether this process is lm-eval's command line (not the Python API, rejudge or a test)."""
-    program = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
-    return "lm_eval" in program or "lm-eval" in program
 
 
 def require_judge(task: str, metadata: dict[str, Any] | None) -> JudgeConfig | None:
@@ -369,45 +357,7 @@ def reasks_from(metadata: dict[str, Any] | None, default: int = DEFAULT_REASKS) 
     return default if value is None else int(value)
 
 
-# ------------------------------------------------------------------------- lm-eval glue
-
-
-def calling_task() -> Any | None:
-    """The lm-eval Task whose filters are running (found on the call stack), or None.
-
-    lm-eval 0.4.13 gives a filter only the responses and docs; the task tells us its name,
-    its --metadata (judge overrides) and whether this is a --predict_only run.
-    """
-    from lm_eval.api.task import Task
-
-    return _on_stack("self", lambda x: isinstance(x, Task))
-
-
-def calling_lm() -> Any | None:
-    """The lm-eval model of the running evaluation (``lm`` of ``lm_eval.evaluator.evaluate``), or None.
-
-    lm-eval 0.4.13 gives neither filters nor tasks the model; a task that must generate again after
-    seeing the first answers (MT-Bench's second turn) finds it here.
-    """
-    # Duck-typed: lm-eval's --use_cache wraps the model in a CachingLM, which is no LM subclass.
-    return _on_stack("lm", lambda x: callable(getattr(x, "generate_until", None)))
-
-
-def _on_stack(name: str, accept: Callable[[Any], bool]) -> Any | None:
-    """The nearest caller's local variable `name` that `accept` takes, or None."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        candidate = frame.f_locals.get(name)
-        if candidate is not None and accept(candidate):
-            return candidate
-        frame = frame.f_back
-    return None
-
-
-def is_predict_only(task: Any) -> bool:
-    """lm-eval's --predict_only replaces the task's metrics by 'bypass' before generating."""
-    metric_fns = getattr(task, "_metric_fn_list", None) or {}
-    return bool(metric_fns) and set(metric_fns) == {"bypass"}
+# ------------------------------------------------------------------------- judge filters
 
 
 def _first(resp: Any) -> str:
@@ -415,26 +365,6 @@ def _first(resp: Any) -> str:
     if isinstance(resp, (list, tuple)):
         resp = resp[0] if resp else ""
     return "" if resp is None else str(resp)
-
-
-def note_in_results(key: str, value: Any) -> None:
-    """Record a value the task's loader resolved (e.g. the prompt budget it truncated to) in the task's
-    metadata, which lm-eval writes to the results as ``configs.<task>.metadata.<key>``; no-op outside lm-eval."""
-    task = calling_task()
-    if task is None:
-        return
-    if not isinstance(task.config.metadata, dict):
-        task.config.metadata = {}
-    task.config.metadata[key] = value
-
-
-def store_report(task: Any, report: dict[str, Any]) -> None:
-    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``).
-
-    It goes through :class:`~lr_eval.records.JudgeReport`, the record the leaderboard reads back."""
-    if not isinstance(task.config.metadata, dict):
-        task.config.metadata = {}
-    task.config.metadata["judge"] = JudgeReport.from_dict(report).to_dict()
 
 
 class BatchJudgeFilter(Filter):

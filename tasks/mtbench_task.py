@@ -24,22 +24,17 @@ protocol: :mod:`lr_eval.tasks.mtbench`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from copy import deepcopy
 from typing import Any
 
 from datasets import Dataset, DatasetDict
-from lm_eval.api.instance import Instance
-from lm_eval.api.task import ConfigurableTask
 
 from lr_eval.config import JudgeConfig
 from lr_eval.suite import FAMILY
 
-from .judging import JudgeFilter, JudgeSpec, calling_lm, parse_verdict, register_judge_filter, require_judge
+from .judging import JudgeFilter, JudgeSpec, parse_verdict, register_judge_filter, require_judge
+from .lm_eval_adapter import FollowUpTask
 from .mtbench import MTBenchSpec, Question, Rubric, conversation, data_file, read_questions, temperature
-
-log = logging.getLogger(__name__)
 
 TASK = FAMILY["mtbench"].prefix
 FILTER_NAME = "longreward_judge_mtbench"
@@ -64,19 +59,8 @@ def no_target(doc: dict[str, Any]) -> str:
     return ""
 
 
-class MTBenchTask(ConfigurableTask):
-    """A ConfigurableTask whose second-turn requests are generated after the first turn's answers."""
-
-    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        # The YAML's ``class:`` key selects this class; TaskConfig does not accept it.
-        config = {key: value for key, value in (config or {}).items() if key != "class"}
-        self._chat: dict[str, Any] = {}
-        super().__init__(config=config, **kwargs)
-
-    def build_all_requests(self, **kwargs: Any) -> None:
-        """Keeps the run's chat settings for the second turn."""
-        self._chat = {k: kwargs.get(k) for k in ("system_instruction", "apply_chat_template", "chat_template")}
-        super().build_all_requests(**kwargs)
+class MTBenchTask(FollowUpTask):
+    """A task whose second turn is the follow-up of the first (:class:`~lr_eval.tasks.lm_eval_adapter.FollowUpTask`)."""
 
     def construct_requests(self, doc: dict[str, Any], ctx: Any, **kwargs: Any) -> Any:
         inst = super().construct_requests(doc, ctx, **kwargs)
@@ -93,43 +77,15 @@ class MTBenchTask(ConfigurableTask):
 
     def second_turn_context(self, doc: dict[str, Any], first_answer: str) -> Any:
         """The conversation so far, as the model sees it: its chat template, or plain text without one."""
-        messages = [{"role": "user", "content": doc["turns"][0]}, {"role": "assistant", "content": first_answer},
-                    {"role": "user", "content": doc["turns"][1]}]
-        if self._chat.get("system_instruction"):
-            messages.insert(0, {"role": "system", "content": self._chat["system_instruction"]})
-        template = self._chat.get("chat_template") if self._chat.get("apply_chat_template") else None
-        if template is not None:
-            return template(messages, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages)
+        return self.render_chat([{"role": "user", "content": doc["turns"][0]},
+                                 {"role": "assistant", "content": first_answer},
+                                 {"role": "user", "content": doc["turns"][1]}])
 
-    def apply_filters(self) -> Any:
-        self._generate_second_turns()
-        return super().apply_filters()
-
-    def _generate_second_turns(self) -> None:
-        if any(inst.idx == 1 for inst in self._instances):
-            return  # already generated
-        firsts = [inst for inst in self._instances if inst.idx == 0 and len(inst.doc["turns"]) > 1]
-        if not firsts:
-            return
-        lm = calling_lm()
-        if lm is None:
-            raise RuntimeError(f"{TASK}: no lm-eval model found to generate the second turns (run the task "
-                               "through lm_eval's evaluate)")
-        seconds = [Instance(request_type="generate_until", doc=inst.doc,
-                            arguments=(self.second_turn_context(inst.doc, first_answer(inst)),
-                                       deepcopy(inst.arguments[1])),
-                            idx=1, metadata=(inst.task_name, inst.doc_id, 1)) for inst in firsts]
-        log.info("%s: generating %d second turns", TASK, len(seconds))
-        for inst, resp in zip(seconds, lm.generate_until(seconds), strict=True):
-            inst.resps.append(resp)
-        self._instances = self._instances + seconds
-
-
-def first_answer(inst: Instance) -> str:
-    """The turn-1 answer as the conversation carries it on (FastChat strips it)."""
-    resp = inst.resps[0] if inst.resps else ""
-    return ("" if resp is None else str(resp)).strip()
+    def follow_up(self, doc: dict[str, Any], first: str, gen_kwargs: dict[str, Any]) -> tuple[Any, dict] | None:
+        """Turn 2 after the stripped turn-1 answer (FastChat strips it), with turn 1's decoding."""
+        if len(doc["turns"]) < 2:
+            return None
+        return self.second_turn_context(doc, first.strip()), gen_kwargs
 
 
 class MTBenchJudgeFilter(JudgeFilter):
