@@ -350,7 +350,9 @@ class Verdict:
             raise FieldError("score", "missing (neither a verdict nor a version-1 verdict)")
         value = number(d, key, optional=True)
         reason = d.get("unscored") if isinstance(d.get("unscored"), str) else None
-        rest = {k: v for k, v in d.items() if k not in (*cls._CORE, key, "unscored")}
+        rest = {k: v for k, v in d.items() if k not in (*cls._CORE, key) and not (k == "unscored" and reason)}
+        if key == "reward":
+            rest[key] = d[key]  # LongReward: the score record is the details
         scale = {"preference": (1.0, 2.0), "reward": (0.0, 10.0)}.get(key, (0.0, 100.0))
         return cls(status=SCORED if value is not None else UNSCORED, scale=scale, value=value,
                    reason=reason, response=text(d, "response", optional=True) or "", judge=table(d, "judge"),

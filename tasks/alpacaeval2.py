@@ -375,13 +375,15 @@ class Annotator:
         return Annotator(check_template(path.read_text(encoding="utf-8"), str(path)),
                          SEED if seed in (None, "") else int(seed), truthy(metadata.get("alpacaeval_both_orders")))
 
-    def request(self, instruction: str, first: str, second: str, evaluated: str) -> ChatRequest:
-        """The judge request for one order; chat markup inside the texts is made inert before the template is
-        filled and split into messages, so no text creates a message or a role (`lr_eval.trust`)."""
+    def request(self, instruction: str, first: str, second: str, evaluated: str | None = None) -> ChatRequest:
+        """The judge request for one order (`evaluated`: the model's output; default both); chat markup inside
+        the texts is made inert before the template is filled and split into messages, so no text creates a
+        message or a role (`lr_eval.trust`)."""
         texts = [neutralise_markup(t) for t in (instruction, first, second)]
         messages = chatml_messages(fill_template(self.template, *texts))
         return ChatRequest.of(messages, **DECODING, template_id=TEMPLATE_ID, template_version=self.template_version,
-                              untrusted=texts, evaluated=[evaluated], answer_format=FORMAT)
+                              untrusted=texts, evaluated=[first, second] if evaluated is None else [evaluated],
+                              answer_format=FORMAT)
 
     def requests(self, instruction: str, reference: str, output: str) -> list[tuple[bool, ChatRequest]]:
         """(swapped, request) for the seeded order, then (both-orders mode) the other order."""

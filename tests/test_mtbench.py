@@ -86,7 +86,8 @@ def test_prompts_and_scores_rebuild_fastchats_records(mt: Path) -> None:
         req = rubric.request(q, answers[q.question_id], rec["turn"])
         assert rubric.prompt(q, rec["turn"]).name == rec["judge"][1]
         same_prompt += req.messages[-1]["content"] == rec["user_prompt"]
-        same_score += result_to_parsed(ChatResult(content=rec["judgment"]), parse_rating, req).value == rec["score"]
+        parsed = result_to_parsed(ChatResult(content=rec["judgment"]), parse_rating, req)
+        same_score += parsed.scored and parsed.value == rec["score"]  # the judge's own rating, through the grammar
     assert len(records) == 160 and same_prompt == 160 and same_score == 160
 
 
