@@ -138,7 +138,7 @@ def judged(own: Examined, parsed: Parsed, full: Parsed, raw: str, minimum: float
         return tampered(f"{BROKEN_FENCE} ({own.broken_fence!r})", minimum, raw)
     if parsed.scored or not own.removed or not full.scored:
         return replace(parsed, raw=raw) if own.removed else parsed
-    if own.copied_text:
+    if own.copied_text or own.only_copy:
         return tampered(COPIED_TEXT, minimum, raw)
     return replace(parsed, reason=COPIED_ONLY, raw=raw)
 

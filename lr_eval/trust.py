@@ -151,10 +151,11 @@ class Examined:
     copied_prompt: int = 0       # tokens echoed from the prompt (its template, few-shots, references)
     copied_text: int = 0         # tokens copied from the evaluated text
     broken_fence: str | None = None  # the separator the evaluated text spelled
+    only_copy: bool = False      # the whole answer is an evaluated text, verbatim (no token needed)
 
     @property
     def removed(self) -> int:
-        return self.copied_prompt + self.copied_text
+        return self.copied_prompt + self.copied_text + int(self.only_copy)
 
 
 def examine(answer: str, prompt_texts: Sequence[str], evaluated: Sequence[str] = (),
@@ -165,11 +166,13 @@ def examine(answer: str, prompt_texts: Sequence[str], evaluated: Sequence[str] =
     under evaluation as written (before any fence); `separators` the template's own part delimiters.
     """
     broken = next((s for s in separators for e in evaluated if s in e), None)
+    texts = [e.strip() for e in evaluated if e.strip()]
+    if answer.strip() and answer.strip() in texts:
+        return Examined(" " * len(answer), copied_text=len(tokens(answer)), broken_fence=broken, only_copy=True)
     found = tokens(answer)
     if not found:
         return Examined(answer, broken_fence=broken)
     prompt = "\n\x00\n".join(prompt_texts)
-    texts = [e.strip() for e in evaluated if e.strip()]
     planted = {x.key for e in texts for x in tokens(e)}
     in_token = [False] * len(answer)
     for x in found:
