@@ -5,7 +5,8 @@ One `AnswerFormat` gives both sides of a verdict, so they cannot drift apart:
   embedded model), a regular expression for vLLM and OpenAI-compatible servers (guided regex), or a
   JSON schema for servers that only take `response_format`;
 - the parser that reads the verdict (`AnswerFormat.parse`), which every answer goes through, constrained
-  or not, after `lr_eval.trust.own_words`.
+  or not, after `lr_eval.trust.examine`; every parser reads its verdict among the tokens of
+  `lr_eval.trust.tokens`, the one grammar of bracketed verdicts.
 
 Shape of every format: an optional free rationale (no square brackets, so the only bracketed tokens of a
 constrained answer are its verdict; one paragraph where the format says so), then the verdict part. Free
