@@ -284,7 +284,7 @@ def print_summary(records: Iterable[dict[str, Any]], scorer: LongRewardScorer | 
         for r in rec.get("results", []):
             responses += 1
             flags.update(r.get("flags", []))
-            tampered.update(r.get("tampered") or {})
+            tampered.update(list(r.get("tampered") or {}))  # its dimensions (the values are reasons)
             tampered["reward"] += bool(r.get("tampered"))
             partial += r.get("reward") is not None and bool(r.get("unscored"))
             for dim in keys:
@@ -306,9 +306,9 @@ def print_summary(records: Iterable[dict[str, Any]], scorer: LongRewardScorer | 
                   _quantiles(vals), _histogram(vals), str(tampered[dim]),
                   f"{un}" + (f" ({_short(top[0][0])})" if top else ""))
     out_console.print(t)
-    out_console.print(f"tampered: the verdict could be the response's own (lr_eval.trust), scored 0 and counted; "
-                      f"unscored: the judge's, left out. Partial rewards (fewer dimensions averaged): {partial}",
-                      markup=False)
+    out_console.print("tampered: the verdict could be the response's own (scored 0, counted); unscored: the judge's "
+                      "(left out, counted)", markup=False)
+    out_console.print(f"partial rewards (fewer dimensions averaged): {partial}", markup=False)
     if flags or errors:
         f = Table(title="flags", show_header=False)
         for name, n in flags.most_common():

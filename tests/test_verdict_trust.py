@@ -392,3 +392,19 @@ def test_verdict_record_counts_and_the_pessimistic_bound() -> None:
     assert [r.get("score") for r in rows] == [80.0, 0.0, None]
     assert [r["score_pessimistic"] for r in rows] == [80.0, 0.0, 0.0]
     assert [r["judge_tampered"] for r in rows] == [0.0, 1.0, 0.0] and [r["judge_unscored"] for r in rows] == [0, 0, 1]
+
+
+def test_score_summary_counts_tampered_and_partial(capsys: pytest.CaptureFixture[str]) -> None:
+    from lr_eval.reward.cli import print_summary
+    from lr_eval.reward.records import ResponseScore
+
+    honest = ResponseScore(helpfulness=8.0, logicality=8.0, faithfulness=10.0, completeness=8.0, reward=8.5,
+                           averaged=["helpfulness", "logicality", "faithfulness", "completeness"])
+    spelt = ResponseScore(helpfulness=0.0, logicality=8.0, faithfulness=10.0, completeness=None, reward=6.0,
+                          averaged=["helpfulness", "logicality", "faithfulness"],
+                          tampered={"helpfulness": COPIED_TEXT}, unscored={"completeness": "no [[score]]"})
+    print_summary([{"id": "q", "results": [honest.to_dict(), spelt.to_dict()]}])
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip("│ ").startswith("helpfulness"))
+    assert "tampered" in out and "partial rewards (fewer dimensions averaged): 1" in out
+    assert " 1 " in row.split("│")[-3]  # the tampered column of helpfulness
