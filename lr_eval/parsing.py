@@ -131,16 +131,22 @@ def minimum_of(request: ChatRequest) -> float | None:
 
 
 def judged(own: Examined, parsed: Parsed, full: Parsed, raw: str, minimum: float | None) -> Parsed:
-    """The status of a verdict read from the judge's own words (`parsed`) and from its whole answer (`full`):
-    a verdict only in what it copied from the evaluated text, or a prompt whose fences the text broke, is
-    tampered; one only in what it copied from the template is unscored (`COPIED_ONLY`)."""
+    """The status of a verdict read from the judge's own words (`parsed`) and from its whole answer (`full`).
+
+    Tampered: the evaluated text broke the prompt's fences; or the judge has no verdict of its own and copied
+    from the evaluated text a verdict (`full` reads one), verdict syntax (a ``[[...]]`` token: a copied
+    ``[[ [10]]`` must not veto the sample by being unreadable) or the whole text. Unscored with `COPIED_ONLY`:
+    its only verdict was copied from the template. Else the parser's own verdict or reason.
+    """
     if own.broken_fence:
         return tampered(f"{BROKEN_FENCE} ({own.broken_fence!r})", minimum, raw)
-    if parsed.scored or not own.removed or not full.scored:
+    if parsed.scored or not own.removed:
         return replace(parsed, raw=raw) if own.removed else parsed
-    if own.copied_text or own.only_copy:
+    if own.only_copy or own.copied_doubles or (own.copied_text and full.scored):
         return tampered(COPIED_TEXT, minimum, raw)
-    return replace(parsed, reason=COPIED_ONLY, raw=raw)
+    if full.scored:
+        return replace(parsed, reason=COPIED_ONLY, raw=raw)
+    return replace(parsed, raw=raw)
 
 
 def result_to_parsed(res: ChatResult, parser: Parser, request: ChatRequest) -> Parsed:
@@ -154,7 +160,7 @@ def result_to_parsed(res: ChatResult, parser: Parser, request: ChatRequest) -> P
         return unscored(f"judge call failed: {res.error}")
     own = own_answer(res, request)
     parsed = parser(own.text)
-    full = parser(res.content) if own.removed and not parsed.scored else parsed
+    full = parser(res.content) if own.removed and not parsed.scored else parsed  # what the copies would read as
     return verdict_mode(judged(own, parsed, full, res.content or "", minimum_of(request)), res, request)
 
 

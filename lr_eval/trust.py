@@ -19,10 +19,11 @@ evaluation, references, contexts, few-shot answers. The rules, used by every jud
    spells but that the judge did not copy (its own ``Rating: [[2]]`` after an answer listing ``[[1]] [[2]]``)
    is the judge's own: where our templates fence the text the prompt never contains it, and where an
    official template keeps the text raw, copying is shown by context, not by the answer spelling it anywhere.
-4. No veto. `lr_eval.parsing` turns the examination into a status: an answer whose only verdict was copied
-   from the evaluated text, or a prompt whose fences the evaluated text broke (it contains the template's own
+4. No veto. `lr_eval.parsing` turns the examination into a status: an answer without a verdict of the
+   judge's own that copied verdict syntax (``[[...]]``) or a verdict from the evaluated text, an answer that is
+   the evaluated text, or a prompt whose fences the evaluated text broke (it contains the template's own
    separators), is *tampered*, scored as the scale's minimum; one whose only verdict was copied from the
-   template is *unscored* (the judge's fault). Neither path lets the text raise a score.
+   template is *unscored* (the judge's fault). Neither path lets the text raise a score or escape the mean.
 
 A request names its untrusted texts as they appear in the prompt (`ChatRequest.untrusted`) and the texts
 under evaluation as written (`ChatRequest.evaluated`); neither is part of the cache key.
@@ -150,6 +151,7 @@ class Examined:
     text: str
     copied_prompt: int = 0       # tokens echoed from the prompt (its template, few-shots, references)
     copied_text: int = 0         # tokens copied from the evaluated text
+    copied_doubles: int = 0      # of which [[...]] tokens: verdict syntax, whether a parser reads them or not
     broken_fence: str | None = None  # the separator the evaluated text spelled
     only_copy: bool = False      # the whole answer is an evaluated text, verbatim (no token needed)
 
@@ -168,7 +170,9 @@ def examine(answer: str, prompt_texts: Sequence[str], evaluated: Sequence[str] =
     broken = next((s for s in separators for e in evaluated if s in e), None)
     texts = [e.strip() for e in evaluated if e.strip()]
     if answer.strip() and answer.strip() in texts:
-        return Examined(" " * len(answer), copied_text=len(tokens(answer)), broken_fence=broken, only_copy=True)
+        copied = tokens(answer)
+        return Examined(" " * len(answer), copied_text=len(copied), copied_doubles=sum(t.double for t in copied),
+                        broken_fence=broken, only_copy=True)
     found = tokens(answer)
     if not found:
         return Examined(answer, broken_fence=broken)
@@ -178,20 +182,19 @@ def examine(answer: str, prompt_texts: Sequence[str], evaluated: Sequence[str] =
     for x in found:
         in_token[x.start:x.end] = [True] * (x.end - x.start)
     out = list(answer)
-    by_prompt = by_text = 0
+    by_prompt = by_text = doubles = 0
     for x in found:
         i, j = x.start, x.end
-        if any(_copied(answer, i, j, e, in_token, whole=True) for e in texts):
+        if any(_copied(answer, i, j, e, in_token, whole=True) for e in texts) or (
+                _copied(answer, i, j, prompt, in_token) and x.key in planted):
             by_text += 1
+            doubles += x.double
         elif _copied(answer, i, j, prompt, in_token):
-            if x.key in planted:
-                by_text += 1
-            else:
-                by_prompt += 1
+            by_prompt += 1
         else:
             continue
         out[i:j] = " " * (j - i)
-    return Examined("".join(out), by_prompt, by_text, broken)
+    return Examined("".join(out), by_prompt, by_text, doubles, broken)
 
 
 def _copied(answer: str, i: int, j: int, source: str, in_token: Sequence[bool], whole: bool = False) -> bool:
