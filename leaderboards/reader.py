@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lr_eval.jsonl import InputError, read_json, read_jsonl
+from lr_eval.records import verdict_of
 
 RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
 SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[0-9.\-]+)\.jsonl$")
@@ -220,18 +221,14 @@ def _check_score(value: Any, path: Path, line: int | None, field: str) -> None:
 
 
 def _verdict_judge(filtered: Any) -> dict[str, Any]:
+    """The judge of a sample's verdict (:class:`lr_eval.records.Verdict`): model, template, and LongReward's
+    templates from its audit trail."""
     first = filtered[0] if isinstance(filtered, list) and filtered else filtered
-    if isinstance(first, str) and first.startswith("{"):
-        try:
-            first = json.loads(first)
-        except ValueError:
-            return {}
-    if not isinstance(first, dict):
+    verdict = verdict_of(first)
+    if verdict is None:
         return {}
-    out: dict[str, Any] = {}
-    if isinstance(first.get("judge"), dict):
-        out.update(first["judge"])
-    audit = first.get("audit")
+    out: dict[str, Any] = dict(verdict.judge)
+    audit = verdict.details.get("audit")
     if isinstance(audit, dict) and isinstance(audit.get("templates"), dict):
         out["templates"] = audit["templates"]
     return out

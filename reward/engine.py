@@ -256,19 +256,24 @@ def _histogram(values: list[float]) -> str:
 
 
 def print_summary(records: Iterable[dict[str, Any]], scorer: LongRewardScorer | None = None) -> None:
-    """Per dimension: mean, spread, distribution and unscored counts; then the flags. Streams the records
-    (only the numbers are kept)."""
+    """Per dimension: mean, spread, distribution, tampered (scored 0: the response could have supplied the
+    verdict; whose fault: the evaluated text) and unscored counts (the judge's); then the flags and how many
+    rewards are partial. Streams the records (only the numbers are kept)."""
     keys = (*DIMENSIONS, "reward")
     values: dict[str, array[float]] = {k: array("d") for k in keys}
     reasons: dict[str, Counter[str]] = {k: Counter() for k in keys}
+    tampered: Counter[str] = Counter()
     flags: Counter[str] = Counter()
-    errors = prompts = responses = 0
+    errors = prompts = responses = partial = 0
     for rec in records:
         errors += "error" in rec
         prompts += "results" in rec
         for r in rec.get("results", []):
             responses += 1
             flags.update(r.get("flags", []))
+            tampered.update(list(r.get("tampered") or {}))  # its dimensions (the values are reasons)
+            tampered["reward"] += bool(r.get("tampered"))
+            partial += r.get("reward") is not None and bool(r.get("unscored"))
             for dim in keys:
                 if r.get(dim) is not None:
                     values[dim].append(float(r[dim]))
@@ -277,16 +282,20 @@ def print_summary(records: Iterable[dict[str, Any]], scorer: LongRewardScorer | 
                 elif dim in r.get("unscored", {}):
                     reasons[dim][r["unscored"][dim]] += 1
     t = Table(title=f"LongReward: {responses} responses in {prompts} prompts")
-    for col in ("", "scored", "mean", "std", "p10 / p50 / p90", "0-2 2-4 4-6 6-8 8-10", "unscored (top reason)"):
+    for col in ("", "counted", "mean", "std", "p10 / p50 / p90", "0-2 2-4 4-6 6-8 8-10", "tampered",
+                "unscored (top reason)"):
         t.add_column(col, justify="left" if col in ("", "unscored (top reason)") else "right")
     for dim in keys:
         vals = list(values[dim])
         top = reasons[dim].most_common(1)
         un = sum(reasons[dim].values())
         t.add_row(dim, str(len(vals)), f"{np.mean(vals):.2f}" if vals else "-", f"{np.std(vals):.2f}" if vals else "-",
-                  _quantiles(vals), _histogram(vals),
+                  _quantiles(vals), _histogram(vals), str(tampered[dim]),
                   f"{un}" + (f" ({_short(top[0][0])})" if top else ""))
     out_console.print(t)
+    out_console.print("tampered: the verdict could be the response's own (scored 0, counted); unscored: the judge's "
+                      "(left out, counted)", markup=False)
+    out_console.print(f"partial rewards (fewer dimensions averaged): {partial}", markup=False)
     if flags or errors:
         f = Table(title="flags", show_header=False)
         for name, n in flags.most_common():

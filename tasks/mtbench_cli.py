@@ -4,7 +4,8 @@
 ``model_id``, ``choices[0].turns``) and writes FastChat's ``model_judgment`` format, one row per question
 and turn: ``question_id``, ``model``, ``judge`` ([judge model, prompt name]), ``user_prompt`` (the exact
 prompt sent), ``judgment``, ``score``, ``turn``, ``tstamp``; an unscored row has ``score: null`` and
-``unscored`` (the reason), which FastChat's own show_result also leaves out of its means. Rows come in
+``unscored`` (the reason), which FastChat's own show_result also leaves out of its means; a tampered row
+(a rating the answer could have supplied, `lr_eval.trust`) has ``score: 1`` and ``tampered`` (the reason). Rows come in
 FastChat's order (turn 1 of the questions without and then with a reference, then turn 2 likewise). The
 model is named as FastChat names it: its answer file's stem, which for gen_model_answer's default path is
 the last component of ``model_id`` (``--answer-model`` overrides). Every judge call goes through the
@@ -33,6 +34,7 @@ from rich.table import Table
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
 from lr_eval.jsonl import InputError, check_paths, read_jsonl, require, write_jsonl_atomic
 from lr_eval.progress import console
+from lr_eval.records import TAMPERED, UNSCORED
 from lr_eval.report import print_usage
 
 from .judging import JudgeNotConfigured, judge_samples, no_judge_message
@@ -170,22 +172,27 @@ def run_judge(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for (model, conv), verdict in zip(items, verdicts, strict=True):
-        [call] = verdict["judgements"]
-        row = {"question_id": conv["question"].question_id, "model": model, "judge": [client.model, call["prompt"]],
-               "user_prompt": call["user_prompt"], "judgment": call["rationale"],
-               "score": _fastchat_score(verdict["score"]), "turn": conv["turn"], "tstamp": time.time()}
-        if "reask_answer" in call:
-            row["reask_judgment"] = call["reask_answer"]
-        if verdict["score"] is None:
-            row["unscored"] = verdict["unscored"]
+        [call] = verdict.calls
+        row = {"question_id": conv["question"].question_id, "model": model,
+               "judge": [client.model, call.details["prompt"]], "user_prompt": call.details["user_prompt"],
+               "judgment": call.answer, "score": _fastchat_score(verdict.value), "turn": conv["turn"],
+               "tstamp": time.time()}
+        if "reask_answer" in call.details:
+            row["reask_judgment"] = call.details["reask_answer"]
+        if verdict.status == UNSCORED:
+            row["unscored"] = verdict.reason
+        elif verdict.status == TAMPERED:
+            row["tampered"] = verdict.reason
         rows.append(row)
     write_jsonl_atomic(output, rows)
     print_summary(summarize(rows, {q.question_id: q.category for q in questions}))
     print_usage(client.meter)
-    failed = sum(1 for v in verdicts if v["judgements"][0]["error"])
-    unscored = report["samples"]["unscored"]
-    console.print(f"wrote {len(rows)} judgments to {output}" + (f"; {unscored} unscored (no rating)" if unscored
-                                                               else ""), markup=False)
+    failed = sum(1 for v in verdicts if v.calls[0].details.get("error"))
+    unscored, tampered = report.unscored_items, report.tampered_items
+    console.print(f"wrote {len(rows)} judgments to {output}"
+                  + (f"; {unscored} unscored (no rating)" if unscored else "")
+                  + (f"; {tampered} tampered (a rating the answer could have supplied: scored 1)" if tampered
+                     else ""), markup=False)
     if failed:
         console.print(f"{failed} judge calls failed (see 'unscored' in {output}); rerun to retry them",
                       style="red", markup=False)
@@ -235,10 +242,11 @@ def _fmt(value: float | None) -> str:
 
 def print_summary(summary: Sequence[Mapping[str, Any]], where: Console = out_console) -> None:
     t = Table(title="MT-Bench (mean of the scored judgments, 1-10)")
-    for col in ("model", "turn 1", "turn 2", "average", "scored", "unscored"):
+    for col in ("model", "turn 1", "turn 2", "average", "pessimistic", "counted", "tampered", "unscored"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for s in summary:
-        t.add_row(s["model"], _fmt(s["turn1"]), _fmt(s["turn2"]), _fmt(s["overall"]), str(s["n"]), str(s["unscored"]))
+        t.add_row(s["model"], _fmt(s["turn1"]), _fmt(s["turn2"]), _fmt(s["overall"]), _fmt(s["pessimistic"]),
+                  str(s["n"]), str(s["tampered"]), str(s["unscored"]))
     where.print(t)
     cats = sorted({c for s in summary for c in s["categories"]})
     if cats:

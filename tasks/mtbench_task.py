@@ -16,11 +16,11 @@ Generation: FastChat's temperature per category (``mtbench.TEMPERATURES``; sampl
 every question instead. Without ``--apply_chat_template`` the turns are joined by blank lines (MT-Bench is
 made for chat models: use the flag).
 
-Metrics: ``turn1``, ``turn2`` (means of the scored judgments of each turn), ``score`` (all scored
-judgments: FastChat's average), ``score_<category>``, ``judge_unscored`` (judgments without a rating) and
-``judge_cost_usd``; the judge report goes to ``configs.longreward_mtbench.metadata.judge``. Data and judge
-protocol: :mod:`lr_eval.tasks.mtbench`.
-"""
+Metrics: ``turn1``, ``turn2`` (means of the counted judgments of each turn: scored, and tampered ones at 1),
+``score`` (all counted judgments: FastChat's average), ``score_<category>``, ``score_pessimistic`` (unscored
+judgments counted as 1), ``judge_unscored`` (judgments without a rating), ``judge_tampered`` (ratings the
+answer could have supplied, counted as 1) and ``judge_cost_usd``; the judge report goes to
+``configs.longreward_mtbench.metadata.judge``. Data and judge protocol: :mod:`lr_eval.tasks.mtbench`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ from datasets import Dataset, DatasetDict
 from lr_eval.config import JudgeConfig
 from lr_eval.suite import FAMILY
 
-from .judging import JudgeFilter, JudgeSpec, parse_verdict, register_judge_filter, require_judge
+from lr_eval.records import TAMPERED, verdict_of
+
+from .judging import JudgeFilter, JudgeSpec, register_judge_filter, require_judge
 from .lm_eval_adapter import FollowUpTask
 from .mtbench import MTBenchSpec, Question, Rubric, conversation, data_file, read_questions, temperature
 
@@ -122,23 +124,26 @@ register_judge_filter(FILTER_NAME, MTBenchJudgeFilter)
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     """Per question (results: its verdicts in turn order, as lm-eval sorts a doc's requests by idx): turn1/turn2
-    when scored, the list of its scored judgments for ``score`` and its category, judge_unscored (0-2) and
-    judge_cost_usd."""
-    verdicts = [parse_verdict(r, ("score", "response")) for r in results]
+    when counted, the list of its counted judgments (scored, and tampered at 1) for ``score`` and its category,
+    ``score_pessimistic`` (unscored counted as 1), judge_unscored and judge_tampered (0-2) and judge_cost_usd."""
+    verdicts = [verdict_of(r) for r in results]
     if any(v is None for v in verdicts):
         raise RuntimeError(f"{TASK} without judge verdicts: keep the task's `judge` filter in filter_list")
     out: dict[str, Any] = {}
-    scored, unscored, costs = [], 0, []
+    counted, pessimistic, unscored, tampered, costs = [], [], 0, 0, []
     for turn, v in enumerate(verdicts, 1):
         assert v is not None
-        if v["score"] is None:
+        pessimistic.append(v.pessimistic())
+        tampered += v.status == TAMPERED
+        if v.value is None:
             unscored += 1
         else:
-            out[f"turn{turn}"] = float(v["score"])
-            scored.append(float(v["score"]))
-        if v.get("cost_usd") is not None:
-            costs.append(float(v["cost_usd"]))
-    out.update({"score": scored, f"score_{doc['category']}": scored, "judge_unscored": float(unscored)})
+            out[f"turn{turn}"] = float(v.value)
+            counted.append(float(v.value))
+        if v.cost_usd is not None:
+            costs.append(float(v.cost_usd))
+    out.update({"score": counted, f"score_{doc['category']}": counted, "score_pessimistic": pessimistic,
+                "judge_unscored": float(unscored), "judge_tampered": float(tampered)})
     if costs:
         out["judge_cost_usd"] = sum(costs)
     return out

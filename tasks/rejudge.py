@@ -103,7 +103,7 @@ def responses_of(rec: dict[str, Any], path: Path, line: int) -> list[str]:
     filtered = rec.get("filtered_resps")
     if isinstance(filtered, list) and filtered:
         verdicts = [load_verdict(f) for f in filtered]
-        got = [v["response"] if v is not None else f for v, f in zip(verdicts, filtered, strict=True)]
+        got = [v.response if v is not None else f for v, f in zip(verdicts, filtered, strict=True)]
         if all(isinstance(g, str) for g in got):
             return got
     raise InputError(path, line, "resps", "no model response found (expected resps[k][0])")

@@ -86,7 +86,7 @@ def test_score_record_round_trip_and_version() -> None:
     ({"reward": [1, 2]}, "results[0].reward"), ({"reward": math.nan}, "results[0].reward"),
     ({"helpfulness": 11}, "results[0].helpfulness"), ({"reward": True}, "results[0].reward"),
     ({"averaged": ["style"]}, "results[0].averaged"), ({"unscored": {"faithfulness": 1}}, "results[0].unscored"),
-    ({"flags": "x"}, "results[0].flags"), ({"version": 2}, "results[0].version"), ("7", "results[0]"),
+    ({"flags": "x"}, "results[0].flags"), ({"version": 3}, "results[0].version"), ("7", "results[0]"),
 ])
 def test_score_record_names_the_bad_field(result: Any, field: str) -> None:
     with pytest.raises(FieldError) as info:

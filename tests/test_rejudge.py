@@ -91,7 +91,7 @@ def test_rejudge_alpacaeval2_gives_alpaca_eval_metrics(tmp_path: Path, capsys: p
     expected[1] = 1.9 if is_swapped(refs[1]["instruction"]) else 1.1  # the haiku: first shown wins
     expected[4] = None
     expected[5] = 1.5
-    assert [v["preference"] for v in verdicts] == pytest.approx(expected)
+    assert [v["value"] for v in verdicts] == pytest.approx(expected)
     assert [v["response"] for v in verdicts] == [r.strip() for r in responses]
 
     r = out["results"]["longreward_alpacaeval2"]
