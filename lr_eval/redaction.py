@@ -22,7 +22,7 @@ _NOT_SECRETS = {"EMPTY", "none", "None", "null", "sk-"}
 
 def register_secret(value: str | None) -> None:
     """Remember a secret so that `redact` removes it from every text from now on."""
-    if value and len(value) >= 4 and value not in _NOT_SECRETS:
+    if value and len(value) >= 8 and value not in _NOT_SECRETS:
         _SECRETS.add(value)
 
 
@@ -34,8 +34,9 @@ def register_url(url: str | None) -> None:
         parts = urlsplit(url)
     except ValueError:
         return
+    # Only the password: a user name ("user", "admin") is no secret, and replacing it in a written record's
+    # JSON text would rename fields (a registered "user" turned "user_prompt" into "[redacted]_prompt").
     register_secret(parts.password)
-    register_secret(parts.username)
 
 
 def redact(text: str, generic: bool = True) -> str:

@@ -395,7 +395,7 @@ def test_verdict_record_counts_and_the_pessimistic_bound() -> None:
 
 
 def test_score_summary_counts_tampered_and_partial(capsys: pytest.CaptureFixture[str]) -> None:
-    from lr_eval.reward.cli import print_summary
+    from lr_eval.reward.engine import print_summary
     from lr_eval.reward.records import ResponseScore
 
     honest = ResponseScore(helpfulness=8.0, logicality=8.0, faithfulness=10.0, completeness=8.0, reward=8.5,
