@@ -639,10 +639,12 @@ def stock_notes(sec: Section, runs: list[Run], views: dict[str, Run]) -> list[st
     for run in runs:
         v = views[run.label]
         have = {n.split("@", 1)[0] for n in v.tasks if stock.family_of(n.split("@", 1)[0]) is fam}
-        if have and len(have) < len(fam.tasks):
-            missing = [t for t in fam.tasks if t not in have]
-            notes.append(f"{run.label}: partial {fam.title}: {len(have)} of {len(fam.tasks)} tasks "
-                         f"({', '.join(t for t in fam.tasks if t in have)}); not run: {', '.join(missing)}")
+        for length in (stock.lengths_of(v, fam) if fam.lengths else [None]):
+            at = [t for t in fam.tasks if (t if length is None else f"{t}@{length}") in v.tasks]
+            if at and len(at) < len(fam.tasks):
+                where = "" if length is None else f" at {stock.length_label(length)}"
+                notes.append(f"{run.label}: partial {fam.title}{where}: {len(at)} of {len(fam.tasks)} tasks "
+                             f"({', '.join(at)}); not run: {', '.join(t for t in fam.tasks if t not in at)}")
         unknown = stock.unknown_tasks(run).get(fam.key)
         if unknown:
             notes.append(f"{run.label}: not read (not a {fam.title} task of lm-eval 0.4.13; see Other tasks): "

@@ -57,7 +57,7 @@ def make_plots(board: Board, out_dir: Path, formats: tuple[str, ...] = ("png", "
         rows = [r for r in sec.rows if r.source == "measured" and r.series]
         fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 3.4), squeeze=False, sharey=True)
         for ax, row in zip(axes[0], rows, strict=True):
-            _by_length(ax, sec, row)
+            _by_length(ax, sec, row, board.level)
         fig.tight_layout()
         written[f"{sec.title}: score by length, per model"] = _save(fig, out_dir / f"{sec.family}_by_length",
                                                                      formats)
@@ -126,7 +126,7 @@ def _buckets(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
     ax.legend(fontsize=7, loc="best")
 
 
-def _by_length(ax, sec: Section, row) -> None:  # type: ignore[no-untyped-def]
+def _by_length(ax, sec: Section, row, level: float) -> None:  # type: ignore[no-untyped-def]
     """One model: every task's score by length (thin), the family's score per length (bold, with its interval)."""
     cols = [c for c in sec.columns if not c.key.endswith("_avg")]
     labels = [c.label for c in cols]
@@ -145,7 +145,7 @@ def _by_length(ax, sec: Section, row) -> None:  # type: ignore[no-untyped-def]
         hi.append(c.ci[1] - c.value if c.ci else 0.0)
     if xs:
         ax.errorbar(xs, ys, yerr=[lo, hi] if any(lo) or any(hi) else None, color="black", lw=2, marker="o",
-                    capsize=3, label=f"{stock.STOCK_BY_KEY[sec.family or ''].title.split(' (')[0]} (95% CI)")
+                    capsize=3, label=f"{stock.STOCK_BY_KEY[sec.family or ''].title.split(' (')[0]} ({level:.0%} CI)")
     ax.set_xticks(range(len(cols)), labels)
     ax.set_xlabel("max_seq_lengths")
     ax.set_ylabel("score (0-1)")

@@ -10,7 +10,8 @@ leaves of those sections:
   run did not evaluate is reported as -1 (its aggregation's "no samples"), per task and per sample, and is
   read as missing. View task ``<task>@<length>``, metric ``score`` (string match, 0-1).
 * BABILong runs one length per lm-eval call (``--metadata max_seq_lengths``, lm-eval's default "0k"), read
-  from ``configs.<task>.metadata``; several calls into one output folder give several lengths of the same
+  from ``configs.<task>.metadata``, except for tasks whose config fixes ``dataset_name`` (lm-eval 0.4.13's
+  babilong_qa11-qa20 always load "0k"); several calls into one output folder give several lengths of the same
   task, all kept (newest file wins per task and length). View task ``<task>@<length>``, metric ``acc``.
 * LongBench v2 is lm-eval's log-likelihood protocol (the letter with the highest log-likelihood), never mixed
   with our generative ``longreward_longbench_v2*`` tasks; the overall score pools every item (lm-eval's group
@@ -78,7 +79,9 @@ STOCK: tuple[StockFamily, ...] = (
                 "acc", "metadata", "items", r"^babilong_qa\d+$",
                 "lm-eval's BABILong (RMT-team/babilong-1k-samples, 2-shot): the target is in the answer, 0-1; one "
                 "length per lm-eval call (max_seq_lengths); a length pools the items of its tasks (lm-eval's group "
-                "weights by size)", default_length="0k"),
+                "weights by size); lm-eval 0.4.13's babilong_qa11-qa20 always load the 0k config, so they count "
+                "at 0k whatever max_seq_lengths says (lm-eval's own group score mixes them into every length)",
+                default_length="0k"),
     StockFamily("longbench2", "LongBench v2 (lm-eval, log-likelihood)", tuple(f"longbench2_{d}" for d in _LB2_DOMAINS),
                 "acc", "", "items", r"^longbench2_",
                 "lm-eval's longbench2: the letter A-D with the highest log-likelihood after 'Answer:' (not the "
@@ -141,6 +144,16 @@ def _need(data: dict[str, Any], path: Path, *keys: str) -> Any:
 def _ruler_lengths(metrics: dict[str, float | None]) -> dict[str, float]:
     """Length -> score of a RULER entry; -1 (lm-eval's "no samples at this length") and nulls are left out."""
     return {m: v for m, v in metrics.items() if m.isdigit() and v is not None and v != -1}
+
+
+def _metadata_length(config: dict[str, Any], fam: StockFamily) -> str:
+    """The length a BABILong task was loaded at: its config's fixed ``dataset_name`` (lm-eval 0.4.13's
+    babilong_qa11-qa20 always load "0k", whatever ``max_seq_lengths`` says), else ``max_seq_lengths`` from the
+    metadata (qa1-qa10 load that config), else lm-eval's default."""
+    if isinstance(config.get("dataset_name"), str) and config["dataset_name"]:
+        return config["dataset_name"]
+    meta = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
+    return str(meta.get("max_seq_lengths") or fam.default_length)
 
 
 def _check_samples(path: Path, fam: StockFamily, metric_keys: set[str] | None) -> None:
@@ -222,9 +235,7 @@ def read_entries(run: Run) -> list[_Entry]:
                                  f"missing: {fam.title} reports {fam.metric!r} per task in lm-eval 0.4.13")
             length = None
             if fam.lengths == "metadata":
-                md = _need(data, path, "configs", task)
-                meta = md.get("metadata") if isinstance(md.get("metadata"), dict) else {}
-                length = str(meta.get("max_seq_lengths") or fam.default_length)
+                length = _metadata_length(_need(data, path, "configs", task), fam)
             smp, docs = None, None
             if spath:
                 _check_samples(spath, fam, None)
@@ -263,6 +274,8 @@ def view(run: Run) -> Run:
     whole family). Every task carries one metric, ``score``.
     """
     tasks: dict[str, TaskResult] = {}
+    if not any(family_of(t) for t in run.tasks):  # every task of every results file is in run.tasks
+        return dataclasses.replace(run, tasks=tasks, groups={})
     entries = read_entries(run)
     for e in entries:
         name = e.task if e.length is None else f"{e.task}@{e.length}"
