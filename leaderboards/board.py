@@ -644,7 +644,7 @@ def stock_notes(sec: Section, runs: list[Run], views: dict[str, Run]) -> list[st
             if at and len(at) < len(fam.tasks):
                 where = "" if length is None else f" at {stock.length_label(length)}"
                 notes.append(f"{run.label}: partial {fam.title}{where}: {len(at)} of {len(fam.tasks)} tasks "
-                             f"({', '.join(at)}); not run: {', '.join(t for t in fam.tasks if t not in at)}")
+                             f"({', '.join(at)}); not run{where}: {', '.join(t for t in fam.tasks if t not in at)}")
         unknown = stock.unknown_tasks(run).get(fam.key)
         if unknown:
             notes.append(f"{run.label}: not read (not a {fam.title} task of lm-eval 0.4.13; see Other tasks): "

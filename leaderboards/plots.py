@@ -55,10 +55,17 @@ def make_plots(board: Board, out_dir: Path, formats: tuple[str, ...] = ("png", "
         plt.close(fig)
     for sec in _length_sections(board):
         rows = [r for r in sec.rows if r.source == "measured" and r.series]
-        fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 3.4), squeeze=False, sharey=True)
+        fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows) + 2.6, 3.6), squeeze=False, sharey=True)
         for ax, row in zip(axes[0], rows, strict=True):
             _by_length(ax, sec, row, board.level)
-        fig.tight_layout()
+        legend: dict[str, object] = {}  # one legend beside the panels, every task any panel has
+        for ax in axes[0]:
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+                legend.setdefault(lab, h)
+        labels, handles = list(legend), list(legend.values())
+        fig.legend(handles, labels, fontsize=6, loc="center right", ncol=1 if len(labels) <= 14 else 2,
+                   frameon=False)
+        fig.tight_layout(rect=(0, 0, 1 - 2.4 / (4.2 * len(rows) + 2.6), 1))
         written[f"{sec.title}: score by length, per model"] = _save(fig, out_dir / f"{sec.family}_by_length",
                                                                      formats)
         plt.close(fig)
@@ -131,9 +138,11 @@ def _by_length(ax, sec: Section, row, level: float) -> None:  # type: ignore[no-
     cols = [c for c in sec.columns if not c.key.endswith("_avg")]
     labels = [c.label for c in cols]
     lengths = [c.key.removeprefix(f"{sec.family}_") for c in cols]
-    for task, points in (row.series or {}).items():
+    order = stock.STOCK_BY_KEY[sec.family or ""].tasks
+    for task, points in sorted((row.series or {}).items(), key=lambda kv: order.index(kv[0])):
         xs = [lengths.index(ln) for ln in points if ln in lengths]
-        ax.plot(xs, [points[lengths[x]] for x in xs], lw=0.8, alpha=0.55, marker=".", label=task)
+        ax.plot(xs, [points[lengths[x]] for x in xs], lw=0.8, alpha=0.55, marker=".", label=task,
+                color=f"C{order.index(task) % 10}", linestyle="-" if order.index(task) < 10 else "--")
     xs, ys, lo, hi = [], [], [], []
     for j, col in enumerate(cols):
         c = row.cells.get(col.key)
@@ -152,4 +161,3 @@ def _by_length(ax, sec: Section, row, level: float) -> None:  # type: ignore[no-
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(row.label, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, loc="best")
