@@ -95,7 +95,6 @@ STOCK: tuple[StockFamily, ...] = (
 )
 STOCK_BY_KEY: dict[str, StockFamily] = {f.key: f for f in STOCK}
 _TASK_FAMILY: dict[str, StockFamily] = {t: f for f in STOCK for t in f.tasks}
-GROUPS = {f.key for f in STOCK} | {"babilong_longctx"}
 
 
 def family_of(task: str) -> StockFamily | None:
