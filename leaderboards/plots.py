@@ -110,20 +110,29 @@ def _bars(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
         ax.legend(fontsize=7, loc="best")
 
 
+def _points(row, cols) -> tuple[list[int], list[float], list[float], list[float]]:  # type: ignore[no-untyped-def]
+    """(column positions, values, lower and upper error-bar lengths) of a row's scored cells."""
+    xs: list[int] = []
+    ys: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for j, col in enumerate(cols):
+        c = row.cells.get(col.key)
+        if c is None or c.value is None:
+            continue
+        xs.append(j)
+        ys.append(c.value)
+        lo.append(c.value - c.ci[0] if c.ci else 0.0)
+        hi.append(c.ci[1] - c.value if c.ci else 0.0)
+    return xs, ys, lo, hi
+
+
 def _buckets(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
     cols = [c for c in sec.columns if c.key != "e_all"]
     for row in sec.rows:
         if row.source != "measured":
             continue
-        xs, ys, lo, hi = [], [], [], []
-        for j, col in enumerate(cols):
-            c = row.cells.get(col.key)
-            if c is None or c.value is None:
-                continue
-            xs.append(j)
-            ys.append(c.value)
-            lo.append(c.value - c.ci[0] if c.ci else 0.0)
-            hi.append(c.ci[1] - c.value if c.ci else 0.0)
+        xs, ys, lo, hi = _points(row, cols)
         ax.errorbar(xs, ys, yerr=[lo, hi] if any(lo) or any(hi) else None, marker="o", capsize=3, label=row.label)
     ax.set_xticks(range(len(cols)), [c.label for c in cols])
     ax.set_xlabel("document length (LongBench-E bucket)")
@@ -143,15 +152,7 @@ def _by_length(ax, sec: Section, row, level: float) -> None:  # type: ignore[no-
         xs = [lengths.index(ln) for ln in points if ln in lengths]
         ax.plot(xs, [points[lengths[x]] for x in xs], lw=0.8, alpha=0.55, marker=".", label=task,
                 color=f"C{order.index(task) % 10}", linestyle="-" if order.index(task) < 10 else "--")
-    xs, ys, lo, hi = [], [], [], []
-    for j, col in enumerate(cols):
-        c = row.cells.get(col.key)
-        if c is None or c.value is None:
-            continue
-        xs.append(j)
-        ys.append(c.value)
-        lo.append(c.value - c.ci[0] if c.ci else 0.0)
-        hi.append(c.ci[1] - c.value if c.ci else 0.0)
+    xs, ys, lo, hi = _points(row, cols)
     if xs:
         ax.errorbar(xs, ys, yerr=[lo, hi] if any(lo) or any(hi) else None, color="black", lw=2, marker="o",
                     capsize=3, label=f"{stock.STOCK_BY_KEY[sec.family or ''].title.split(' (')[0]} ({level:.0%} CI)")
