@@ -189,9 +189,13 @@ def test_a_killed_claimer_s_lease_expires_and_the_request_is_sent_once_more(tmp_
 
 # -- 5. fatal judge errors are one clear line ----------------------------------------------------------------
 
+MODULES = {"lr-eval": "lr_eval", "lr-train": "lr_eval.train", "lm_eval": "lm_eval"}
+
+
 def run_cli(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env={**os.environ, "LR_JUDGE_API_KEY": "wrong", **env})
+    """A command as ``python -m <module>``: this interpreter, whatever is on PATH."""
+    return subprocess.run([sys.executable, "-m", MODULES[argv[0]], *argv[1:]], capture_output=True, text=True,
+                          cwd=ROOT, timeout=900, env={**os.environ, "LR_JUDGE_API_KEY": "wrong", **env})
 
 
 def write_inputs(tmp_path: Path) -> dict[str, Path]:
@@ -251,10 +255,7 @@ def test_unreachable_endpoints_and_bad_options_are_one_line(tmp_path: Path) -> N
     files = write_inputs(tmp_path)
     refused = commands(files, tmp_path, "http://127.0.0.1:9/v1")
     for name in ("batch", "score"):
-        t = time.time()
-        p = run_cli(refused[name])
-        assert_one_line(p, "refused the connection", "127.0.0.1:9")
-        assert time.time() - t < 60, name
+        assert_one_line(run_cli(refused[name]), "refused the connection", "127.0.0.1:9")
     dns = commands(files, tmp_path, "http://no-such-host.invalid/v1")
     assert_one_line(run_cli(dns["batch"]), "does not resolve", "no-such-host.invalid")
     for bad in (["--concurrency", "0"], ["--timeout", "0"], ["--max-cost", "-1"]):
