@@ -46,7 +46,7 @@ def make_plots(board: Board, out_dir: Path, formats: tuple[str, ...] = ("png", "
     return written
 
 
-def _save(fig, stem: Path, formats: tuple[str, ...]) -> Path:  # type: ignore[no-untyped-def]
+def _save(fig, stem: Path, formats: tuple[str, ...]) -> Path:
     paths = []
     for fmt in formats:
         p = stem.with_suffix(f".{fmt}")
@@ -56,7 +56,7 @@ def _save(fig, stem: Path, formats: tuple[str, ...]) -> Path:  # type: ignore[no
     return next((p for p in paths if p.suffix == ".svg"), paths[0])
 
 
-def _bars(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
+def _bars(ax, sec: Section) -> None:
     rows = [r for r in sec.rows if r.source == "measured"]
     cols = [c for c in sec.columns if any(r.cells.get(c.key) and r.cells[c.key].value is not None for r in rows)]
     width = 0.8 / max(1, len(rows))
@@ -84,7 +84,7 @@ def _bars(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
         ax.legend(fontsize=7, loc="best")
 
 
-def _buckets(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
+def _buckets(ax, sec: Section) -> None:
     cols = [c for c in sec.columns if c.key != "e_all"]
     for row in sec.rows:
         if row.source != "measured":

@@ -64,7 +64,7 @@ def run_batch(input_path: str | Path, output_path: str | Path, cfg: JudgeConfig)
     request is sent; a bad or repeated-id line is an error record of the output."""
     check_output_path(output_path, [input_path])
     if cfg.cache_path() is not None:
-        check_output_path(cfg.cache_path(), what="judge cache")  # type: ignore[arg-type]
+        check_output_path(cfg.cache_path(), what="judge cache")  # type: ignore[arg-type]  # not None: tested above
     rows: list[dict[str, Any]] = []        # output records in input order, filled in place
     pending: list[tuple[int, ChatRequest]] = []
     seen: set[str] = set()
@@ -117,7 +117,7 @@ def run_batch(input_path: str | Path, output_path: str | Path, cfg: JudgeConfig)
     return failed
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("batch", help="send a JSONL file of chat requests to a judge (cached, resumable)",
                        description=__doc__)
     p.add_argument("input", help="JSONL: {id, messages, [temperature, max_tokens, logprobs, top_logprobs]}")

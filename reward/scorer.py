@@ -115,6 +115,7 @@ class RewardConfig:
     support_batch: int = 8             # statements per support call (ours; 1: one call per statement, as the paper)
 
     def __post_init__(self) -> None:
+        # the ignore below: accepts any sequence, stores a tuple
         self.weights = tuple(float(w) for w in self.weights)  # type: ignore[assignment]
         if len(self.weights) != 4 or any(w < 0 for w in self.weights) or not any(self.weights):
             raise ValueError("weights: four non-negative numbers (helpfulness, logicality, faithfulness, "
@@ -156,7 +157,7 @@ def combine(scores: Mapping[str, float | None], weights: Mapping[str, float] | N
     if not used:
         return None, []
     total = sum(weights.get(d, 1.0) for d in used)
-    return sum(weights.get(d, 1.0) * float(scores[d]) for d in used) / total, used  # type: ignore[arg-type]
+    return sum(weights.get(d, 1.0) * float(scores[d] or 0.0) for d in used) / total, used  # used: scored, not None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -724,7 +725,7 @@ class LongRewardScorer:
             if not v.parsed.scored:
                 row["unscored"] = v.ask.skipped or v.parsed.reason
             else:
-                judged.append(float(v.parsed.value))  # type: ignore[arg-type]
+                judged.append(float(v.parsed.value))  # type: ignore[arg-type]  # scored: value set
             rows.append(row)
         audit["statements"] = rows
         audit["judged"] = len(judged)
@@ -1033,6 +1034,7 @@ def _batch_rationale(a: _Ask) -> str | None:
 
 
 def _support_label(value: float | None) -> str | None:
+    # the ignore below: None: no label
     return {1.0: "fully supported", 0.5: "partially supported", 0.0: "not supported"}.get(value)  # type: ignore[arg-type]
 
 

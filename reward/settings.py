@@ -83,12 +83,12 @@ class RewardSettings:
     # -- the scorer's view ----------------------------------------------------------------------------------
     def parsed_weights(self) -> tuple[float, float, float, float]:
         try:
-            weights = tuple(float(x) for x in str(self.weights).split(","))
+            weights: tuple[float, ...] = tuple(float(x) for x in str(self.weights).split(","))
         except ValueError:
             weights = ()
         if len(weights) != 4:
             raise FieldError("weights", f"expected four numbers like 1,1,1,1, got {self.weights!r}")
-        return weights  # type: ignore[return-value]
+        return weights
 
     def config(self, judge: Any = None) -> RewardConfig:
         """The scorer's settings for `judge` (a JudgeConfig; the embedded judge has a smaller window)."""

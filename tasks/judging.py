@@ -43,6 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from lm_eval.api.filter import Filter
@@ -338,7 +339,7 @@ def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str,
                 entry["reask_answer"] = results[-1].content
             judgements.append(entry)
         if final.scored:
-            scores.append(float(final.value))  # type: ignore[arg-type]
+            scores.append(float(final.value))  # type: ignore[arg-type]  # scored: value set
         else:
             sample_reasons[final.reason or "unknown"] += 1
         verdicts.append({"response": resp, "score": final.value, "unscored": final.reason,
@@ -395,7 +396,7 @@ def calling_lm() -> Any | None:
 
 def _on_stack(name: str, accept: Callable[[Any], bool]) -> Any | None:
     """The nearest caller's local variable `name` that `accept` takes, or None."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         candidate = frame.f_locals.get(name)
         if candidate is not None and accept(candidate):

@@ -173,6 +173,7 @@ class ChatJudgeSpec(JudgeSpec):
         rating = ratings[0]
         if not rating.scored:
             return rating
+        # the ignore below: scored: value set
         return Parsed(value=10.0 * float(rating.value), clamped=rating.clamped)  # type: ignore[arg-type]
 
     def describe(self) -> dict[str, Any]:

@@ -207,7 +207,7 @@ class LongBenchJudgeSpec(JudgeSpec):
         if not ratings:
             return unscored("no reference answer")
         scored = [p for p in ratings if p.scored]
-        best = max((float(p.value) for p in scored), default=None)  # type: ignore[arg-type]
+        best = max((float(p.value) for p in scored), default=None)  # type: ignore[arg-type]  # scored: value set
         if best is None:
             return unscored(ratings[0].reason or "unscored")
         if len(scored) < len(ratings) and best < hi:

@@ -362,6 +362,7 @@ def rejudge(paths: list[Path], cfg: JudgeConfig, metadata: dict[str, Any], task:
     if not cfg.dry_run:  # before any request: the output folder and the judge cache must be writable
         check_dir_writable(out_dir)
         if cfg.cache_path() is not None:
+            # the ignore below: not None: tested above
             check_output_path(cfg.cache_path(), paths, what="judge cache")  # type: ignore[arg-type]
     res = evaluate_saved(jobs, tm)
     samples = res.pop("samples")
