@@ -15,6 +15,7 @@ import pytest
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.parsing import Parsed, unscored
 from lr_eval.scripted_server import ScriptedServer
+from conftest import embedded_model_or_skip
 from lm_eval_checks import assert_rejudge_matches_lm_eval
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +45,7 @@ def judge_script(body: dict[str, Any]) -> str:
     return "[[1]]"
 
 
-def _embedded() -> str:
-    from lr_eval.embedded import embedded_model_path
-
-    try:
-        return str(embedded_model_path())
-    except RuntimeError as e:  # pragma: no cover - the model package is a documented install step
-        pytest.skip(str(e))
+_embedded = embedded_model_or_skip  # conftest.py's; tests take the embedded_model fixture
 
 
 def _task_manager(metadata: dict[str, Any]) -> Any:
