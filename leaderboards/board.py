@@ -247,7 +247,7 @@ class Estimator:
         reps = np.mean([p.reps for p in parts], axis=0) if all(p.reps is not None for p in parts) else None
         se = None
         if reps is None and all(p.stderr is not None for p in parts):  # independent tasks: Var(mean) = sum(var)/k^2
-            se = math.sqrt(sum(p.stderr**2 for p in parts)) / len(parts)  # type: ignore[operator]
+            se = math.sqrt(sum((p.stderr or 0.0) ** 2 for p in parts)) / len(parts)  # all not None (checked above)
         notes = sorted({n for p in parts for n in p.notes})
         # the bound of a mean is the mean of the bounds (a mean is linear); only when every part has one
         pess = float(np.mean([p.pessimistic for p in parts])) if all(p.pessimistic is not None for p in parts) \
@@ -321,7 +321,7 @@ def _tasks_of(run: Run, family: Family, datasets: tuple[str, ...] | None = None)
         if k == family.kind and (datasets is None or d in datasets):
             out.append(t)
     if datasets is not None:  # the category's own dataset order
-        out.sort(key=lambda t: datasets.index(classify(t)[1]))  # type: ignore[arg-type]
+        out.sort(key=lambda t: datasets.index(classify(t)[1]))
     return out
 
 
@@ -837,7 +837,7 @@ def _task_judge(name: str, tr: TaskResult) -> dict[str, Any] | None:
     elif report and report.total_cost() is not None:
         entry.update(cost_usd=report.total_cost(), cost_source="configs.metadata.judge")
     elif tr.metrics.get("judge_cost_usd") is not None:
-        v = float(tr.metrics["judge_cost_usd"])  # type: ignore[arg-type]
+        v = float(tr.metrics["judge_cost_usd"])  # type: ignore[arg-type]  # not None: tested above
         if tr.aggregation("judge_cost_usd") == "mean" and tr.n:
             v *= tr.n
         entry.update(cost_usd=v, cost_source="results: judge_cost_usd")
@@ -1018,6 +1018,7 @@ def _protocol_diffs(run: Run, tree: Est, proto: dict[str, Any], jinfo: JudgeInfo
     if not judges:
         judges = set(jinfo.models)
     if proto.get("judge") and judges != {proto["judge"]}:
+        # the ignore below: judge set: tested above
         out.append(f"protocol: judge {_fmt_judges(judges)} (paper: {proto['judge']})")  # type: ignore[arg-type]
     n = sum((run.tasks[t].n or 0) for t in {lf.task for lf in leaves(tree)})
     if proto.get("n") and n and n != proto["n"]:

@@ -72,7 +72,7 @@ def make_plots(board: Board, out_dir: Path, formats: tuple[str, ...] = ("png", "
     return written
 
 
-def _save(fig, stem: Path, formats: tuple[str, ...]) -> Path:  # type: ignore[no-untyped-def]
+def _save(fig, stem: Path, formats: tuple[str, ...]) -> Path:
     paths = []
     for fmt in formats:
         p = stem.with_suffix(f".{fmt}")
@@ -82,7 +82,7 @@ def _save(fig, stem: Path, formats: tuple[str, ...]) -> Path:  # type: ignore[no
     return next((p for p in paths if p.suffix == ".svg"), paths[0])
 
 
-def _bars(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
+def _bars(ax, sec: Section) -> None:
     rows = [r for r in sec.rows if r.source == "measured"]
     cols = [c for c in sec.columns if any(r.cells.get(c.key) and r.cells[c.key].value is not None for r in rows)]
     width = 0.8 / max(1, len(rows))
@@ -110,7 +110,7 @@ def _bars(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
         ax.legend(fontsize=7, loc="best")
 
 
-def _points(row, cols) -> tuple[list[int], list[float], list[float], list[float]]:  # type: ignore[no-untyped-def]
+def _points(row, cols) -> tuple[list[int], list[float], list[float], list[float]]:
     """(column positions, values, lower and upper error-bar lengths) of a row's scored cells."""
     xs: list[int] = []
     ys: list[float] = []
@@ -127,7 +127,7 @@ def _points(row, cols) -> tuple[list[int], list[float], list[float], list[float]
     return xs, ys, lo, hi
 
 
-def _buckets(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
+def _buckets(ax, sec: Section) -> None:
     cols = [c for c in sec.columns if c.key != "e_all"]
     for row in sec.rows:
         if row.source != "measured":
@@ -142,7 +142,7 @@ def _buckets(ax, sec: Section) -> None:  # type: ignore[no-untyped-def]
     ax.legend(fontsize=7, loc="best")
 
 
-def _by_length(ax, sec: Section, row, level: float) -> None:  # type: ignore[no-untyped-def]
+def _by_length(ax, sec: Section, row, level: float) -> None:
     """One model: every task's score by length (thin), the family's score per length (bold, with its interval)."""
     cols = [c for c in sec.columns if not c.key.endswith("_avg")]
     labels = [c.label for c in cols]

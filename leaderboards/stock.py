@@ -151,7 +151,7 @@ def _metadata_length(config: dict[str, Any], fam: StockFamily) -> str:
     metadata (qa1-qa10 load that config), else lm-eval's default."""
     if isinstance(config.get("dataset_name"), str) and config["dataset_name"]:
         return config["dataset_name"]
-    meta = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
+    meta: dict[str, Any] = config["metadata"] if isinstance(config.get("metadata"), dict) else {}
     return str(meta.get("max_seq_lengths") or fam.default_length)
 
 
@@ -191,10 +191,10 @@ def _samples_for(folder: Path, task: str, date: str) -> Path | None:
 
 
 def _docs(path: Path, filt: str) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for _, row in read_jsonl(path, allow_empty=True):
         if isinstance(row, dict) and row.get("filter", filt) == filt:
-            out.append(row.get("doc") if isinstance(row.get("doc"), dict) else {})
+            out.append(row["doc"] if isinstance(row.get("doc"), dict) else {})
     return out
 
 
@@ -223,9 +223,9 @@ def read_entries(run: Run) -> list[_Entry]:
                                      "no per-length metric ('4096,none'...): not lm-eval 0.4.13's RULER output")
                 if spath:
                     _check_samples(spath, fam, set(lengths) or {k for k in metrics if k.isdigit()})
-                for length, value in lengths.items():
-                    smp = _length_samples(spath, filt, length) if spath else None
-                    found[(task, length)] = _Entry(fam, task, length, value, None, len(smp) if smp else None,
+                for length_key, value in lengths.items():
+                    smp = _length_samples(spath, filt, length_key) if spath else None
+                    found[(task, length_key)] = _Entry(fam, task, length_key, value, None, len(smp) if smp else None,
                                                    data["versions"][task], name, smp, spath.name if spath else None,
                                                    None)
                 continue

@@ -53,8 +53,9 @@ def structured_body(request: ChatRequest) -> dict[str, Any]:
             "name": fmt.name.replace(".", "_").replace("[", "_").replace("]", "")[:64],
             "schema": fmt.json_schema(request.max_tokens), "strict": True}}}
     rx = fmt.regex(request.max_tokens)
-    return {"structured_outputs": {"structured_outputs": {"regex": rx}}, "guided_regex": {"guided_regex": rx},
-            "regex": {"regex": rx}}[form]
+    forms: dict[str, dict[str, Any]] = {"structured_outputs": {"structured_outputs": {"regex": rx}},
+                                        "guided_regex": {"guided_regex": rx}, "regex": {"regex": rx}}
+    return forms[form]
 
 
 @functools.lru_cache(maxsize=256)

@@ -115,7 +115,7 @@ def run_batch(input_path: str | Path, output_path: str | Path, cfg: JudgeConfig)
     return failed
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("batch", help="send a JSONL file of chat requests to a judge (cached, resumable)",
                        description=__doc__)
     p.add_argument("input", help="JSONL: {id, messages, [temperature, max_tokens, logprobs, top_logprobs]}")

@@ -156,7 +156,7 @@ class ResponseCache:
             self._db.execute("COMMIT")
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        return int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

@@ -153,11 +153,11 @@ class JudgeConfig:
                 raise ConfigError(f"judge setting {name} must be a finite number, not {value}")
             if value is not None and value < low:
                 raise ConfigError(f"judge setting {name} must be at least {low}, not {value}")
-        for name, value, allowed in (("structured", self.structured, STRUCTURED),
+        for name, choice, allowed in (("structured", self.structured, STRUCTURED),
                                      ("structured_form", self.structured_form, SERVER_FORMS),
                                      ("score_from", self.score_from, SCORE_FROM)):
-            if value not in allowed:
-                raise ConfigError(f"judge setting {name} must be one of {', '.join(allowed)}, not {value!r}")
+            if choice not in allowed:
+                raise ConfigError(f"judge setting {name} must be one of {', '.join(allowed)}, not {choice!r}")
         for name, value in (("timeout", self.timeout), ("claim_lease", self.claim_lease)):
             if not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"judge setting {name} must be a positive number of seconds, not {value}")

@@ -216,7 +216,7 @@ def from_json(content: str) -> str:
     if not isinstance(obj, dict) or not isinstance(obj.get("verdict"), str):
         return content
     analysis = obj.get("analysis")
-    return (f"{analysis}\n" if isinstance(analysis, str) and analysis else "") + obj["verdict"]
+    return (f"{analysis}\n" if isinstance(analysis, str) and analysis else "") + str(obj["verdict"])
 
 
 # ------------------------------------------------------------------------------------------------------

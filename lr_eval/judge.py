@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -328,13 +328,13 @@ class JudgeClient:
                 self._drop_answered_claims()
             for i, res in zip(misses, answers, strict=True):
                 results[i] = res
-            return results  # type: ignore[return-value]
+            return results  # type: ignore[return-value]  # every slot filled
 
     def run(self, requests: Sequence[ChatRequest], desc: str = "judging") -> list[ChatResult]:
         """Synchronous chat_many, usable from plain code (and from inside a running loop)."""
         return self.run_coroutine(lambda: self.chat_many(requests, desc))
 
-    def run_coroutine(self, make: Callable[[], Awaitable[T]]) -> T:
+    def run_coroutine(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run a coroutine that uses this client to completion on a fresh event loop (see run_sync).
 
         The backend's connections belong to that loop, so they are closed before it ends;
@@ -397,7 +397,7 @@ def shared_task(aw: Awaitable[T]) -> asyncio.Future[T]:
     return fut
 
 
-def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from synchronous code.
 
     Inside an already running event loop (Jupyter, some harnesses) the coroutine
@@ -420,4 +420,5 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     t.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]
+    value: T = box["value"]
+    return value

@@ -54,7 +54,8 @@ def option_fields(cls: Any) -> list[Field[Any]]:
 
 
 def opt_of(f: Field[Any]) -> Opt:
-    return f.metadata[_KEY]
+    opt: Opt = f.metadata[_KEY]
+    return opt
 
 
 def kind(f: Field[Any]) -> type:

@@ -199,6 +199,7 @@ class JudgeReport:
         samples = table(d, "samples")
         if not samples:
             raise FieldError("samples", "missing")
+        # the ignore below: model is str | None to mypy; text() without optional=True never returns None
         return cls(model=text(d, "model"), samples=samples, usage=table(d, "usage"),  # type: ignore[arg-type]
                    judge=text(d, "judge", optional=True), template_id=text(d, "template_id", optional=True),
                    template_version=None if d.get("template_version") is None else str(d["template_version"]),

@@ -75,7 +75,7 @@ class ResponseScore:
             check_version(d, SCORE_VERSION, "score record")
         except FieldError as e:
             raise FieldError(prefix + e.field, e.problem) from None
-        values = {}
+        values: dict[str, float | None] = {}
         for key in SCORE_KEYS:
             value = number(d, key, optional=True, prefix=prefix)
             if value is not None and not SCALE[0] <= value <= SCALE[1]:
@@ -85,12 +85,15 @@ class ResponseScore:
         bad = [x for x in averaged if x not in DIMENSIONS]
         if bad:
             raise FieldError(prefix + "averaged", f"not a dimension: {bad[0]!r} (dimensions: {', '.join(DIMENSIONS)})")
-        reasons = {}
+        reasons: dict[str, dict[str, str]] = {}
         for key in ("unscored", "tampered"):
             reasons[key] = table(d, key, prefix)
             if not all(isinstance(v, str) for v in reasons[key].values()):
                 raise FieldError(prefix + key, "expected dimension -> reason (text)")
-        return ResponseScore(**values, averaged=averaged, **reasons, flags=_strings(d, "flags", prefix),
+        return ResponseScore(helpfulness=values["helpfulness"], logicality=values["logicality"],
+                             faithfulness=values["faithfulness"], completeness=values["completeness"],
+                             reward=values["reward"], averaged=averaged, unscored=reasons["unscored"],
+                             tampered=reasons["tampered"], flags=_strings(d, "flags", prefix),
                              audit=table(d, "audit", prefix), usage=table(d, "usage", prefix))
 
 

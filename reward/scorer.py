@@ -102,7 +102,7 @@ def combine(scores: Mapping[str, float | None], weights: Mapping[str, float] | N
     if not used:
         return None, []
     total = sum(weights.get(d, 1.0) for d in used)
-    return sum(weights.get(d, 1.0) * float(scores[d]) for d in used) / total, used  # type: ignore[arg-type]
+    return sum(weights.get(d, 1.0) * float(scores[d] or 0.0) for d in used) / total, used  # used: scored, not None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -693,7 +693,7 @@ class LongRewardScorer:
             elif not v.parsed.scored:
                 row["unscored"] = v.ask.skipped or v.parsed.reason
             else:
-                judged.append(float(v.parsed.value))  # type: ignore[arg-type]
+                judged.append(float(v.parsed.value))  # type: ignore[arg-type]  # scored: value set
             rows.append(row)
         audit["statements"] = rows
         audit["judged"] = len(judged)
@@ -1005,6 +1005,7 @@ def _batch_rationale(a: _Ask) -> str | None:
 
 
 def _support_label(value: float | None) -> str | None:
+    # the ignore below: None: no label
     return {1.0: "fully supported", 0.5: "partially supported", 0.0: "not supported"}.get(value)  # type: ignore[arg-type]
 
 

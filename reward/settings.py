@@ -199,7 +199,7 @@ def _weights(value: Any) -> tuple[float, float, float, float]:
     if any(w < 0 for w in weights) or not any(weights):
         raise FieldError("weights", "four non-negative numbers (helpfulness, logicality, faithfulness, "
                          "completeness), not all zero")
-    return weights  # type: ignore[return-value]
+    return weights[0], weights[1], weights[2], weights[3]
 
 
 def add_reward_args(parser: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from types import FrameType
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 from pathlib import Path
@@ -85,7 +86,7 @@ def calling_lm() -> Any | None:
 
 def _on_stack(name: str, accept: Callable[[Any], bool]) -> Any | None:
     """The nearest caller's local variable `name` that `accept` takes, or None."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         candidate = frame.f_locals.get(name)
         if candidate is not None and accept(candidate):
@@ -146,6 +147,8 @@ class FollowUpTask(ConfigurableTask):
     Select it (or a subclass) with the YAML key ``class: !function ...``; subclasses implement
     :meth:`follow_up` and may render a conversation with :meth:`render_chat` as the run's chat template does.
     """
+
+    _instances: list[Instance]  # lm-eval's own attribute (set in build_all_requests), untyped there
 
     def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         # The YAML's ``class:`` key selects this class; TaskConfig does not accept it.

@@ -211,7 +211,7 @@ class LongBenchJudgeSpec(JudgeSpec):
         if copied is not None:  # a reference's verdict could be the answer's own: the sample scores 0
             return replace(copied, value=0.0)
         scored = [p for p in ratings if p.scored]
-        best = max((float(p.value) for p in scored), default=None)  # type: ignore[arg-type]
+        best = max((float(p.value) for p in scored), default=None)  # type: ignore[arg-type]  # scored: value set
         if best is None:
             return unscored(ratings[0].reason or "unscored")
         if len(scored) < len(ratings) and best < hi:

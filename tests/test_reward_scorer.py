@@ -267,20 +267,14 @@ def test_group_shares_embedding_extraction_and_statements(judge: Any) -> None:
 
 
 def test_many_groups_run_concurrently_in_one_batch(judge: Any) -> None:
-    import time
-
     scorer, srv, _ = judge(CannedJudge(), extraction_chunk_tokens=4096, support_batch=1)
-    srv.latency = 0.1
+    srv.gate = 8  # every answer waits until 8 requests are in flight at once: groups overlap, by event not clock
     groups = [(CONTEXT + f"\n\nAppendix {i}.", QUESTION, [GOOD + f" Note {i}.", OTHER + f" Remark {i}."])
               for i in range(8)]
-    assert scorer.tokenizer is not None  # loaded before the clock starts
-    t = time.monotonic()
     out = scorer.score_groups(groups)
-    elapsed = time.monotonic() - t
     assert len(out) == 8 and all(len(g) == 2 for g in out)
-    # 8 groups x (1 extract + 2 x 4 + supports) calls of 0.1 s each: one at a time would take > 10 s
-    assert len(srv.bodies) >= 8 * 11
-    assert elapsed < 0.5 * 0.1 * len(srv.bodies)
+    assert len(srv.bodies) >= 8 * 11  # 8 groups x (1 extract + 2 x 4 + supports) calls
+    assert srv.max_in_flight >= 8, srv.max_in_flight
 
 
 # -- policies ---------------------------------------------------------------------------------------------

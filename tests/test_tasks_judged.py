@@ -7,7 +7,6 @@ server, on small fixtures, with --limit and 4 new tokens.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.parsing import Parsed, unscored
 from lr_eval.scripted_server import ScriptedServer
+from conftest import embedded_model_or_skip
 from lm_eval_checks import assert_rejudge_matches_lm_eval
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +45,7 @@ def judge_script(body: dict[str, Any]) -> str:
     return "[[1]]"
 
 
-def _embedded() -> str:
-    from lr_eval.embedded import embedded_model_path
-
-    try:
-        return str(embedded_model_path())
-    except RuntimeError as e:  # pragma: no cover - the model package is a documented install step
-        pytest.skip(str(e))
+_embedded = embedded_model_or_skip  # conftest.py's; tests take the embedded_model fixture
 
 
 def _task_manager(metadata: dict[str, Any]) -> Any:
@@ -107,15 +101,15 @@ def test_judge_batch_is_concurrent_counted_and_priced() -> None:
 
     docs = [{"input": f"Who repaired the lamp {i}?", "answers": ["Tamsin"]} for i in range(11)]
     docs.append({"input": "What fixed the bicycle lamp?", "answers": ["parts"]})
-    with ScriptedServer(responder=judge_script, latency=0.5) as srv:
+    # The server holds every answer until 8 requests are in flight at once: concurrent, not one blocking call
+    # per sample (an event, not a duration: a loaded machine cannot fail it).
+    with ScriptedServer(responder=judge_script, gate=8) as srv:
         cfg = JudgeConfig.load(overrides={"base_url": srv.base_url, "model": "scripted", "cache": "none",
                                           "price_input": 1.0, "price_output": 2.0})
         spec = LongBenchJudgeSpec("longreward_longbench_judged_narrativeqa", {}, cfg.max_tokens)
-        t0 = time.monotonic()
         verdicts, report = judge_samples(spec, build_client(cfg, show_progress=False), docs, ["Tamsin"] * 12)
-        elapsed = time.monotonic() - t0
         assert len(srv.bodies) == 12 + 1  # one per sample, plus one re-ask of the unparseable verdict
-    assert elapsed < 4.0, elapsed  # 13 calls of 0.5 s: concurrent, not one blocking call per sample (6.5 s)
+    assert srv.max_in_flight >= 8, srv.max_in_flight
     assert [v.value for v in verdicts[:11]] == [100.0] * 11 and {v.status for v in verdicts[:11]} == {"scored"}
     assert verdicts[11].value is None and "no [[score]]" in verdicts[11].reason and verdicts[11].cause == "judge"
     assert verdicts[11].calls[0].answer == "I am not sure what to say."

@@ -121,25 +121,25 @@ def select_pair(responses: Sequence[str], rewards: Sequence[float | None], polic
     if len(cand) < policy.min_scored:
         reason = "partial_reward" if len(scored) >= policy.min_scored else "too_few_scored"
         return Selection(candidates=len(cand), dropped=reason, partial=partial)
-    best = max(float(rewards[i]) for i in cand)  # type: ignore[arg-type]
-    worst = min(float(rewards[i]) for i in cand)  # type: ignore[arg-type]
+    best = max(float(rewards[i]) for i in cand)  # type: ignore[arg-type]  # cand: rewards not None
+    worst = min(float(rewards[i]) for i in cand)  # type: ignore[arg-type]  # cand: rewards not None
     margin = best - worst
-    top = [i for i in cand if float(rewards[i]) >= best - EPS]  # type: ignore[arg-type]
-    bottom = [i for i in cand if float(rewards[i]) <= worst + EPS]  # type: ignore[arg-type]
+    top = [i for i in cand if float(rewards[i]) >= best - EPS]  # type: ignore[arg-type]  # cand: rewards not None
+    bottom = [i for i in cand if float(rewards[i]) <= worst + EPS]  # type: ignore[arg-type]  # cand: rewards not None
     base = dict(candidates=len(cand), chosen_ties=len(top), rejected_ties=len(bottom), margin=margin,
                 partial=partial)
     if margin <= EPS:
-        return Selection(**base, dropped="all_tied")  # type: ignore[arg-type]
+        return Selection(**base, dropped="all_tied")  # type: ignore[arg-type]  # base: dict of int/float counts
     if policy.ties == "drop" and (len(top) > 1 or len(bottom) > 1):
-        return Selection(**base, dropped="tied_extremes")  # type: ignore[arg-type]
+        return Selection(**base, dropped="tied_extremes")  # type: ignore[arg-type]  # base: dict of int/float counts
     if policy.ties == "shortest":
         chosen = min(top, key=lambda i: (len(responses[i]), i))
         rejected = min(bottom, key=lambda i: (-len(responses[i]), i))
     else:
         chosen, rejected = top[0], bottom[0]
     if margin < policy.min_margin - EPS:
-        return Selection(**base, dropped="below_min_margin")  # type: ignore[arg-type]
-    return Selection(chosen=chosen, rejected=rejected, **base)  # type: ignore[arg-type]
+        return Selection(**base, dropped="below_min_margin")  # type: ignore[arg-type]  # base: dict of int/float counts
+    return Selection(chosen=chosen, rejected=rejected, **base)  # type: ignore[arg-type]  # base: dict of int/float counts
 
 
 def averaged_set(result: ResponseScore) -> frozenset[str]:
@@ -380,10 +380,10 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
         if stale:
             report.drop(pid, "not_scored")
             continue
-        rewards = [r.reward for r in results]  # type: ignore[union-attr]
+        rewards = [r.reward for r in results]  # type: ignore[union-attr]  # results is not None: not stale
         report.scored += sum(r is not None for r in rewards)
         finish = rec.get("finish_reasons")
-        comparable, dims = comparable_rewards(results, policy.allow_partial_rewards)  # type: ignore[arg-type]
+        comparable, dims = comparable_rewards(results, policy.allow_partial_rewards)  # type: ignore[arg-type]  # results is not None: not stale
         sel = select_pair(responses, rewards, policy, finish if isinstance(finish, list) else None, comparable)
         report.partial_rewards += sel.partial
         if sel.dropped is not None:
@@ -403,8 +403,8 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
             "chosen_reward": rewards[c],
             "rejected_reward": rewards[r],
             "margin": round(sel.margin, 6),
-            "chosen_scores": _scores(results[c]),  # type: ignore[index]
-            "rejected_scores": _scores(results[r]),  # type: ignore[index]
+            "chosen_scores": _scores(results[c]),  # type: ignore[index]  # results is not None: not stale
+            "rejected_scores": _scores(results[r]),  # type: ignore[index]  # results is not None: not stale
             "provenance": {
                 "policy": sampling.get("model"), "temperature": sampling.get("temperature"),
                 "judge": srec.get("judge") if srec else None,
@@ -418,8 +418,8 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
         })
         report.kept += 1
         report.margins.append(sel.margin)
-        report.chosen_rewards.append(float(rewards[c]))  # type: ignore[arg-type]
-        report.rejected_rewards.append(float(rewards[r]))  # type: ignore[arg-type]
+        report.chosen_rewards.append(float(rewards[c]))  # type: ignore[arg-type]  # chosen: rewards not None
+        report.rejected_rewards.append(float(rewards[r]))  # type: ignore[arg-type]  # chosen: rewards not None
         report.chosen_chars.append(len(responses[c]))
         report.rejected_chars.append(len(responses[r]))
         report.chosen_tied += sel.chosen_ties > 1

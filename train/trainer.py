@@ -130,7 +130,7 @@ class DPOTrainer:
         self.model = model
         self.packed = PackedPairModel(
             model,
-            attention=config.attention,  # type: ignore[arg-type]
+            attention=config.attention,  # type: ignore[arg-type]  # validated by DPOConfig
             logprob_chunk_size=config.logprob_chunk_size,
             gradient_checkpointing=config.gradient_checkpointing or bool(fsdp and fsdp.activation_checkpointing),
         )
@@ -477,7 +477,7 @@ class DPOTrainer:
     def close(self) -> None:
         """Drop the references accelerate keeps (model, optimizer) so their memory can be freed."""
         self.accelerator.free_memory()
-        self.wrapped = self.optimizer = self.scheduler = None  # type: ignore[assignment]
+        self.wrapped = self.optimizer = self.scheduler = None  # type: ignore[assignment]  # released after training
 
     def finish(self) -> Path:
         """Final checkpoint (resumable), ``final/`` model and optionally ``merged/``."""
