@@ -19,7 +19,7 @@ from typing import Any
 
 from lr_eval import batch
 from lr_eval.config import JudgeConfig
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.types import JudgeStop
 
 N, CHARS, MAX_TOKENS, PRICE = 300, 1000, 256, (50.0, 200.0)

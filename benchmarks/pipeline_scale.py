@@ -2,7 +2,7 @@
 
 Each size runs in a fresh subprocess (so its peak RSS is its own): N prompts × 10 responses with short
 contexts, sampled by a scripted in-process policy (a distinct short answer per seed, no HTTP), scored by
-LongReward with the canned judge of ``lr_eval.reward.scripted`` as an in-process backend (instant, no
+LongReward with the canned judge of ``lr_eval.testing.canned_judge`` as an in-process backend (instant, no
 HTTP) and the BM25 retriever, then turned into pairs. The steps are the library functions the CLI runs
 (``run_sample``, ``score_sample_groups``, ``run_pairs``): the same streaming readers, resumable writers and
 windows. Prints peak RSS at 1,000 vs 10,000 prompts (and above the process's RSS after its imports) and
@@ -68,7 +68,7 @@ class CannedJudgeBackend:
     model = "canned-judge"
 
     def __init__(self) -> None:
-        from lr_eval.reward.scripted import CannedJudge
+        from lr_eval.testing.canned_judge import CannedJudge
 
         self.judge = CannedJudge()
         self.judge.calls = _NoList()  # the canned judge logs every call; a benchmark must not grow with it

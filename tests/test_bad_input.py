@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from lr_eval.reward.scripted import CannedJudge
-from lr_eval.scripted_server import ScriptedServer
+from lr_eval.testing.canned_judge import CannedJudge
+from lr_eval.testing.scripted_server import ScriptedServer
 
 CONTEXT = "The Orvane lighthouse was built in 1874. It was electrified in 1932. Repairs cost 240,000 pounds. " * 3
 QUESTION = "When was the Orvane lighthouse electrified?"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from lr_eval.cli import main
-from lr_eval.scripted_server import ScriptedServer
+from lr_eval.testing.scripted_server import ScriptedServer
 
 
 def write_input(path: Path, n: int, bad_lines: dict[int, str] | None = None) -> None:

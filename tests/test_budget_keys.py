@@ -18,7 +18,7 @@ from lr_eval.cache import ResponseCache
 from lr_eval.config import ConfigError, JudgeConfig
 from lr_eval.jsonl import OutputPathError, write_text_atomic
 from lr_eval.redaction import redact
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.types import JudgeStop
 
 PRICE = (50.0, 200.0)  # USD per 1M tokens: one request's bound (~1,290 bytes in, 64 out) is ~0.077 USD

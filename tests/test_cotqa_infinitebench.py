@@ -18,7 +18,7 @@ from lr_eval.leaderboards.reader import Run, TaskResult, load_runs
 from lr_eval.tasks import cot_qa, infinitebench, judging, pinned
 from lr_eval.tasks.cot_qa import extract_answer, score_answer
 from lr_eval.tasks.registration import OPT_OUT_ENV
-from lr_eval.train.tiny import word_tokenizer
+from lr_eval.testing.tiny import word_tokenizer
 from test_longbench_tasks import _embedded_model
 
 #: Made-up templates in the official files' formats (the real texts are downloaded, never stored here).

@@ -25,7 +25,7 @@ pytest.importorskip("accelerate")
 from safetensors.torch import load_file  # noqa: E402
 
 from lr_eval.train.cli import main  # noqa: E402
-from lr_eval.train.tiny import save_tiny_model, write_tiny_pairs  # noqa: E402
+from lr_eval.testing.tiny import save_tiny_model, write_tiny_pairs  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -11,7 +11,7 @@ from lr_eval.accounting import UsageMeter
 from lr_eval.backends import OpenAIBackend
 from lr_eval.cache import ResponseCache
 from lr_eval.judge import JudgeClient
-from lr_eval.scripted_server import FaultPlan, Reply, ScriptedServer, echo_responder, request_key
+from lr_eval.testing.scripted_server import FaultPlan, Reply, ScriptedServer, echo_responder, request_key
 from lr_eval.types import BudgetExceeded, ChatRequest, JudgeFatalError
 
 

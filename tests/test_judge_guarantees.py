@@ -18,7 +18,7 @@ from lr_eval.backends import OpenAIBackend
 from lr_eval.cache import ResponseCache
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.judge import JudgeClient
-from lr_eval.scripted_server import Reply, ScriptedServer, echo_responder
+from lr_eval.testing.scripted_server import Reply, ScriptedServer, echo_responder
 from lr_eval.types import BudgetExceeded, ChatRequest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lr_eval.parsing import result_to_parsed
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.trust import COPIED_TEXT
 from lr_eval.types import ChatResult
 from lm_eval_checks import assert_rejudge_matches_lm_eval, embedded_model, logged_samples, run_lm_eval

@@ -15,8 +15,8 @@ import pytest
 from lr_eval.judge import KEYED_SETTINGS, JudgeClient
 from lr_eval.parsing import parse_bracket_score
 from lr_eval.reward.cli import register
-from lr_eval.reward.scripted import CannedJudge
-from lr_eval.scripted_server import ScriptedServer
+from lr_eval.testing.canned_judge import CannedJudge
+from lr_eval.testing.scripted_server import ScriptedServer
 from lr_eval.train import cli as train_cli
 from lr_eval.types import ChatRequest
 

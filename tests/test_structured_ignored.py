@@ -13,8 +13,8 @@ from lr_eval.config import JudgeConfig, build_client
 from lr_eval.formats import rating_format
 from lr_eval.parsing import parse_bracket_score
 from lr_eval.reward.cli import register
-from lr_eval.reward.scripted import CannedJudge
-from lr_eval.scripted_server import ScriptedServer
+from lr_eval.testing.canned_judge import CannedJudge
+from lr_eval.testing.scripted_server import ScriptedServer
 from lr_eval.types import ChatRequest
 
 FMT = rating_format("test.rating", 1, 10, parse_bracket_score)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from lr_eval.config import JudgeConfig, build_client
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.types import ChatResult
 from lm_eval_checks import AE_FIX, AE_META, FIX, assert_rejudge_matches_lm_eval
 from lm_eval_checks import embedded_model as _embedded
@@ -373,7 +373,7 @@ def test_lm_eval_alpacaeval2(task_manager: Any, tmp_path: Path, monkeypatch: pyt
 @pytest.mark.slow
 def test_lm_eval_longqa(task_manager: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Our QA file and LongBench's single-doc QA group through lm-eval, scored by LongReward (canned judge)."""
-    from lr_eval.reward.scripted import CannedJudge
+    from lr_eval.testing.canned_judge import CannedJudge
 
     canned = CannedJudge(scores={"helpfulness": 7, "logicality": 8, "completeness": 6})
     with ScriptedServer(responder=canned) as srv:

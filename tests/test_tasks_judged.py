@@ -14,7 +14,7 @@ import pytest
 
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.parsing import Parsed, unscored
-from lr_eval.scripted_server import ScriptedServer
+from lr_eval.testing.scripted_server import ScriptedServer
 from conftest import embedded_model_or_skip
 from lm_eval_checks import assert_rejudge_matches_lm_eval
 

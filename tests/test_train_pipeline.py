@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from lr_eval.reward.chunking import minilm_path
-from lr_eval.reward.scripted import CannedJudge, block, template_of
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.canned_judge import CannedJudge, block, template_of
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.train import cli
 from lr_eval.train.pairs import PairPolicy, build_pairs, margin_summary, responses_sha, select_pair
 from lr_eval.train.sample import PromptFitter, middle_cut, user_text
@@ -48,7 +48,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     from transformers import AutoTokenizer
 
-    from lr_eval.train.tiny import save_tiny_model
+    from lr_eval.testing.tiny import save_tiny_model
 
     path = save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", n_words=64, seed=0)
     tok = AutoTokenizer.from_pretrained(path)
