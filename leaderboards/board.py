@@ -965,8 +965,8 @@ def build_board(runs: list[Run], with_published: bool = True, iters: int = DEFAU
                                                   stock.view: (views[run.label], Estimator(views[run.label], iters,
                                                                                            seed))}
         for sec in sections:
-            if sec.view not in ests:
-                v = sec.view(run)  # type: ignore[misc]  # not None: None is in ests
+            if sec.view is not None and sec.view not in ests:
+                v = sec.view(run)
                 ests[sec.view] = (v, Estimator(v, iters, seed))
             src, est = ests[sec.view]
             cells: dict[str, Cell] = {}
