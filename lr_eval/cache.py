@@ -8,15 +8,24 @@ client *claims* its key (a row in `claims` with an owner and a lease that the
 owner keeps renewing). Another process that needs the same answer waits for
 it instead of paying again; a claim whose owner died stops being renewed,
 expires, and is taken over, so that request is sent once more.
+
+A live owner never loses a claim for being slow: its heartbeat renews from a
+thread and connection of its own (a busy event loop does not delay it), and an
+expired claim whose owner's process still runs on this host is taken over only
+once it is STALE_LEASES leases old (a stopped or wedged process). WAL needs
+shared memory, so every process on one cache runs on one host and its pid can
+be asked.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,9 @@ CREATE TABLE IF NOT EXISTS claims (
 """
 
 _BATCH = 500  # keys per lookup query (SQLite's parameter limit is 999 on old builds)
+
+#: Leases an expired claim must be past its expiry before it is taken from an owner whose process still runs.
+STALE_LEASES = 10
 
 
 def open_sqlite(path: Path, what: str, schema: Sequence[str]) -> sqlite3.Connection:
@@ -104,25 +116,53 @@ class ResponseCache:
     def claim(self, keys: Sequence[str], owner: str, lease: float) -> tuple[set[str], dict[str, dict[str, Any]]]:
         """Claim the keys nobody answered or holds: (keys claimed by `owner`, answers found meanwhile).
 
-        Keys in neither are held by another live owner. A claim of `owner` itself, or an expired one, is
-        (re)taken.
+        Keys in neither are held by another owner that is alive. A claim of `owner` itself is renewed; an
+        expired one is taken over when its owner's process is gone, or when it is STALE_LEASES leases old.
+        A waiter that finds every key answered or held only reads: the write lock stays free for the owners.
         """
-        now = time.time()
+        answered = self.get_many(keys)
+        todo = [k for k in dict.fromkeys(keys) if k not in answered]
+        if not todo or not self._takeable(todo, owner, lease, time.time()):
+            return set(), answered
         with self._transaction():
-            answered = self.get_many(keys)
-            todo = [k for k in dict.fromkeys(keys) if k not in answered]
+            now = time.time()  # after the lock: a claim written after a long wait gets its whole lease
+            answered.update(self.get_many(todo))
+            todo = [k for k in todo if k not in answered]
             for start in range(0, len(todo), _BATCH):
                 part = todo[start:start + _BATCH]
                 marks = ",".join("?" * len(part))
-                # An expired claim (its owner stopped renewing it) goes; our own is renewed; then every
-                # key nobody holds becomes ours.
-                self._db.execute(f"DELETE FROM claims WHERE expires < ? AND key IN ({marks})", [now, *part])
+                self._db.executemany("DELETE FROM claims WHERE key = ? AND owner = ?",
+                                     [(k, o) for k, o, _ in self._expired(part, owner, lease, now)])
                 self._db.execute(f"UPDATE claims SET expires = ? WHERE owner = ? AND key IN ({marks})",
                                  [now + lease, owner, *part])
                 self._db.executemany("INSERT OR IGNORE INTO claims (key, owner, expires) VALUES (?, ?, ?)",
                                      [(k, owner, now + lease) for k in part])
             claimed = self._owned_by(todo, owner)
         return claimed, answered
+
+    def _takeable(self, keys: Sequence[str], owner: str, lease: float, now: float) -> bool:
+        """Whether a claim transaction could win any of `keys`: one nobody holds, ours, or one to take over."""
+        held: set[str] = set()
+        for start in range(0, len(keys), _BATCH):
+            part = list(keys[start:start + _BATCH])
+            rows = self._db.execute(f"SELECT key FROM claims WHERE owner != ? AND key IN ({','.join('?' * len(part))})",
+                                    [owner, *part]).fetchall()
+            held.update(k for (k,) in rows)
+        if len(held) < len(set(keys)):
+            return True
+        return bool(self._expired(list(held), owner, lease, now))
+
+    def _expired(self, keys: Sequence[str], owner: str, lease: float, now: float) -> list[tuple[str, str, float]]:
+        """Other owners' claims among `keys` that may be taken over: expired, and their owner not a running
+        process of this host, or the claim STALE_LEASES leases past its expiry."""
+        rows: list[tuple[str, str, float]] = []
+        for start in range(0, len(keys), _BATCH):
+            part = list(keys[start:start + _BATCH])
+            rows += self._db.execute(
+                f"SELECT key, owner, expires FROM claims WHERE owner != ? AND expires < ? "
+                f"AND key IN ({','.join('?' * len(part))})", [owner, now, *part]).fetchall()
+        running = {o: owner_running(o) for o in {o for _, o, _ in rows}}
+        return [(k, o, e) for k, o, e in rows if not running[o] or e < now - STALE_LEASES * lease]
 
     def _owned_by(self, keys: Sequence[str], owner: str) -> set[str]:
         found: set[str] = set()
@@ -140,9 +180,9 @@ class ResponseCache:
             self._db.execute(f"DELETE FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(part))})",
                              [owner, *part])
 
-    def renew(self, owner: str, lease: float) -> None:
-        """Extend every claim of `owner`: the heartbeat that tells others it is alive."""
-        self._db.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease, owner))
+    def heartbeat(self, owner: str, lease: float, holding: Callable[[], bool]) -> ClaimHeartbeat:
+        """A heartbeat that keeps `owner`'s claims alive while `holding()` says it holds any."""
+        return ClaimHeartbeat(self.path, owner, lease, holding)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -160,3 +200,54 @@ class ResponseCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def owner_running(owner: str) -> bool:
+    """Whether a claim owner (``host:pid:tag``, see JudgeClient) is a process of this host that still runs.
+    Of an owner of another host nothing is known: its lease alone decides."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, run by another user
+        return True
+    return True
+
+
+class ClaimHeartbeat:
+    """Renews an owner's claims every third of a lease from a thread and an SQLite connection of its own, so
+    that a live owner keeps its claims however long its event loop is busy. The thread runs while `holding()`
+    is true and ends when it is not; `start()` (after each new claim) brings it back."""
+
+    def __init__(self, path: Path, owner: str, lease: float, holding: Callable[[], bool]):
+        self.path, self.owner, self.lease, self._holding = path, owner, lease, holding
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True, name="claim-heartbeat")
+                self._thread.start()
+
+    def _run(self) -> None:
+        db = open_sqlite(self.path, "judge cache", ())
+        try:
+            while True:
+                with self._lock:  # decided under the lock that start() takes: a new claim never goes unrenewed
+                    if not self._holding():
+                        self._thread = None
+                        return
+                time.sleep(self.lease / 3)
+                if self._holding():
+                    try:
+                        db.execute("UPDATE claims SET expires = ? WHERE owner = ?",
+                                   (time.time() + self.lease, self.owner))
+                    except sqlite3.OperationalError:  # locked past busy_timeout: the next beat tries again
+                        pass
+        finally:
+            db.close()

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from .accounting import UsageMeter, estimate_tokens, max_input_tokens
 from .backends import Backend
-from .cache import ResponseCache
+from .cache import ClaimHeartbeat, ResponseCache
 from .progress import BatchProgress, console
 from .retry import backoff_delay
 from .types import BudgetExceeded, ChatRequest, ChatResult, JudgeFatalError, PermanentError, TransientError
@@ -70,7 +70,7 @@ class JudgeClient:
         self.claim_poll = claim_poll
         self._owned: set[str] = set()
         self._answered: list[str] = []  # claims whose answer is stored: harmless, dropped in batches
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat: ClaimHeartbeat | None = None
         self._sem: asyncio.Semaphore | None = None
         self._settled: asyncio.Event | None = None  # set whenever a reservation is released
         self._sem_loop: asyncio.AbstractEventLoop | None = None
@@ -194,16 +194,12 @@ class JudgeClient:
         self._answered = []
 
     def _own(self, key: str) -> None:
-        """Hold a claim and keep it alive with a heartbeat while it is held."""
+        """Hold a claim and keep it alive with a heartbeat (its own thread) while any is held."""
+        assert self.cache is not None
         self._owned.add(key)
-        if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.ensure_future(self._renew_claims())
-
-    async def _renew_claims(self) -> None:
-        while self._owned and self.cache is not None:
-            await asyncio.sleep(self.claim_lease / 3)
-            if self._owned:
-                self.cache.renew(self.owner, self.claim_lease)
+        if self._heartbeat is None:
+            self._heartbeat = self.cache.heartbeat(self.owner, self.claim_lease, lambda: bool(self._owned))
+        self._heartbeat.start()
 
     async def _answer(self, request: ChatRequest, key: str, sem: asyncio.Semaphore) -> ChatResult:
         assert request.max_tokens is not None  # complete() set it

@@ -5,7 +5,9 @@ logprobs, embeddings, models), answers from a script, and injects faults
 deterministically: 429 with Retry-After, 500, hangs past the client's timeout
 and malformed bodies. It counts what it received and what it was *paid* for
 (a well-formed 200 answer), per request content, so tests can prove that each
-paid request was made exactly once.
+paid request was made exactly once. Like a server that aborts a request whose
+client hung up (vLLM does), it bills no answer whose client is gone by the time
+it is ready (a client timeout on a loaded machine): it counts it in `abandoned`.
 
 Tests of concurrency and of interrupted runs wait on events, never on the clock
 (a loaded machine stretches every duration): ``gate=n`` holds each answer until
@@ -110,6 +112,7 @@ class ScriptedServer:
         self.embed_dim = embed_dim
         self.received: Counter[str] = Counter()     # attempts per request key
         self.paid: Counter[str] = Counter()         # well-formed 200 answers per request key
+        self.abandoned: Counter[str] = Counter()    # answers not sent: their client had hung up
         self.fault_counts: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []      # every chat request body, in arrival order
         self._faults_per_key: Counter[str] = Counter()
@@ -189,6 +192,10 @@ class ScriptedServer:
         if reply.status != 200:
             echo = f" from {request.headers.get('Authorization', '')}" if reply.echo_auth else ""
             return _error(reply.status, reply.message + echo, "scripted", reply.headers)
+        if request.transport is None or request.transport.is_closing():
+            with self._lock:
+                self.abandoned[key] += 1
+            return web.Response(status=499)  # never reaches the client: it is gone
         with self._lock:
             self.paid[key] += 1
         return web.json_response(_completion(body, reply))

@@ -45,7 +45,8 @@ def test_thousand_requests_under_faults_each_paid_once(tmp_path: Path) -> None:
         assert {"429", "500", "hang", "malformed"} <= set(srv.fault_counts)
         assert len(srv.paid) == 1000 and set(srv.paid.values()) == {1}
         # each fault was retried; on a loaded machine an answer can also outlast the 0.7 s timeout and be retried
-        # (a race, so not counted exactly), and even then it is paid once
+        # (so retries are not counted exactly): its client is gone when it is ready, and the server, like vLLM,
+        # does not bill it (srv.abandoned)
         assert client.meter.paid == 1000 and client.meter.retries >= sum(srv.fault_counts.values())
         sent = sum(srv.received.values())
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 
 from lr_eval.accounting import UsageMeter, max_input_tokens
 from lr_eval.backends import OpenAIBackend
-from lr_eval.cache import ResponseCache
+from lr_eval.cache import STALE_LEASES, ResponseCache
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.judge import JudgeClient
 from lr_eval.testing.scripted_server import Reply, ScriptedServer, echo_responder
@@ -134,11 +137,13 @@ def test_budget_stop_in_a_command_is_one_line(tmp_path: Path) -> None:
 BATCH_SCRIPT = """
 import sys
 from lr_eval.backends import OpenAIBackend
-from lr_eval.cache import ResponseCache
+from lr_eval.cache import STALE_LEASES, ResponseCache
 from lr_eval.judge import JudgeClient
 from lr_eval.types import ChatRequest
 url, cache, n, lease = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-client = JudgeClient(OpenAIBackend("judge-model", url, "k", timeout=60), cache=ResponseCache(cache),
+# A client that stops waiting retries and pays again (the server counts an answer as paid when it sends it):
+# a timeout far beyond any load, so that the counts below are the claims' doing alone.
+client = JudgeClient(OpenAIBackend("judge-model", url, "k", timeout=900), cache=ResponseCache(cache),
                      concurrency=16, show_progress=False, claim_lease=lease, claim_poll=0.05)
 res = client.run([ChatRequest.of([{"role": "user", "content": f"shared question {i}"}]) for i in range(n)])
 assert all(r.ok for r in res)
@@ -151,15 +156,16 @@ def spawn(srv: ScriptedServer, cache: Path, n: int, lease: float = 30.0) -> subp
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
-@pytest.mark.parametrize("stagger", [0.0, 1.0])
-def test_two_processes_on_one_cache_pay_each_request_once(tmp_path: Path, stagger: float) -> None:
+@pytest.mark.parametrize("b_after", [0, 100])
+def test_two_processes_on_one_cache_pay_each_request_once(tmp_path: Path, b_after: int) -> None:
     cache = tmp_path / "c.sqlite"
     ResponseCache(cache).close()
     with ScriptedServer(latency=0.05) as srv:
         a = spawn(srv, cache, 300)
-        time.sleep(stagger)
+        while len(srv.bodies) < b_after and a.poll() is None:  # B starts once A has sent `b_after` requests
+            time.sleep(0.01)
         b = spawn(srv, cache, 300)
-        outs = [p.communicate(timeout=180) for p in (a, b)]
+        outs = [p.communicate(timeout=900) for p in (a, b)]
         assert a.returncode == 0 and b.returncode == 0, outs
         paid = [int(o[0].split()[0]) for o in outs]
         assert sum(paid) == 300 and srv.total_paid == 300
@@ -170,15 +176,16 @@ def test_a_killed_claimer_s_lease_expires_and_the_request_is_sent_once_more(tmp_
     cache = tmp_path / "c.sqlite"
     ResponseCache(cache).close()
     # The server holds every answer until release(): A is still waiting when it is killed, whatever the load.
-    # A 3 s lease: a claim renewed on time even when the machine is busy (B takes over only from a dead owner).
+    # A 3 s lease: B takes A's claim over once it has expired and A's process is gone (a live A keeps it, even
+    # if a busy machine delays its heartbeat past the lease: test_an_expired_claim_is_taken_from_a_gone_owner).
     with ScriptedServer(hold_after=0) as srv:
         a = spawn(srv, cache, 1, lease=3.0)
         while not srv.bodies and a.poll() is None:
             time.sleep(0.05)
         assert srv.bodies
         b = spawn(srv, cache, 1, lease=3.0)
-        time.sleep(1.5)
-        assert len(srv.bodies) == 1          # B waits for A's live (renewed) claim instead of paying again
+        time.sleep(1.5)                      # B running beside a live A (a longer wait only checks more)
+        assert len(srv.bodies) == 1          # B waits for A's live claim instead of paying again
         a.send_signal(signal.SIGKILL)
         a.wait()
         srv.release()
@@ -187,6 +194,48 @@ def test_a_killed_claimer_s_lease_expires_and_the_request_is_sent_once_more(tmp_
         assert len(srv.bodies) == 2          # sent once more after the dead claimer's lease ran out
         assert out.split()[0] == "1"         # and B paid for it once
         assert len(ResponseCache(cache)) == 1
+
+
+def test_an_expired_claim_is_taken_from_a_gone_owner_only(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    host = socket.gethostname()
+    owners = {"live": f"{host}:{os.getpid()}:a",        # this process: alive, its heartbeat merely late
+              "gone": f"{host}:{2**22 + 1}:b",           # a pid above Linux's largest pid_max: no such process
+              "elsewhere": f"{host}-other:{os.getpid()}:c"}  # another host: its lease alone decides
+    for key, owner in owners.items():  # each lease ran out 10 s ago
+        assert cache.claim([key], owner, lease=-10.0)[0] == {key}
+    me = f"{host}:{os.getpid()}:me"
+    assert cache.claim(list(owners), me, lease=30.0)[0] == {"gone", "elsewhere"}
+    assert cache.claim(["live"], f"{host}:{2**22 + 1}:b", lease=30.0)[0] == set()  # nor by anyone else
+    # A live owner's claim goes once it is STALE_LEASES leases past its expiry (a stopped process).
+    assert cache.claim(["live"], me, lease=10.0 / STALE_LEASES - 0.01)[0] == {"live"}
+
+
+def test_the_claim_heartbeat_runs_on_its_own_thread_while_claims_are_held(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = ResponseCache(path)
+    owner = f"{socket.gethostname()}:{os.getpid()}:hb"
+    assert cache.claim(["k"], owner, lease=0.3)[0] == {"k"}
+    db = sqlite3.connect(path)
+
+    def expires() -> float:
+        return float(db.execute("SELECT expires FROM claims WHERE key = 'k'").fetchone()[0])
+
+    holding = threading.Event()
+    holding.set()
+    beat = cache.heartbeat(owner, 0.3, holding.is_set)
+    first = expires()
+    beat.start()
+    # This thread never yields to an event loop: the renewal is the heartbeat thread's own.
+    deadline = time.monotonic() + 120
+    while expires() <= first and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert expires() > first
+    holding.clear()                          # nothing held: the thread ends (and start() brings it back)
+    deadline = time.monotonic() + 120
+    while beat._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert beat._thread is None
 
 
 # -- 5. fatal judge errors are one clear line ----------------------------------------------------------------
