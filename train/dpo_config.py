@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from lr_eval.options import option
 
+#: How a pair's prompt is rendered: auto (the chat template when the tokenizer has one), chat, raw text.
+PromptFormat = Literal["auto", "chat", "raw"]
 #: The attention implementations of modeling.PackedPairModel.
 ATTENTION_MODES: tuple[str, ...] = ("split_sdpa", "dense_mask", "flex")
 #: The peak MFU is measured against when none is given: the 790 TFLOP/s bf16 dense matmul rate measured on an
@@ -29,8 +32,8 @@ class DPOConfig:
     train_file: str = ""  # preference JSONL (prompt | context+question, chosen, rejected): the PAIRS argument
     output_dir: str = option("runs/dpo", "checkpoints, final model, metrics", metavar="DIR", short="o")
     tokenizer: str | None = option(None, "default: the model's", metavar="NAME")
-    prompt_format: str = option("auto", "auto: the chat template when the tokenizer has one",
-                                choices=("auto", "chat", "raw"))
+    prompt_format: PromptFormat = option("auto", "auto: the chat template when the tokenizer has one",
+                                         choices=get_args(PromptFormat))
     max_length: int | None = option(65536, "per sequence prompt + response; prompts are cut in the middle "
                                     "(0: none)", metavar="TOKENS", zero_is_none=True)
 

@@ -240,14 +240,15 @@ class DPOTrainer:
         local = indices[acc.process_index :: acc.num_processes]
         lr = self.scheduler.get_last_lr()[0]
         sums = torch.zeros(9, dtype=torch.float64)
-        online = self.reference_logps is None
+        reference = self.reference_logps  # None: the reference runs online, once per pair
+        online = reference is None
         flops = 0.0
         for j, index in enumerate(local):
             pair = self.packed_pair(index)
-            if online:
+            if reference is None:
                 ref_c, ref_r = self._reference_sums(pair)
             else:
-                ref_c, ref_r = (float(v) for v in self.reference_logps[index])
+                ref_c, ref_r = (float(v) for v in reference[index])
             offload = cfg.offload_min_tokens is not None and pair.seq_len >= cfg.offload_min_tokens
             # DDP all-reduces once per step; FSDP2 reduce-scatters every pair (sharded gradients
             # accumulate, unsharded ones would cost a full copy); DeepSpeed steps at the boundary that
