@@ -18,7 +18,8 @@ from lr_eval.options import option
 #: How a pair's prompt is rendered: auto (the chat template when the tokenizer has one), chat, raw text.
 PromptFormat = Literal["auto", "chat", "raw"]
 #: The attention implementations of modeling.PackedPairModel.
-ATTENTION_MODES: tuple[str, ...] = ("split_sdpa", "dense_mask", "flex")
+AttentionMode = Literal["split_sdpa", "dense_mask", "flex"]
+ATTENTION_MODES: tuple[str, ...] = get_args(AttentionMode)
 #: The peak MFU is measured against when none is given: the 790 TFLOP/s bf16 dense matmul rate measured on an
 #: H100 in specs/dpo.md (see flops.py).
 DEFAULT_PEAK_TFLOPS = 790.0
@@ -66,7 +67,7 @@ class DPOConfig:
 
     dtype: str = option("auto", "compute dtype; auto: bf16 on CUDA, fp32 on CPU", choices=("auto", "bfloat16",
                                                                                          "float32"))
-    attention: str = option("split_sdpa", "split_sdpa, dense_mask or flex (CUDA)", metavar="NAME")
+    attention: AttentionMode = option("split_sdpa", "split_sdpa, dense_mask or flex (CUDA)", metavar="NAME")
     gradient_checkpointing: bool = option(True, "")
     offload_min_tokens: int | None = option(None, "offload activation checkpoints of pairs this long",
                                             metavar="N", zero_is_none=True)

@@ -130,7 +130,7 @@ class DPOTrainer:
         self.model = model
         self.packed = PackedPairModel(
             model,
-            attention=config.attention,  # type: ignore[arg-type]  # validated by DPOConfig
+            attention=config.attention,
             logprob_chunk_size=config.logprob_chunk_size,
             gradient_checkpointing=config.gradient_checkpointing or bool(fsdp and fsdp.activation_checkpointing),
         )
@@ -150,6 +150,9 @@ class DPOTrainer:
             weight_decay=config.weight_decay,
         )
         self.raw_optimizer = optimizer
+        # what the steps call: the packed model itself (FSDP2) or the DDP / DeepSpeed wrapper accelerate makes
+        self.wrapped: Any
+        self.optimizer: Any
         if self.engine == "fsdp2":
             self.wrapped, self.optimizer = self.packed, optimizer  # sharded in place; nothing to wrap
         else:
@@ -478,7 +481,7 @@ class DPOTrainer:
     def close(self) -> None:
         """Drop the references accelerate keeps (model, optimizer) so their memory can be freed."""
         self.accelerator.free_memory()
-        self.wrapped = self.optimizer = self.scheduler = None  # type: ignore[assignment]  # released after training
+        self.wrapped = self.optimizer = self.scheduler = None
 
     def finish(self) -> Path:
         """Final checkpoint (resumable), ``final/`` model and optionally ``merged/``."""
