@@ -108,10 +108,11 @@ def check_score_paths(input_path: str | Path, output: str | Path | None, judge: 
                       embed_cache: str | None) -> None:
     """Output, judge cache and embedding cache writable, none of them another or the input: before any request."""
     embed = None  # the embedding cache build_scorer opens
+    judge_cache = judge.cache_path()
     if embed_cache and embed_cache.lower() != "none":
         embed = Path(embed_cache)
-    elif embed_cache is None and judge.cache_path() is not None:
-        embed = judge.cache_path().parent / "embed-cache.sqlite"  # type: ignore[union-attr]
+    elif embed_cache is None and judge_cache is not None:
+        embed = judge_cache.parent / "embed-cache.sqlite"
     check_paths({"output": None if judge.dry_run else output, **judge.written_paths(),
                  "embedding cache (--embed-cache)": embed}, {"input": input_path, **judge.read_paths()})
 

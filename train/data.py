@@ -22,9 +22,8 @@ from typing import Literal
 from lr_eval.errors import UserError
 from lr_eval.jsonl import InputError, read_lines
 
+from .dpo_config import PromptFormat
 from .packing import fit_pair
-
-PromptFormat = Literal["auto", "chat", "raw"]
 
 _ALIASES = {"question": ("question", "query"), "chosen": ("chosen", "win_response"),
             "rejected": ("rejected", "lose_response")}
@@ -74,18 +73,22 @@ def _field(obj: dict, name: str, where: str) -> str | None:
     return None
 
 
+def _present(value: str | None, name: str, where: str) -> str:
+    """A response field's value (``chosen`` or ``rejected``): given and not blank."""
+    if value is None:
+        raise PreferenceDataError(f"{where}: missing field {name!r}")
+    if not value.strip():
+        raise PreferenceDataError(f"{where}: field {name!r} is empty")
+    return value
+
+
 def parse_example(obj: object, source: str = "<memory>", line: int = 0) -> PreferenceExample:
     """Validate one decoded JSON line."""
     where = f"{source}:{line}"
     if not isinstance(obj, dict):
         raise PreferenceDataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    chosen = _field(obj, "chosen", where)
-    rejected = _field(obj, "rejected", where)
-    for name, value in (("chosen", chosen), ("rejected", rejected)):
-        if value is None:
-            raise PreferenceDataError(f"{where}: missing field {name!r}")
-        if not value.strip():
-            raise PreferenceDataError(f"{where}: field {name!r} is empty")
+    chosen, rejected = _field(obj, "chosen", where), _field(obj, "rejected", where)  # both type-checked first
+    chosen, rejected = _present(chosen, "chosen", where), _present(rejected, "rejected", where)
     prompt = _field(obj, "prompt", where)
     context = _field(obj, "context", where)
     question = _field(obj, "question", where)

@@ -81,6 +81,8 @@ def engine_of(accelerator: Any) -> str:
 def fsdp_settings(accelerator: Any, compute_dtype: torch.dtype) -> FSDPSettings:
     """``fully_shard`` settings: the plugin's reshard / offload / checkpointing, precision from the run."""
     plugin = fsdp_plugin(accelerator)
+    if plugin is None:
+        raise ValueError("fsdp_settings needs an FSDP launch (engine_of gave no fsdp2)")
     mixed = compute_dtype != torch.float32
     offload = plugin.cpu_offload
     return FSDPSettings(

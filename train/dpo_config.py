@@ -11,11 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from lr_eval.options import option
 
+#: How a pair's prompt is rendered: auto (the chat template when the tokenizer has one), chat, raw text.
+PromptFormat = Literal["auto", "chat", "raw"]
 #: The attention implementations of modeling.PackedPairModel.
-ATTENTION_MODES: tuple[str, ...] = ("split_sdpa", "dense_mask", "flex")
+AttentionMode = Literal["split_sdpa", "dense_mask", "flex"]
+ATTENTION_MODES: tuple[str, ...] = get_args(AttentionMode)
 #: The peak MFU is measured against when none is given: the 790 TFLOP/s bf16 dense matmul rate measured on an
 #: H100 in specs/dpo.md (see flops.py).
 DEFAULT_PEAK_TFLOPS = 790.0
@@ -29,8 +33,8 @@ class DPOConfig:
     train_file: str = ""  # preference JSONL (prompt | context+question, chosen, rejected): the PAIRS argument
     output_dir: str = option("runs/dpo", "checkpoints, final model, metrics", metavar="DIR", short="o")
     tokenizer: str | None = option(None, "default: the model's", metavar="NAME")
-    prompt_format: str = option("auto", "auto: the chat template when the tokenizer has one",
-                                choices=("auto", "chat", "raw"))
+    prompt_format: PromptFormat = option("auto", "auto: the chat template when the tokenizer has one",
+                                         choices=get_args(PromptFormat))
     max_length: int | None = option(65536, "per sequence prompt + response; prompts are cut in the middle "
                                     "(0: none)", metavar="TOKENS", zero_is_none=True)
 
@@ -63,7 +67,7 @@ class DPOConfig:
 
     dtype: str = option("auto", "compute dtype; auto: bf16 on CUDA, fp32 on CPU", choices=("auto", "bfloat16",
                                                                                          "float32"))
-    attention: str = option("split_sdpa", "split_sdpa, dense_mask or flex (CUDA)", metavar="NAME")
+    attention: AttentionMode = option("split_sdpa", "split_sdpa, dense_mask or flex (CUDA)", metavar="NAME")
     gradient_checkpointing: bool = option(True, "")
     offload_min_tokens: int | None = option(None, "offload activation checkpoints of pairs this long",
                                             metavar="N", zero_is_none=True)

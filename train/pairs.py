@@ -40,7 +40,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,25 +121,26 @@ def select_pair(responses: Sequence[str], rewards: Sequence[float | None], polic
     if len(cand) < policy.min_scored:
         reason = "partial_reward" if len(scored) >= policy.min_scored else "too_few_scored"
         return Selection(candidates=len(cand), dropped=reason, partial=partial)
-    best = max(float(rewards[i]) for i in cand)  # type: ignore[arg-type]  # cand: rewards not None
-    worst = min(float(rewards[i]) for i in cand)  # type: ignore[arg-type]  # cand: rewards not None
+    value = {i: float(r) for i, r in enumerate(rewards) if r is not None}
+    best = max(value[i] for i in cand)
+    worst = min(value[i] for i in cand)
     margin = best - worst
-    top = [i for i in cand if float(rewards[i]) >= best - EPS]  # type: ignore[arg-type]  # cand: rewards not None
-    bottom = [i for i in cand if float(rewards[i]) <= worst + EPS]  # type: ignore[arg-type]  # cand: rewards not None
-    base = dict(candidates=len(cand), chosen_ties=len(top), rejected_ties=len(bottom), margin=margin,
-                partial=partial)
+    top = [i for i in cand if value[i] >= best - EPS]
+    bottom = [i for i in cand if value[i] <= worst + EPS]
+    base = Selection(candidates=len(cand), chosen_ties=len(top), rejected_ties=len(bottom), margin=margin,
+                     partial=partial)
     if margin <= EPS:
-        return Selection(**base, dropped="all_tied")  # type: ignore[arg-type]  # base: dict of int/float counts
+        return replace(base, dropped="all_tied")
     if policy.ties == "drop" and (len(top) > 1 or len(bottom) > 1):
-        return Selection(**base, dropped="tied_extremes")  # type: ignore[arg-type]  # base: dict of int/float counts
+        return replace(base, dropped="tied_extremes")
     if policy.ties == "shortest":
         chosen = min(top, key=lambda i: (len(responses[i]), i))
         rejected = min(bottom, key=lambda i: (-len(responses[i]), i))
     else:
         chosen, rejected = top[0], bottom[0]
     if margin < policy.min_margin - EPS:
-        return Selection(**base, dropped="below_min_margin")  # type: ignore[arg-type]  # base: dict of int/float counts
-    return Selection(chosen=chosen, rejected=rejected, **base)  # type: ignore[arg-type]  # base: dict of int/float counts
+        return replace(base, dropped="below_min_margin")
+    return replace(base, chosen=chosen, rejected=rejected)
 
 
 def averaged_set(result: ResponseScore) -> frozenset[str]:
@@ -375,15 +376,14 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
         report.blank += sum(not str(r).strip() for r in responses)
         srec = scores.get(pid)
         results = score_results(srec) if srec else None
-        stale = (srec is None or results is None or len(results) != len(responses)
-                 or ("responses_sha" in srec and srec["responses_sha"] != responses_sha(responses)))
-        if stale:
-            report.drop(pid, "not_scored")
+        if (srec is None or results is None or len(results) != len(responses)
+                or ("responses_sha" in srec and srec["responses_sha"] != responses_sha(responses))):
+            report.drop(pid, "not_scored")  # stale: scores of other responses, or none
             continue
-        rewards = [r.reward for r in results]  # type: ignore[union-attr]  # results is not None: not stale
+        rewards = [r.reward for r in results]
         report.scored += sum(r is not None for r in rewards)
         finish = rec.get("finish_reasons")
-        comparable, dims = comparable_rewards(results, policy.allow_partial_rewards)  # type: ignore[arg-type]  # results is not None: not stale
+        comparable, dims = comparable_rewards(results, policy.allow_partial_rewards)
         sel = select_pair(responses, rewards, policy, finish if isinstance(finish, list) else None, comparable)
         report.partial_rewards += sel.partial
         if sel.dropped is not None:
@@ -391,6 +391,8 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
             continue
         assert sel.chosen is not None and sel.rejected is not None and sel.margin is not None
         c, r = sel.chosen, sel.rejected
+        chosen_reward, rejected_reward = rewards[c], rewards[r]
+        assert chosen_reward is not None and rejected_reward is not None  # select_pair picks scored responses
         seeds = rec.get("seeds") or list(range(len(responses)))
         sampling = rec.get("sampling") or {}
         reasons = finish if isinstance(finish, list) else [None] * len(responses)
@@ -400,11 +402,11 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
             "question": rec["question"],
             "chosen": responses[c],
             "rejected": responses[r],
-            "chosen_reward": rewards[c],
-            "rejected_reward": rewards[r],
+            "chosen_reward": chosen_reward,
+            "rejected_reward": rejected_reward,
             "margin": round(sel.margin, 6),
-            "chosen_scores": _scores(results[c]),  # type: ignore[index]  # results is not None: not stale
-            "rejected_scores": _scores(results[r]),  # type: ignore[index]  # results is not None: not stale
+            "chosen_scores": _scores(results[c]),
+            "rejected_scores": _scores(results[r]),
             "provenance": {
                 "policy": sampling.get("model"), "temperature": sampling.get("temperature"),
                 "judge": srec.get("judge") if srec else None,
@@ -418,8 +420,8 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
         })
         report.kept += 1
         report.margins.append(sel.margin)
-        report.chosen_rewards.append(float(rewards[c]))  # type: ignore[arg-type]  # chosen: rewards not None
-        report.rejected_rewards.append(float(rewards[r]))  # type: ignore[arg-type]  # chosen: rewards not None
+        report.chosen_rewards.append(float(chosen_reward))
+        report.rejected_rewards.append(float(rejected_reward))
         report.chosen_chars.append(len(responses[c]))
         report.rejected_chars.append(len(responses[r]))
         report.chosen_tied += sel.chosen_ties > 1

@@ -259,12 +259,13 @@ def make_record(prompt: Prompt, fit: Fitted, results: list[ChatResult], seeds: l
         failed = [{"seed": s, "error": fit.error} for s in seeds]
     if not ok:
         first = failed[0]["error"] if failed else "no samples"
-        rec = {"id": prompt.id, "line": prompt.line, "error": f"all {len(seeds)} samples failed: {first}",
-               "failed": failed, "sampling": sampling, "prompt_tokens": fit.tokens}
+        rec: dict[str, Any] = {"id": prompt.id, "line": prompt.line,
+                               "error": f"all {len(seeds)} samples failed: {first}",
+                               "failed": failed, "sampling": sampling, "prompt_tokens": fit.tokens}
         if fit.context is None:
             rec["too_long"] = True
         return rec
-    rec: dict[str, Any] = {
+    rec = {
         "id": prompt.id, "context": prompt.context, "question": prompt.question,
         "responses": [r.content for _, r in ok], "seeds": [s for s, _ in ok],
         "finish_reasons": [r.finish_reason for _, r in ok], "sampling": sampling,
@@ -483,7 +484,8 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
 
     def order() -> Iterator[str | dict[str, Any]]:
         for n, p, err in iter_prompts(prompts_path):
-            if err is not None:
+            if p is None:
+                assert err is not None  # iter_prompts gives a line's prompt or its error record
                 yield err
             elif store.get(key(p)) is not None:
                 yield key(p)

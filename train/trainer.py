@@ -130,7 +130,7 @@ class DPOTrainer:
         self.model = model
         self.packed = PackedPairModel(
             model,
-            attention=config.attention,  # type: ignore[arg-type]  # validated by DPOConfig
+            attention=config.attention,
             logprob_chunk_size=config.logprob_chunk_size,
             gradient_checkpointing=config.gradient_checkpointing or bool(fsdp and fsdp.activation_checkpointing),
         )
@@ -150,6 +150,9 @@ class DPOTrainer:
             weight_decay=config.weight_decay,
         )
         self.raw_optimizer = optimizer
+        # what the steps call: the packed model itself (FSDP2) or the DDP / DeepSpeed wrapper accelerate makes
+        self.wrapped: Any
+        self.optimizer: Any
         if self.engine == "fsdp2":
             self.wrapped, self.optimizer = self.packed, optimizer  # sharded in place; nothing to wrap
         else:
@@ -240,14 +243,15 @@ class DPOTrainer:
         local = indices[acc.process_index :: acc.num_processes]
         lr = self.scheduler.get_last_lr()[0]
         sums = torch.zeros(9, dtype=torch.float64)
-        online = self.reference_logps is None
+        reference = self.reference_logps  # None: the reference runs online, once per pair
+        online = reference is None
         flops = 0.0
         for j, index in enumerate(local):
             pair = self.packed_pair(index)
-            if online:
+            if reference is None:
                 ref_c, ref_r = self._reference_sums(pair)
             else:
-                ref_c, ref_r = (float(v) for v in self.reference_logps[index])
+                ref_c, ref_r = (float(v) for v in reference[index])
             offload = cfg.offload_min_tokens is not None and pair.seq_len >= cfg.offload_min_tokens
             # DDP all-reduces once per step; FSDP2 reduce-scatters every pair (sharded gradients
             # accumulate, unsharded ones would cost a full copy); DeepSpeed steps at the boundary that
@@ -477,7 +481,7 @@ class DPOTrainer:
     def close(self) -> None:
         """Drop the references accelerate keeps (model, optimizer) so their memory can be freed."""
         self.accelerator.free_memory()
-        self.wrapped = self.optimizer = self.scheduler = None  # type: ignore[assignment]  # released after training
+        self.wrapped = self.optimizer = self.scheduler = None
 
     def finish(self) -> Path:
         """Final checkpoint (resumable), ``final/`` model and optionally ``merged/``."""
