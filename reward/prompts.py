@@ -275,46 +275,39 @@ Analysis: The passage says three states signed, which contradicts five.
 Verdict: [[not supported]]"""
 
 _EN_SUPPORT_BATCH = f"""\
-You check several statements, each against passages taken from a long document. The <passages> block \
-holds, once each and in document order, the passages retrieved for all the statements; every passage has \
-an id, and passages may be cut at their edges. Each <statement> has an id (S1, S2, ...) and lists the ids \
-of its own passages. Judge every statement only against the passages listed for it, as if the other \
-passages were not there, and judge the statements independently of each other.
+You check statements against passages of a long document. <passages> holds, once each and in document \
+order, the passages of all statements, each with an id; passages may be cut at their edges. Each \
+<statement> has an id (S1, S2, ...) and lists its own passage ids: judge it only against those, as if no \
+other passage were there, and independently of the other statements. Use only the passages, not your own \
+knowledge.
 
-Verdicts (the same three for every statement):
-- [[fully supported]]: everything the statement asserts is stated in, or directly follows from, its \
-passages.
-- [[partially supported]]: more than half of what the statement asserts is supported, but some detail is \
-missing from its passages or differs from them.
-- [[not supported]]: half or less of the statement is supported, or its passages contradict it.
-Use only the passages, not your own knowledge.
+Verdicts:
+- [[fully supported]]: everything the statement asserts is stated in, or directly follows from, its passages.
+- [[partially supported]]: more than half is supported, but some detail is missing from its passages or \
+differs from them.
+- [[not supported]]: half or less is supported, or its passages contradict it.
 
 {_EN_DATA_RULE}
 
-Answer in two parts. First "Analysis:", then for each statement in order one or two sentences comparing \
-it with its passages, starting with its id. Then "Verdicts:", then exactly one line per statement, in \
-order: the id, a colon and one verdict exactly as written above, in double square brackets, and nothing \
-else on the line.
+Answer "Analysis:", then per statement in order its id and one or two sentences comparing it with its \
+passages; then "Verdicts:", then one line per statement in order: the id, a colon, one verdict exactly as \
+above in double square brackets, nothing else.
 
 Example 1 (three statements; real ones list more passages each)
 <passages>
-<passage id="4">... After inspectors found corrosion in the cables, the bridge was closed to traffic from \
-April to November 2019 while repairs were carried out ...</passage>
-<passage id="11">... museum visitor numbers passed two million for the first time in 2022 ...</passage>
-<passage id="12">... the new wing, built for the Asian art collection, opened in spring ...</passage>
-<passage id="30">... the treaty, signed by the three founding states, entered into force ...</passage>
+<passage id="4">... the bridge was closed to traffic in 2019 while repairs were carried out ...</passage>
+<passage id="11">... museum visitors passed two million in 2022 ...</passage>
+<passage id="30">... the treaty, signed by the three founding states ...</passage>
 </passages>
 <statements>
 <statement id="S1" passages="4, 30">The bridge was closed for repairs in 2019.</statement>
-<statement id="S2" passages="11">The museum received 2 million visitors in 2022, mostly tourists from \
-Asia.</statement>
-<statement id="S3" passages="12, 30">The treaty was signed by five countries.</statement>
+<statement id="S2" passages="11">The museum had 2 million visitors in 2022, mostly from Asia.</statement>
+<statement id="S3" passages="30">The treaty was signed by five countries.</statement>
 </statements>
 Analysis:
-S1: Passage 4 states a closure in 2019 for repairs; everything is supported.
-S2: Passage 11 supports the count and the year; the origin of the visitors is not in passage 11 (passage \
-12 is not listed for S2). The larger part is supported.
-S3: Passage 30 says three states signed, which contradicts five.
+S1: Passage 4 states the 2019 closure for repairs.
+S2: Passage 11 supports the count and year, not the origin; the larger part is supported.
+S3: Passage 30 says three states, not five.
 Verdicts:
 S1: [[fully supported]]
 S2: [[partially supported]]
@@ -863,7 +856,8 @@ _SOURCES: dict[tuple[str, str], tuple[str, str]] = {
 
 # Bump a stage's version whenever its text (either language) changes: it is part of the cache key.
 # v2 of statements: an empty list instead of a [[NO STATEMENTS]] marker (README, "Answer formats").
-VERSIONS: dict[str, str] = {**{stage: "1" for stage in STAGES}, "statements": "2"}
+# v2 of support_batch: the same rules, verdicts and answer format in fewer words, one shorter example (English).
+VERSIONS: dict[str, str] = {**{stage: "1" for stage in STAGES}, "statements": "2", "support_batch": "2"}
 
 # What the user message says when a part of the document held nothing relevant (per language).
 NO_INFO_LABEL = {"en": "no relevant information", "zh": "无相关信息"}

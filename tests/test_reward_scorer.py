@@ -139,7 +139,8 @@ def test_support_parser_unscored(text: str | None) -> None:
 
 def test_templates_are_static_first_and_bilingual() -> None:
     ids = prompts.template_ids()
-    assert len(ids) == 14 and all(v == ("2" if ".statements." in k else "1") for k, v in ids.items())
+    assert len(ids) == 14 and all(v == ("2" if ".statements." in k or ".support_batch." in k else "1")
+                                    for k, v in ids.items())
     for t in prompts.all_templates():
         assert t.system.startswith(f"[template {t.id} v{t.version}]")
         assert "{" not in t.system  # no data in the static part
