@@ -8,8 +8,11 @@ arguments, and no hook the model. What our tasks need beyond that is found here,
   method, local ``lm`` of ``lm_eval.evaluator.evaluate``);
 * :func:`predict_only_requested`: lm-eval's ``--predict_only`` seen in ``sys.argv`` at task build time
   (lm-eval tells a task only later, by replacing its metrics with ``bypass``: :func:`is_predict_only`);
-* :func:`note_in_results` / :func:`store_report`: values written into the task's ``config.metadata``, which
-  lm-eval dumps as ``configs.<task>.metadata`` in the results file;
+* :func:`task_metadata`, :func:`note_in_results` / :func:`store_report`: the task's ``config.metadata``
+  (the run's ``--metadata`` and ``--model_args``), read, and written to: lm-eval dumps it as
+  ``configs.<task>.metadata`` in the results file; :func:`keep_secrets_out_of_results` redacts the copy that
+  is dumped (a judge key or URL user-info given as ``--metadata``) and keeps the original for the task's reads;
+* :func:`register_judge_filter`: a filter class in lm-eval's filter registry, for YAML ``filter: - function:``;
 * :class:`FollowUpTask`: generations whose prompt is built from the model's previous generation, inside
   one task (MT-Bench's second turn, LongBench v2's CoT answer step), added to the task's instances with
   ``idx`` 1 when lm-eval asks the task to apply its filters.
@@ -28,16 +31,20 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
+from lm_eval.api.filter import Filter
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from lr_eval.flags import truthy
 from lr_eval.records import JudgeReport
+from lr_eval.redaction import redact_settings
 
 log = logging.getLogger(__name__)
 
 #: The local variable of ``lm_eval.evaluator.evaluate`` that holds the run's model.
 LM_LOCAL = "lm"
+#: Where the unredacted metadata of a task whose dumped metadata was redacted is kept (our attribute).
+SECRET_METADATA = "_lr_unredacted_metadata"
 #: The idx lm-eval sorts a doc's instances by; follow-ups come after the first generation.
 FIRST, FOLLOW_UP = 0, 1
 
@@ -101,7 +108,38 @@ def is_predict_only(task: Any) -> bool:
     return bool(metric_fns) and set(metric_fns) == {"bypass"}
 
 
-# ------------------------------------------------------------------------------ results file
+# ------------------------------------------------------------------------------ task metadata, results file
+
+
+def task_metadata(task: Any) -> dict[str, Any]:
+    """The run's --metadata and --model_args as the task has them (a copy; secrets included, for the judge)."""
+    value = getattr(task, SECRET_METADATA, None)
+    if value is None:
+        value = getattr(task.config, "metadata", None)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def keep_secrets_out_of_results(task: Any) -> None:
+    """Redact the metadata lm-eval will dump into the results file (``configs.<task>.metadata``), once.
+
+    The original stays readable through :func:`task_metadata` (a judge needs its key), the dumped copy goes
+    through the one redaction point (:func:`lr_eval.redaction.redact_settings`)."""
+    if getattr(task, SECRET_METADATA, None) is not None:
+        return
+    original = task_metadata(task)
+    setattr(task, SECRET_METADATA, original)
+    task.config.metadata = redact_settings(original)
+
+
+def _record(task: Any, key: str, value: Any) -> None:
+    """Set a metadata key in what lm-eval dumps and in what the task reads, then redact the dumped copy."""
+    if not isinstance(task.config.metadata, dict):
+        task.config.metadata = {}
+    task.config.metadata[key] = value
+    unredacted = getattr(task, SECRET_METADATA, None)
+    if unredacted is not None:
+        unredacted[key] = value
+    keep_secrets_out_of_results(task)
 
 
 def note_in_results(key: str, value: Any) -> None:
@@ -110,18 +148,26 @@ def note_in_results(key: str, value: Any) -> None:
     task = calling_task()
     if task is None:
         return
-    if not isinstance(task.config.metadata, dict):
-        task.config.metadata = {}
-    task.config.metadata[key] = value
+    _record(task, key, value)
 
 
 def store_report(task: Any, report: dict[str, Any]) -> None:
     """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``).
 
     It goes through :class:`~lr_eval.records.JudgeReport`, the record the leaderboard reads back."""
-    if not isinstance(task.config.metadata, dict):
-        task.config.metadata = {}
-    task.config.metadata["judge"] = JudgeReport.from_dict(report).to_dict()
+    _record(task, "judge", JudgeReport.from_dict(report).to_dict())
+
+
+def register_judge_filter(name: str, cls: type[Filter]) -> None:
+    """Register a judge filter under `name` for YAML ``filter: - function: name``.
+
+    lm-eval resolves the name when the task is built; the task's ``custom_dataset: !function``
+    in the same YAML imports the module (and so registers the filter) first.
+    """
+    from lm_eval.api.registry import filter_registry
+
+    if name not in filter_registry:
+        filter_registry.register(name)(cls)
 
 
 # ------------------------------------------------------------------------------ follow-up generations
@@ -159,8 +205,7 @@ class FollowUpTask(ConfigurableTask):
     @property
     def metadata(self) -> dict[str, Any]:
         """The run's --metadata and --model_args as the task has them (handed over by the task, no frame walk)."""
-        value = getattr(self.config, "metadata", None)
-        return dict(value) if isinstance(value, dict) else {}
+        return task_metadata(self)
 
     def follow_up(self, doc: dict[str, Any], first: str, gen_kwargs: dict[str, Any]) -> tuple[Any, dict] | None:
         """(context, generation kwargs) of the follow-up of `doc` after its first generation `first`, or None
