@@ -4,8 +4,10 @@ lm-eval hands a filter only the responses and docs, a ``custom_dataset`` loader 
 arguments, and no hook the model. What our tasks need beyond that is found here, and only here:
 
 * :func:`calling_task` / :func:`calling_lm`: the running ``Task`` (its name, ``--metadata`` and whether
-  this is a ``--predict_only`` run) and the run's model, found on the call stack (local ``self`` of a Task
-  method, local ``lm`` of ``lm_eval.evaluator.evaluate``);
+  this is a ``--predict_only`` run) and the run's model. A task class of ours hands itself over
+  (:func:`handing`: :class:`FollowUpTask` while it is built and applies its filters, ``LongBenchTask`` while it
+  is built); for a plain YAML task, and for the model, they are found on the call stack (local ``self`` of a
+  Task method, local ``lm`` of ``lm_eval.evaluator.evaluate``);
 * :func:`predict_only_requested`: lm-eval's ``--predict_only`` seen in ``sys.argv`` at task build time
   (lm-eval tells a task only later, by replacing its metrics with ``bypass``: :func:`is_predict_only`);
 * :func:`task_metadata`, :func:`note_in_results` / :func:`store_report`: the task's ``config.metadata``
@@ -25,9 +27,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from types import FrameType
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from copy import deepcopy
+from types import FrameType
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +71,33 @@ def running_lm_eval_cli() -> bool:
     return "lm_eval" in program or "lm-eval" in program
 
 
-# ------------------------------------------------------------------------------ call stack
+# ------------------------------------------------------------------------------ the running task and model
+
+_HANDED: ContextVar[Any | None] = ContextVar("lr_eval_handed_task", default=None)
+
+
+@contextmanager
+def handing(task: Any) -> Iterator[None]:
+    """While the block runs, :func:`calling_task` is `task` (a task class of ours hands itself to its loader
+    and filters this way, rather than be found on the call stack)."""
+    token = _HANDED.set(task)
+    try:
+        yield
+    finally:
+        _HANDED.reset(token)
 
 
 def calling_task() -> Any | None:
-    """The lm-eval Task whose filters (or loader) are running (found on the call stack), or None.
+    """The lm-eval Task whose filters (or loader) are running: the one handed over, else found on the call
+    stack; None outside a task.
 
     lm-eval 0.4.13 gives a filter only the responses and docs; the task tells us its name,
     its --metadata (judge overrides) and whether this is a --predict_only run.
     """
     from lm_eval.api.task import Task
 
-    return _on_stack("self", lambda x: isinstance(x, Task))
+    handed = _HANDED.get()
+    return handed if handed is not None else _on_stack("self", lambda x: isinstance(x, Task))
 
 
 def calling_lm() -> Any | None:
@@ -200,7 +219,8 @@ class FollowUpTask(ConfigurableTask):
         # The YAML's ``class:`` key selects this class; TaskConfig does not accept it.
         config = {key: value for key, value in (config or {}).items() if key != "class"}
         self._chat: dict[str, Any] = {}
-        super().__init__(config=config, **kwargs)
+        with handing(self):  # its loader's notes (e.g. the prompt budget) go to this task
+            super().__init__(config=config, **kwargs)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -230,7 +250,8 @@ class FollowUpTask(ConfigurableTask):
 
     def apply_filters(self) -> Any:
         self.generate_follow_ups()
-        return super().apply_filters()
+        with handing(self):  # its filters (the judge) read this task's name and metadata
+            return super().apply_filters()
 
     def generate_follow_ups(self) -> None:
         """Generate every doc's follow-up once (a second apply_filters, e.g. in a rejudge, finds them done)."""

@@ -58,6 +58,10 @@ def test_stack_lookups_find_the_nearest_task_and_model() -> None:
     model = Model()
     assert evaluate(model) == (task, model)
     assert filter_apply() == (None, None)  # outside lm-eval: nothing found, nothing guessed
+    other = object.__new__(ConfigurableTask)
+    with adapter.handing(other):  # a task that hands itself over wins over the stack
+        assert evaluate(model) == (other, model)
+    assert evaluate(model) == (task, model) and adapter.calling_task() is None
 
 
 def test_predict_only_is_read_from_lm_evals_command_line_only(monkeypatch: pytest.MonkeyPatch) -> None:
