@@ -10,6 +10,8 @@ error lines run what they emit through it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 MASK = "[redacted]"
@@ -18,6 +20,8 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{4,}")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
 #: Values too common to be secrets (and what local servers are given instead of a key).
 _NOT_SECRETS = {"EMPTY", "none", "None", "null", "sk-"}
+#: Setting names whose value is a secret however it looks (``judge_api_key``, ``embed_token``, ...).
+_SECRET_NAME = re.compile(r"(?i)(api_?key|token|secret|password|passwd)$")
 
 
 def register_secret(value: str | None) -> None:
@@ -52,3 +56,18 @@ def redact(text: str, generic: bool = True) -> str:
         text = _BEARER.sub(lambda m: f"{m[1]} {MASK}", text)
         text = _USERINFO.sub(lambda m: f"{m[1]}{MASK}@", text)
     return text
+
+
+def redact_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of user settings (e.g. lm-eval ``--metadata``) fit for a results file: a value whose name says
+    it is a secret (``*api_key``, ``*token``, ``*secret``, ``*password``) masked, every text (nested too) run
+    through `redact` (registered secrets, Bearer tokens, URL user-info)."""
+    def clean(name: str, value: Any) -> Any:
+        if isinstance(value, str):
+            return MASK if value and _SECRET_NAME.search(name) else redact(value)
+        if isinstance(value, Mapping):
+            return {k: clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(name, v) for v in value]
+        return value
+    return {k: clean(str(k), v) for k, v in settings.items()}

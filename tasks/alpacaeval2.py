@@ -104,16 +104,12 @@ from .alpacaeval_metrics import (
     unswap,
     win_rate_metrics,
 )
-from .judging import (
-    BatchJudgeFilter,
-    _cost,
-    build_judge,
-    count_verdicts,
-    decode_verdict,
-    download_checked,
-    register_judge_filter,
-    require_judge,
-)
+from .data_files import download_checked
+from .judge_config import build_judge, require_judge
+from .judge_filters import BatchJudgeFilter
+from .judged_samples import count_verdicts, judge_cost
+from .lm_eval_adapter import register_judge_filter
+from .verdict_metrics import decode_verdict
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +438,7 @@ def judge_alpacaeval(annotator: Annotator, client: JudgeClient, docs: Sequence[M
                 template_version=annotator.template_version, answer=res.content,
                 usage={"calls": 1, "input_tokens": res.usage.input_tokens,
                        "output_tokens": res.usage.output_tokens, "cached": res.cached},
-                cost_usd=_cost([res], client),
+                cost_usd=judge_cost([res], client),
                 details={"swapped": swapped, "method": _method(res),
                          "top_logprobs": res.top_logprobs[0] if res.top_logprobs else None}))
         index = int(doc["index"])

@@ -42,8 +42,10 @@ from lr_eval.suite import FAMILY
 
 from . import infinitebench
 from .longbench import normalize_answer, sub_em, token_f1
-from .judging import download_checked
+from .longbench_data import DATA_ENV, load_rows
+from .data_files import download_checked
 from .pinned import local_override, template_from
+from .truncation import prompt_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +123,6 @@ def dataset_rows(dataset: str, metadata: Mapping[str, Any]) -> list[dict[str, An
     """Rows with ``input``, ``context`` and ``answers``: LongBench's (longbench_data) or InfiniteBench's."""
     if dataset == infinitebench.ENQA:
         return [{**row, "answers": row["answer"]} for row in infinitebench.rows_from(metadata)]
-    from .longbench_data import DATA_ENV, load_rows
-
     source = metadata.get("longbench_data") or os.environ.get(DATA_ENV) or None
     return load_rows(dataset, source, revision=metadata.get("longbench_revision"))
 
@@ -143,8 +143,6 @@ def build_docs(rows: Sequence[Mapping[str, Any]], dataset: str, template: str, t
 def load(*, cotqa_dataset: str, **metadata: Any) -> Any:
     """lm-eval ``custom_dataset`` hook: one ``test`` split of built docs for one dataset."""
     from datasets import Dataset, DatasetDict
-
-    from .judging import prompt_tokenizer
 
     if cotqa_dataset not in DATASETS:
         raise ValueError(f"unknown CoT-QA dataset {cotqa_dataset!r}; one of {', '.join(DATASETS)}")

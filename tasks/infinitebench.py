@@ -47,8 +47,9 @@ from lr_eval.jsonl import InputError, read_jsonl, require
 from lr_eval.suite import FAMILY
 
 from .longbench import sub_em, token_f1
-from .judging import download_checked
+from .data_files import download_checked
 from .pinned import local_override, template_from
+from .truncation import default_max_length, prompt_tokenizer, tokenizer_name
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,6 @@ def build_docs(rows: Sequence[Mapping[str, Any]], template: str, tokenizer: Any,
 def load_enqa(**metadata: Any) -> Any:
     """lm-eval ``custom_dataset`` hook of the En.QA task: one ``test`` split of built docs."""
     from datasets import Dataset, DatasetDict
-
-    from .judging import prompt_tokenizer
-    from .longbench_data import default_max_length, tokenizer_name
 
     tokenizer = prompt_tokenizer(metadata, TASK)
     if metadata.get("max_length") not in (None, ""):

@@ -4,12 +4,17 @@ lm-eval hands a filter only the responses and docs, a ``custom_dataset`` loader 
 arguments, and no hook the model. What our tasks need beyond that is found here, and only here:
 
 * :func:`calling_task` / :func:`calling_lm`: the running ``Task`` (its name, ``--metadata`` and whether
-  this is a ``--predict_only`` run) and the run's model, found on the call stack (local ``self`` of a Task
-  method, local ``lm`` of ``lm_eval.evaluator.evaluate``);
+  this is a ``--predict_only`` run) and the run's model. A task class of ours hands itself over
+  (:func:`handing`: :class:`FollowUpTask` while it is built and applies its filters, ``LongBenchTask`` while it
+  is built); for a plain YAML task, and for the model, they are found on the call stack (local ``self`` of a
+  Task method, local ``lm`` of ``lm_eval.evaluator.evaluate``);
 * :func:`predict_only_requested`: lm-eval's ``--predict_only`` seen in ``sys.argv`` at task build time
   (lm-eval tells a task only later, by replacing its metrics with ``bypass``: :func:`is_predict_only`);
-* :func:`note_in_results` / :func:`store_report`: values written into the task's ``config.metadata``, which
-  lm-eval dumps as ``configs.<task>.metadata`` in the results file;
+* :func:`task_metadata`, :func:`note_in_results` / :func:`store_report`: the task's ``config.metadata``
+  (the run's ``--metadata`` and ``--model_args``), read, and written to: lm-eval dumps it as
+  ``configs.<task>.metadata`` in the results file; :func:`keep_secrets_out_of_results` redacts the copy that
+  is dumped (a judge key or URL user-info given as ``--metadata``) and keeps the original for the task's reads;
+* :func:`register_judge_filter`: a filter class in lm-eval's filter registry, for YAML ``filter: - function:``;
 * :class:`FollowUpTask`: generations whose prompt is built from the model's previous generation, inside
   one task (MT-Bench's second turn, LongBench v2's CoT answer step), added to the task's instances with
   ``idx`` 1 when lm-eval asks the task to apply its filters.
@@ -22,22 +27,28 @@ from __future__ import annotations
 
 import logging
 import sys
-from types import FrameType
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from copy import deepcopy
+from types import FrameType
 from pathlib import Path
 from typing import Any
 
+from lm_eval.api.filter import Filter
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from lr_eval.flags import truthy
 from lr_eval.records import JudgeReport
+from lr_eval.redaction import redact_settings
 
 log = logging.getLogger(__name__)
 
 #: The local variable of ``lm_eval.evaluator.evaluate`` that holds the run's model.
 LM_LOCAL = "lm"
+#: Where the unredacted metadata of a task whose dumped metadata was redacted is kept (our attribute).
+SECRET_METADATA = "_lr_unredacted_metadata"
 #: The idx lm-eval sorts a doc's instances by; follow-ups come after the first generation.
 FIRST, FOLLOW_UP = 0, 1
 
@@ -60,18 +71,33 @@ def running_lm_eval_cli() -> bool:
     return "lm_eval" in program or "lm-eval" in program
 
 
-# ------------------------------------------------------------------------------ call stack
+# ------------------------------------------------------------------------------ the running task and model
+
+_HANDED: ContextVar[Any | None] = ContextVar("lr_eval_handed_task", default=None)
+
+
+@contextmanager
+def handing(task: Any) -> Iterator[None]:
+    """While the block runs, :func:`calling_task` is `task` (a task class of ours hands itself to its loader
+    and filters this way, rather than be found on the call stack)."""
+    token = _HANDED.set(task)
+    try:
+        yield
+    finally:
+        _HANDED.reset(token)
 
 
 def calling_task() -> Any | None:
-    """The lm-eval Task whose filters (or loader) are running (found on the call stack), or None.
+    """The lm-eval Task whose filters (or loader) are running: the one handed over, else found on the call
+    stack; None outside a task.
 
     lm-eval 0.4.13 gives a filter only the responses and docs; the task tells us its name,
     its --metadata (judge overrides) and whether this is a --predict_only run.
     """
     from lm_eval.api.task import Task
 
-    return _on_stack("self", lambda x: isinstance(x, Task))
+    handed = _HANDED.get()
+    return handed if handed is not None else _on_stack("self", lambda x: isinstance(x, Task))
 
 
 def calling_lm() -> Any | None:
@@ -101,7 +127,38 @@ def is_predict_only(task: Any) -> bool:
     return bool(metric_fns) and set(metric_fns) == {"bypass"}
 
 
-# ------------------------------------------------------------------------------ results file
+# ------------------------------------------------------------------------------ task metadata, results file
+
+
+def task_metadata(task: Any) -> dict[str, Any]:
+    """The run's --metadata and --model_args as the task has them (a copy; secrets included, for the judge)."""
+    value = getattr(task, SECRET_METADATA, None)
+    if value is None:
+        value = getattr(task.config, "metadata", None)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def keep_secrets_out_of_results(task: Any) -> None:
+    """Redact the metadata lm-eval will dump into the results file (``configs.<task>.metadata``), once.
+
+    The original stays readable through :func:`task_metadata` (a judge needs its key), the dumped copy goes
+    through the one redaction point (:func:`lr_eval.redaction.redact_settings`)."""
+    if getattr(task, SECRET_METADATA, None) is not None:
+        return
+    original = task_metadata(task)
+    setattr(task, SECRET_METADATA, original)
+    task.config.metadata = redact_settings(original)
+
+
+def _record(task: Any, key: str, value: Any) -> None:
+    """Set a metadata key in what lm-eval dumps and in what the task reads, then redact the dumped copy."""
+    if not isinstance(task.config.metadata, dict):
+        task.config.metadata = {}
+    task.config.metadata[key] = value
+    unredacted = getattr(task, SECRET_METADATA, None)
+    if unredacted is not None:
+        unredacted[key] = value
+    keep_secrets_out_of_results(task)
 
 
 def note_in_results(key: str, value: Any) -> None:
@@ -110,18 +167,26 @@ def note_in_results(key: str, value: Any) -> None:
     task = calling_task()
     if task is None:
         return
-    if not isinstance(task.config.metadata, dict):
-        task.config.metadata = {}
-    task.config.metadata[key] = value
+    _record(task, key, value)
 
 
 def store_report(task: Any, report: dict[str, Any]) -> None:
     """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``).
 
     It goes through :class:`~lr_eval.records.JudgeReport`, the record the leaderboard reads back."""
-    if not isinstance(task.config.metadata, dict):
-        task.config.metadata = {}
-    task.config.metadata["judge"] = JudgeReport.from_dict(report).to_dict()
+    _record(task, "judge", JudgeReport.from_dict(report).to_dict())
+
+
+def register_judge_filter(name: str, cls: type[Filter]) -> None:
+    """Register a judge filter under `name` for YAML ``filter: - function: name``.
+
+    lm-eval resolves the name when the task is built; the task's ``custom_dataset: !function``
+    in the same YAML imports the module (and so registers the filter) first.
+    """
+    from lm_eval.api.registry import filter_registry
+
+    if name not in filter_registry:
+        filter_registry.register(name)(cls)
 
 
 # ------------------------------------------------------------------------------ follow-up generations
@@ -154,13 +219,13 @@ class FollowUpTask(ConfigurableTask):
         # The YAML's ``class:`` key selects this class; TaskConfig does not accept it.
         config = {key: value for key, value in (config or {}).items() if key != "class"}
         self._chat: dict[str, Any] = {}
-        super().__init__(config=config, **kwargs)
+        with handing(self):  # its loader's notes (e.g. the prompt budget) go to this task
+            super().__init__(config=config, **kwargs)
 
     @property
     def metadata(self) -> dict[str, Any]:
         """The run's --metadata and --model_args as the task has them (handed over by the task, no frame walk)."""
-        value = getattr(self.config, "metadata", None)
-        return dict(value) if isinstance(value, dict) else {}
+        return task_metadata(self)
 
     def follow_up(self, doc: dict[str, Any], first: str, gen_kwargs: dict[str, Any]) -> tuple[Any, dict] | None:
         """(context, generation kwargs) of the follow-up of `doc` after its first generation `first`, or None
@@ -185,7 +250,8 @@ class FollowUpTask(ConfigurableTask):
 
     def apply_filters(self) -> Any:
         self.generate_follow_ups()
-        return super().apply_filters()
+        with handing(self):  # its filters (the judge) read this task's name and metadata
+            return super().apply_filters()
 
     def generate_follow_ups(self) -> None:
         """Generate every doc's follow-up once (a second apply_filters, e.g. in a rejudge, finds them done)."""

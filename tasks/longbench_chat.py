@@ -48,16 +48,12 @@ from lr_eval.suite import FAMILY
 from lr_eval.trust import neutralise_markup, template_separators, tokens
 from lr_eval.types import ChatRequest
 
-from .judging import (
-    JudgeFilter,
-    JudgeSpec,
-    middle_truncate,
-    prompt_budget,
-    prompt_tokenizer,
-    register_judge_filter,
-    require_judge,
-    resolve_file,
-)
+from .data_files import resolve_file
+from .judge_config import require_judge
+from .judge_filters import JudgeFilter
+from .judged_samples import JudgeSpec
+from .lm_eval_adapter import register_judge_filter
+from .truncation import middle_truncate, prompt_budget, prompt_tokenizer
 
 TASK = FAMILY["longbench_chat"].prefix
 MAX_NEW_TOKENS = 1024

@@ -33,7 +33,6 @@ docs marked ``use_chat_template: false`` (see ``longbench_tasks.LongBenchTask``)
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -47,7 +46,9 @@ from typing import Any
 from lr_eval.config import cache_dir
 from lr_eval.flags import truthy
 
+from .lm_eval_adapter import note_in_results
 from .longbench import DATASET_METRIC, LONGBENCH_E_DATASETS, NO_CHAT_TEMPLATE_DATASETS
+from .truncation import EFFECTIVE_MAX_LENGTH, default_max_length, model_tokenizer, tokenizer_name
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,6 @@ PROMPTS_SHA256 = "56d22ad4f382169c2b8a11ff4c982a4a1bea096c8152b0f0b85b64686b157c
 
 DATA_ENV = "LR_LONGBENCH_DATA"
 PROMPTS_ENV = "LR_LONGBENCH_PROMPTS"
-
-#: Model-args / metadata keys naming the tokenizer, in priority order (as lm-eval's RULER does).
-TOKENIZER_KEYS = ("tokenizer", "pretrained", "model")
 
 _E_BASE_NAMES = frozenset(name[:-2] for name in LONGBENCH_E_DATASETS)
 
@@ -159,35 +157,6 @@ def middle_truncate(prompt: str, tokenizer: Any, max_length: int) -> tuple[str, 
     return head + tail, True, len(ids)
 
 
-def tokenizer_name(metadata: Mapping[str, Any]) -> str | None:
-    """The tokenizer named in the run's model args / metadata (``tokenizer``, ``pretrained``, ``model``)."""
-    for key in TOKENIZER_KEYS:
-        value = metadata.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-@functools.lru_cache(maxsize=4)
-def _tokenizer(name: str, trust_remote_code: bool) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-
-
-def default_max_length(name: str, max_gen: int, trust_remote_code: bool = False) -> int:
-    """Prompt budget when none is given: the model's context window minus the dataset's max new tokens."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for attribute in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        window = getattr(text_config, attribute, None)
-        if isinstance(window, int) and window > 0:
-            return window - max_gen
-    raise ValueError(f"cannot tell the context window of {name}; pass --metadata '{{\"max_length\": N}}'")
-
-
 # ------------------------------------------------------------------------------ docs
 
 
@@ -245,16 +214,13 @@ def load_longbench(
             "(or --metadata '{\"tokenizer\": \"...\"}'; in Python, TaskManager(metadata={\"pretrained\": ...}))"
         )
     trust = truthy(metadata.get("trust_remote_code", False))
-    tokenizer = _tokenizer(name, trust)
+    tokenizer = model_tokenizer(name, trust)
     if metadata.get("max_length") not in (None, ""):
         max_length = int(metadata["max_length"])
     else:
         max_length = default_max_length(name, int(longbench_max_gen), trust)
     if max_length <= 1:
         raise ValueError(f"LongBench max_length must be > 1 token, got {max_length}")
-    from .judging import EFFECTIVE_MAX_LENGTH
-    from .lm_eval_adapter import note_in_results
-
     note_in_results(EFFECTIVE_MAX_LENGTH, max_length)
 
     data_source = metadata.get("longbench_data") or os.environ.get(DATA_ENV) or None

@@ -35,14 +35,12 @@ from lr_eval.parsing import Parsed, parse_bracket_score, unscored
 from lr_eval.trust import fence
 from lr_eval.types import ChatRequest
 
-from .judging import (
-    JudgeFilter,
-    JudgeSpec,
-    prompt_budget,
-    prompt_tokenizer,
-    register_judge_filter,
-    require_judge,
-)
+from .judge_config import require_judge
+from .judge_filters import JudgeFilter
+from .judged_samples import JudgeSpec
+from .lm_eval_adapter import register_judge_filter
+from .longbench_data import build_docs, load_prompts, load_rows
+from .truncation import prompt_budget, prompt_tokenizer
 from lr_eval.suite import FAMILY
 
 PREFIX = FAMILY["longbench_judged"].prefix
@@ -135,8 +133,6 @@ def category_of(dataset: str) -> str:
 
 def load(*, longbench_dataset: str, **metadata: Any) -> DatasetDict:
     """custom_dataset hook: check the judge first, then the official rows, prompts and truncation."""
-    from .longbench_data import build_docs, load_prompts, load_rows
-
     category_of(longbench_dataset)
     task = f"{PREFIX}_{longbench_dataset}"
     require_judge(task, metadata)

@@ -14,6 +14,7 @@ from typing import Any
 
 from lm_eval.api.task import ConfigurableTask
 
+from .lm_eval_adapter import handing
 from .longbench import DATASET_METRIC, length_bucket, score, sub_em, token_f1
 
 #: Datasets whose official metric is token F1: these also get SubEM and plain token F1.
@@ -37,7 +38,8 @@ class LongBenchTask(ConfigurableTask):
         # The YAML's ``class:`` key selects this class; TaskConfig does not accept it.
         config = {key: value for key, value in (config or {}).items() if key != "class"}
         self._renders_text: bool | None = None
-        super().__init__(config=config, **kwargs)
+        with handing(self):  # the loader records its prompt budget in this task's metadata
+            super().__init__(config=config, **kwargs)
 
     def fewshot_context(
         self,

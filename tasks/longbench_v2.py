@@ -14,7 +14,7 @@ published numbers come from generation, with the answer parsed from "The correct
 * group ``longreward_longbench_v2``: plain and CoT (listed side by side; lm-eval does not average them).
 
 Prompts: the five files of ``prompts/`` in THUDM/LongBench at :data:`COMMIT`, fetched once, SHA-256 checked
-(:func:`~lr_eval.tasks.judging.download_checked`), cached, never vendored; override: ``longbench_v2_prompts`` /
+(:func:`~lr_eval.tasks.data_files.download_checked`), cached, never vendored; override: ``longbench_v2_prompts`` /
 ``LR_LONGBENCH_V2_PROMPTS`` = a folder holding files of the same names. Filled as ``pred.py`` does, by chained
 ``str.replace`` in its order ($DOC$ with the stripped context, $Q$, $C_A$..$C_D$ stripped, then $COT$).
 
@@ -50,7 +50,8 @@ from lr_eval.flags import truthy
 from lr_eval.suite import FAMILY
 
 from .cot_qa import truncate
-from .judging import EFFECTIVE_MAX_LENGTH, download_checked, prompt_tokenizer
+from .data_files import download_checked
+from .truncation import EFFECTIVE_MAX_LENGTH, default_max_length, prompt_tokenizer, tokenizer_name
 from .lm_eval_adapter import FollowUpTask, note_in_results
 
 log = logging.getLogger(__name__)
@@ -232,8 +233,6 @@ def data_file(metadata: Mapping[str, Any]) -> Path:
 
 def prompt_budget(metadata: Mapping[str, Any], max_new_tokens: int) -> int:
     """``max_len``: metadata ``max_length``, else the model's window minus the new tokens."""
-    from .longbench_data import default_max_length, tokenizer_name
-
     if metadata.get("max_length") not in (None, ""):
         limit = int(metadata["max_length"])
     else:

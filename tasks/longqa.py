@@ -73,17 +73,12 @@ from lr_eval.reward.records import DIMENSIONS, SCALE, ResponseScore
 from lr_eval.reward.settings import RewardSettings
 from lr_eval.suite import FAMILY
 
-from .judging import (
-    BatchJudgeFilter,
-    JudgeNotConfigured,
-    decode_verdict,
-    load_judge_config,
-    no_judge_message,
-    prompt_budget,
-    prompt_tokenizer,
-    register_judge_filter,
-    require_judge,
-)
+from .judge_config import JudgeNotConfigured, load_judge_config, no_judge_message, require_judge
+from .judge_filters import BatchJudgeFilter
+from .lm_eval_adapter import register_judge_filter
+from .longbench_data import build_docs, load_prompts, load_rows, middle_truncate
+from .truncation import prompt_budget, prompt_tokenizer
+from .verdict_metrics import decode_verdict
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +132,6 @@ def _answers(value: Any) -> list[str]:
 
 def file_docs(path: Path, template: str, tokenizer: Any, budget: int) -> list[dict[str, Any]]:
     """Docs from our own long-context QA file: the prompt is the record's, or the template filled in."""
-    from .longbench_data import middle_truncate
-
     docs = []
     for n, rec in enumerate(_read_records(path)):
         if not isinstance(rec, dict) or not isinstance(rec.get("context"), str) \
@@ -155,8 +148,6 @@ def file_docs(path: Path, template: str, tokenizer: Any, budget: int) -> list[di
 def longbench_docs(datasets: Sequence[str], metadata: Mapping[str, Any], tokenizer: Any,
                    budget: int) -> list[dict[str, Any]]:
     """LongBench QA rows with the official prompts and truncation; the scorer gets the whole context."""
-    from .longbench_data import build_docs, load_prompts, load_rows
-
     source = metadata.get("longbench_data") or os.environ.get("LR_LONGBENCH_DATA") or None
     templates = load_prompts(metadata.get("longbench_prompts") or os.environ.get("LR_LONGBENCH_PROMPTS") or None)
     docs = []

@@ -48,7 +48,8 @@ from lr_eval.parsing import Parsed, clamp, unscored
 from lr_eval.trust import neutralise_markup, template_separators, tokens
 from lr_eval.types import ChatRequest
 
-from .judging import JudgeSpec, resolve_file
+from .data_files import resolve_file
+from .judged_samples import JudgeSpec
 
 FASTCHAT_REPO = "lm-sys/FastChat"
 FASTCHAT_COMMIT = "0e6d3e4beaab66f4d3f93db72541a4abab8af28d"

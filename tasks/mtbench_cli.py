@@ -37,7 +37,8 @@ from lr_eval.progress import console
 from lr_eval.records import TAMPERED, UNSCORED
 from lr_eval.report import print_usage
 
-from .judging import JudgeNotConfigured, judge_samples, no_judge_message
+from .judge_config import JudgeNotConfigured, no_judge_message
+from .judged_samples import judge_samples
 from .mtbench import (
     FILES,
     REFERENCE_CATEGORIES,

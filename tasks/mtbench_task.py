@@ -34,7 +34,10 @@ from lr_eval.suite import FAMILY
 
 from lr_eval.records import TAMPERED, verdict_of
 
-from .judging import JudgeFilter, JudgeSpec, register_judge_filter, require_judge
+from .judge_config import require_judge
+from .judge_filters import JudgeFilter
+from .judged_samples import JudgeSpec
+from .lm_eval_adapter import register_judge_filter
 from .lm_eval_adapter import FollowUpTask
 from .mtbench import MTBenchSpec, Question, Rubric, conversation, data_file, read_questions, temperature
 

@@ -2,7 +2,7 @@
 
 Input: lm-eval samples files (``samples_<task>_<date>.jsonl``, written with ``--log_samples`` or
 ``--predict_only``) of any judged task of this package: every task whose ``filter_list`` runs a
-:class:`~lr_eval.tasks.judging.BatchJudgeFilter` (judged LongBench ``longreward_longbench_judged_*``,
+:class:`~lr_eval.tasks.judge_filters.BatchJudgeFilter` (judged LongBench ``longreward_longbench_judged_*``,
 ``longreward_longbench_chat``, ``longreward_alpacaeval2``, LongReward-as-a-metric ``longreward_longqa*``,
 ``longreward_mtbench``).
 Each record's ``doc`` holds everything the judge needs; the response is the raw generation ``resps[0][0]``
@@ -47,18 +47,18 @@ from lr_eval.jsonl import (
     write_jsonl_atomic,
     write_text_atomic,
 )
+from lr_eval.records import verdict_of
 
-from .judging import (
+from .judge_config import (
     DEFAULT_REASKS,
     JUDGE_FILE_KEY,
     JUDGE_PREFIX,
     JUDGE_REASKS_KEY,
-    BatchJudgeFilter,
     JudgeNotConfigured,
     judge_overrides,
-    load_verdict,
     no_judge_message,
 )
+from .judge_filters import BatchJudgeFilter
 
 _SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[0-9.\-]+)\.jsonl$")
 #: Task metadata of the original run that is not a task setting (or names the old judge).
@@ -102,7 +102,7 @@ def responses_of(rec: dict[str, Any], path: Path, line: int) -> list[str]:
         return [r[0] for r in resps]
     filtered = rec.get("filtered_resps")
     if isinstance(filtered, list) and filtered:
-        verdicts = [load_verdict(f) for f in filtered]
+        verdicts = [verdict_of(f) for f in filtered]
         got = [v.response if v is not None else f for v, f in zip(verdicts, filtered, strict=True)]
         if all(isinstance(g, str) for g in got):
             return got

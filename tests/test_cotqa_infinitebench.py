@@ -15,7 +15,7 @@ import pytest
 
 from lr_eval.leaderboards import board as bd
 from lr_eval.leaderboards.reader import Run, TaskResult, load_runs
-from lr_eval.tasks import cot_qa, infinitebench, judging, pinned
+from lr_eval.tasks import cot_qa, data_files, infinitebench, pinned
 from lr_eval.tasks.cot_qa import extract_answer, score_answer
 from lr_eval.tasks.registration import OPT_OUT_ENV
 from lr_eval.testing.tiny import word_tokenizer
@@ -191,7 +191,7 @@ def test_pinned_template_is_parsed_not_executed_and_checked(tmp_path: Path, monk
     assert cot_qa.load_template({"cotqa_template": str(official)}).startswith("Doc:")  # metadata wins
     monkeypatch.delenv(cot_qa.TEMPLATE_ENV)
     # The download path: the cached file must have the pinned SHA-256.
-    monkeypatch.setattr(judging, "download_cached", lambda url, rel: official)
+    monkeypatch.setattr(data_files, "download_cached", lambda url, rel: official)
     with pytest.raises(RuntimeError, match=f"expected {cot_qa.TEMPLATE_SHA256}.*{cot_qa.TEMPLATE_ENV}"):
         cot_qa.load_template({})
     good = hashlib.sha256(official.read_bytes()).hexdigest()

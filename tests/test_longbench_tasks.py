@@ -18,7 +18,8 @@ from conftest import embedded_model_or_skip
 
 from lr_eval.tasks import registration
 from lr_eval.tasks.longbench import CATEGORIES, DATASETS, LONGBENCH_E_DATASETS, NO_CHAT_TEMPLATE_DATASETS
-from lr_eval.tasks.longbench_data import build_docs, default_max_length, load_longbench, load_rows, middle_truncate
+from lr_eval.tasks.longbench_data import build_docs, load_longbench, load_rows, middle_truncate
+from lr_eval.tasks.truncation import default_max_length
 from lr_eval.tasks.longbench_tasks import process_results, renders_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "longbench"

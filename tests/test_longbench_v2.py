@@ -118,7 +118,7 @@ def _without_retrieval(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def test_official_files_are_pinned_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lr_eval.tasks import judging
+    from lr_eval.tasks import data_files
 
     fetched: list[str] = []
 
@@ -129,7 +129,7 @@ def test_official_files_are_pinned_and_checked(tmp_path: Path, monkeypatch: pyte
         path.write_text("not the official bytes")
         return path
 
-    monkeypatch.setattr(judging, "download_cached", fake_download)
+    monkeypatch.setattr(data_files, "download_cached", fake_download)
     monkeypatch.delenv(lb2.PROMPTS_ENV, raising=False)
     monkeypatch.delenv(lb2.DATA_ENV, raising=False)
     with pytest.raises(RuntimeError, match=f"expected {lb2.PROMPT_SHA256['0shot']}.*{lb2.PROMPTS_KEY}"):

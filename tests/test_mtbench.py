@@ -92,7 +92,7 @@ def test_prompts_and_scores_rebuild_fastchats_records(mt: Path) -> None:
 
 
 def test_official_sources_pinned_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mt: Path) -> None:
-    from lr_eval.tasks import judging
+    from lr_eval.tasks import data_files
     from lr_eval.tasks import mtbench as m
 
     fetched: list[tuple[str, str]] = []
@@ -106,7 +106,7 @@ def test_official_sources_pinned_and_checked(tmp_path: Path, monkeypatch: pytest
         target.write_bytes(shared[Path(rel).name].read_bytes())
         return target
 
-    monkeypatch.setattr(judging, "download_cached", fake_download)
+    monkeypatch.setattr(data_files, "download_cached", fake_download)
     for kind in ("questions", "references", "judge_prompts"):
         assert m.data_file(kind, {}).read_bytes() == shared[Path(m.FILES[kind][0]).name].read_bytes()
     assert [u for u, _ in fetched] == [
@@ -339,7 +339,7 @@ def task_manager(mt: Path) -> Any:
 
 
 def test_no_judge_fails_before_generation(task_manager: Any) -> None:
-    from lr_eval.tasks.judging import JudgeNotConfigured
+    from lr_eval.tasks.judge_config import JudgeNotConfigured
 
     with pytest.raises(JudgeNotConfigured, match="longreward_mtbench"):
         task_manager.load(["longreward_mtbench"])

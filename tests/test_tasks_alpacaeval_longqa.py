@@ -62,7 +62,7 @@ def test_yamls_are_indexed(task_manager: Any) -> None:
 
 
 def test_no_judge_fails_before_generation(task_manager: Any) -> None:
-    from lr_eval.tasks.judging import JudgeNotConfigured
+    from lr_eval.tasks.judge_config import JudgeNotConfigured
 
     for task in ("longreward_alpacaeval2", "longreward_longqa"):
         with pytest.raises(JudgeNotConfigured, match="LR_JUDGE_MODEL"):
@@ -244,7 +244,7 @@ def test_official_sources_and_overrides(tmp_path: Path, monkeypatch: pytest.Monk
     import huggingface_hub
 
     from lr_eval.tasks import alpacaeval2 as ae
-    from lr_eval.tasks import judging
+    from lr_eval.tasks import data_files
 
     asked: list[tuple[Any, ...]] = []
 
@@ -265,7 +265,7 @@ def test_official_sources_and_overrides(tmp_path: Path, monkeypatch: pytest.Monk
 
     official = shared_data / "alpacaeval" / "annotator_template_alpaca_eval_clf.txt"
     fetched = tmp_path / "alpaca_eval_clf.txt"
-    monkeypatch.setattr(judging, "download_cached", lambda url, rel: fetched)
+    monkeypatch.setattr(data_files, "download_cached", lambda url, rel: fetched)
     fetched.write_bytes(official.read_bytes())
     assert ae.data_file("annotator_template", {}) == fetched
     fetched.write_text(official.read_text() + "tampered")

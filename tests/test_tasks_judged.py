@@ -96,7 +96,7 @@ def test_longbench_normalisation_and_max_over_references() -> None:
 
 
 def test_judge_batch_is_concurrent_counted_and_priced() -> None:
-    from lr_eval.tasks.judging import judge_samples
+    from lr_eval.tasks.judged_samples import judge_samples
     from lr_eval.tasks.longbench_judged import LongBenchJudgeSpec
 
     docs = [{"input": f"Who repaired the lamp {i}?", "answers": ["Tamsin"]} for i in range(11)]
@@ -121,7 +121,7 @@ def test_judge_batch_is_concurrent_counted_and_priced() -> None:
 
 
 def test_no_judge_fails_before_generation() -> None:
-    from lr_eval.tasks.judging import JudgeNotConfigured
+    from lr_eval.tasks.judge_config import JudgeNotConfigured
 
     tm = _task_manager({**JUDGED_META, "pretrained": "unused"})
     with pytest.raises(JudgeNotConfigured, match="LR_JUDGE_MODEL"):
@@ -147,7 +147,7 @@ def test_chat_judge_prompt_uses_reference_and_graded_examples(shared_data: Path)
 
 
 def test_chat_middle_truncation(shared_data: Path) -> None:
-    from lr_eval.tasks.judging import middle_truncate, prompt_tokenizer
+    from lr_eval.tasks.truncation import middle_truncate, prompt_tokenizer
     from lr_eval.tasks.longbench_chat import load
 
     meta = {"longbench_chat_dir": str(shared_data / "longbench_chat"),

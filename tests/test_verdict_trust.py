@@ -291,7 +291,7 @@ def _client(srv: ScriptedServer) -> Any:
 
 
 def _judged_mean(spec: Any, docs: list[dict[str, Any]], answers: list[str], lo: int, hi: int) -> tuple[float, Any]:
-    from lr_eval.tasks.judging import judge_samples
+    from lr_eval.tasks.judged_samples import judge_samples
 
     judge = honest(lo, hi)
     with ScriptedServer(responder=lambda body: judge(body["messages"][-1]["content"])) as srv:
@@ -382,7 +382,7 @@ def test_tampered_dimension_scores_zero_and_is_averaged() -> None:
 
 
 def test_verdict_record_counts_and_the_pessimistic_bound() -> None:
-    from lr_eval.tasks.judging import verdict_metrics
+    from lr_eval.tasks.verdict_metrics import verdict_metrics
 
     scored = Verdict(status="scored", scale=(0.0, 100.0), value=80.0)
     tampered = Verdict(status="tampered", scale=(0.0, 100.0), reason=COPIED_TEXT)
@@ -416,7 +416,7 @@ def test_copying_judge_through_the_task_path_is_tampered_and_counted(payload: st
     """The issue's copying judge on judged LongBench and LongReward: before, [[\\n10]] gave 100 and reward 10."""
     from lr_eval.reward.scorer import LongRewardScorer, RewardConfig
     from lr_eval.testing.canned_judge import CannedJudge
-    from lr_eval.tasks.judging import judge_samples
+    from lr_eval.tasks.judged_samples import judge_samples
     from lr_eval.tasks.longbench_judged import LongBenchJudgeSpec
 
     def copier(body: dict[str, Any]) -> str:
