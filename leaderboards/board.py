@@ -24,7 +24,7 @@ from lr_eval.suite import CATEGORY_LABELS, FAMILIES, FAMILY, LENGTH_BUCKETS, Fam
 
 from . import published as pub
 from .reader import Run, TaskResult
-from .stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, rng_for
+from lr_eval.stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, rng_for
 
 # ----------------------------------------------------------------------------------------- task names
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from lr_eval.errors import UserError
 from lr_eval.jsonl import check_dir_writable, check_output_path, write_text_atomic
 
-from .stats import DEFAULT_ITERS, DEFAULT_SEED
+from lr_eval.stats import DEFAULT_ITERS, DEFAULT_SEED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-published", action="store_true", help="leave out the paper's published rows")
     b.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots (no matplotlib needed)")
     b.add_argument("--formats", default="png,svg", help="plot formats (default png,svg)")
+    b.add_argument("--judge-report", action="append", default=[], metavar="FILE",
+                   help="an `lr-eval judge-agreement` report (repeatable): the Judge table shows its measured "
+                        "agreement for runs judged by that judge")
     _stats_args(b, DEFAULT_ITERS)
     b.set_defaults(func=_build)
     c = sub.add_parser("compare", help="paired test of run B against run A on the items both scored")
@@ -58,10 +61,12 @@ def _stats_args(p: argparse.ArgumentParser, iters: int) -> None:
 def _build(a: argparse.Namespace) -> int:
     from .board import build_board
     from .html import to_html
+    from .judge_agreement import load_summaries, note as agreement_note
     from .reader import load_runs
     from .render import dumps, to_csv, to_json, to_markdown
 
     check_dir_writable(a.out)
+    agreement = load_summaries(a.judge_report)
     runs = load_runs(a.results)
     board = build_board(runs, with_published=not a.no_published, iters=a.iters, seed=a.seed, level=a.ci_level)
     out: Path = a.out
@@ -81,8 +86,12 @@ def _build(a: argparse.Namespace) -> int:
             if path.suffix == ".svg":
                 svgs[{"benchmarks": "Scores per benchmark (95% CI)",
                       "length_buckets": "Score by context length"}.get(name, name)] = path.read_text(encoding="utf-8")
-    files = {"leaderboard.md": to_markdown(board, a.title, a.note), "leaderboard.csv": to_csv(board),
-             "leaderboard.json": dumps(to_json(board)), "leaderboard.html": to_html(board, a.title, a.note, svgs)}
+    data = to_json(board)
+    if agreement:  # the HTML page names the measured agreement under its title
+        data["judge_agreement"] = [s.to_dict() for s in agreement]
+    notes = a.note + [agreement_note(s) for s in agreement]
+    files = {"leaderboard.md": to_markdown(board, a.title, a.note, agreement or None), "leaderboard.csv": to_csv(board),
+             "leaderboard.json": dumps(data), "leaderboard.html": to_html(board, a.title, notes, svgs)}
     for name, text in files.items():
         write_text_atomic(out / name, text)
         written.append(out / name)

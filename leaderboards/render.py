@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from .board import Board, Cell, Column, JudgeInfo, Row, Section, is_partial
+from .judge_agreement import cell as agreement_cell
 
 DAGGER = "†"
 WARN = "⚠"
@@ -56,8 +57,10 @@ def methods_text(board: Board) -> str:
             f"per-item values (e.g. AlpacaEval LC win rate) or for published rows.")
 
 
-def to_markdown(board: Board, title: str = "Leaderboard", notes: list[str] | None = None) -> str:
-    """README-ready Markdown: one table per section, a judge table, the runs and the method notes."""
+def to_markdown(board: Board, title: str = "Leaderboard", notes: list[str] | None = None,
+                agreement: list[Any] | None = None) -> str:
+    """README-ready Markdown: one table per section, a judge table, the runs and the method notes. `agreement`:
+    judge-agreement summaries (leaderboards.judge_agreement), shown in the judge table."""
     out = [f"# {title}", ""]
     for n in notes or []:
         out += [n, ""]
@@ -65,14 +68,16 @@ def to_markdown(board: Board, title: str = "Leaderboard", notes: list[str] | Non
         out += _md_section(sec)
     measured = list(board.runs)
     if measured:
-        out += ["## Judge", "", "| Model | Judge model | Templates | Unscored | Judge cost | Note |",
-                "|---|---|---|--:|--:|---|"]
+        extra = (" Measured agreement |", "---|") if agreement else ("", "")
+        out += ["## Judge", "", "| Model | Judge model | Templates | Unscored | Judge cost | Note |" + extra[0],
+                "|---|---|---|--:|--:|---|" + extra[1]]
         for run in measured:
             j = board.judges[run.label]
             tmpl = ", ".join(f"{k}@{v}" if v else k for k, v in sorted(j.templates.items())) or "—"
             warn = f"{WARN} judge is the evaluated model" if j.self_judged else ""
             out.append(f"| {_esc(run.label)} | {_esc(', '.join(j.models) or '—')} | {_esc(tmpl)} | {fmt_rate(j)} | "
-                       f"{fmt_cost(j.cost_usd)} | {warn} |")
+                       f"{fmt_cost(j.cost_usd)} | {warn} |" + (f" {_esc(agreement_cell(j.models, agreement))} |"
+                                                               if agreement else ""))
         out += ["", "## Runs", "", "| Model | lm-eval model | model_args | limit | chat template | lm-eval | results |",
                 "|---|---|---|--:|---|---|---|"]
         for run in measured:
