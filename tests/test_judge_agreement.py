@@ -364,6 +364,21 @@ def test_leaderboard_judge_table_shows_measured_agreement(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="bad.json: not a judge-agreement report"):
         lja.load_summaries([tmp_path / "bad.json"])
 
+    from lr_eval.leaderboards.cli import main as lb_main
+
+    rep["summary"]["judge"] = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the fixture run's judge, by another name
+    path.write_text(json.dumps(rep))
+    chat = Path(__file__).parent / "fixtures" / "lm_eval_results" / "chat"
+    out = tmp_path / "lb"
+    assert lb_main(["build", str(chat), "-o", str(out), "--iters", "50", "--no-plots", "--judge-report",
+                    str(path)]) == 0
+    md = (out / "leaderboard.md").read_text()
+    assert "| Judge cost | Note | Measured agreement |" in md
+    assert "| agreement 0.610 [0.520, 0.700], no ties 0.800 (120 pairs vs expert) |" in md
+    assert "Measured agreement of the judge" in (out / "leaderboard.html").read_text()
+    assert json.loads((out / "leaderboard.json").read_text())["judge_agreement"][0]["compared"] == 120
+    assert lb_main(["build", str(chat), "-o", str(tmp_path / "lb2"), "--judge-report", str(tmp_path / "bad.json")]) == 2
+
 
 # ------------------------------------------------------------------------------------------ embedded judge
 
