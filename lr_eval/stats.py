@@ -245,14 +245,19 @@ def length_bias_pairs(reference: Sequence[str], judge: Sequence[str], len_a: Seq
     la, lb = np.asarray(len_a, dtype=float), np.asarray(len_b, dtype=float)
     keep = la != lb
     r, j = r[keep], j[keep]
-    longer = np.where(la[keep] > lb[keep], "a", "b")
-    jl, rl = j == longer, r == longer
-    jd, rd = j != TIE, r != TIE
-    n = int(keep.sum())
-    return {"judge": estimate(n, lambda i: _share(jl[i], jd[i]), iters, rng_for(seed, "length", "judge")),
-            "reference": estimate(n, lambda i: _share(rl[i], rd[i]), iters, rng_for(seed, "length", "reference")),
-            "bias": estimate(n, lambda i: _share(jl[i], jd[i]) - _share(rl[i], rd[i]), iters,
-                             rng_for(seed, "length", "bias"))}
+    return _picks(r, j, np.where(la[keep] > lb[keep], "a", "b"), iters, seed, "length")
+
+
+def _picks(r: np.ndarray, j: np.ndarray, target: np.ndarray, iters: int, seed: int, name: str
+           ) -> dict[str, Estimate]:
+    """Share of the judge's decisive verdicts that pick the `target` side of each item, the same for the
+    reference, and ``bias`` = judge share minus reference share (one resample of the items for all three)."""
+    jt, rt, jd, rd = j == target, r == target, j != TIE, r != TIE
+    n = len(target)
+    return {"judge": estimate(n, lambda i: _share(jt[i], jd[i]), iters, rng_for(seed, name, "judge")),
+            "reference": estimate(n, lambda i: _share(rt[i], rd[i]), iters, rng_for(seed, name, "reference")),
+            "bias": estimate(n, lambda i: _share(jt[i], jd[i]) - _share(rt[i], rd[i]), iters,
+                             rng_for(seed, name, "bias"))}
 
 
 def length_bias_scores(reference: Sequence[float], judge: Sequence[float], length: Sequence[float], iters: int,
@@ -276,13 +281,7 @@ def self_preference_pairs(reference: Sequence[str], judge: Sequence[str], own: S
     r, j = _labels(reference), _labels(judge)
     o = np.asarray(list(own), dtype=object)
     keep = o != None  # noqa: E711 (elementwise)
-    r, j, o = r[keep], j[keep], o[keep]
-    jo, ro, jd, rd = j == o, r == o, j != TIE, r != TIE
-    n = int(keep.sum())
-    return {"judge": estimate(n, lambda i: _share(jo[i], jd[i]), iters, rng_for(seed, "self", "judge")),
-            "reference": estimate(n, lambda i: _share(ro[i], rd[i]), iters, rng_for(seed, "self", "reference")),
-            "bias": estimate(n, lambda i: _share(jo[i], jd[i]) - _share(ro[i], rd[i]), iters,
-                             rng_for(seed, "self", "bias"))}
+    return _picks(r[keep], j[keep], o[keep], iters, seed, "self")
 
 
 def self_preference_scores(reference: Sequence[float], judge: Sequence[float], own: Sequence[bool], iters: int,

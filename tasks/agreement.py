@@ -52,13 +52,14 @@ from rich.console import Console
 
 from lr_eval import stats
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import InputError, check_output_path, read_jsonl, require, write_text_atomic
+from lr_eval.jsonl import InputError, check_output_path, require, write_text_atomic
 from lr_eval.progress import console
 from lr_eval.report import print_usage
 from lr_eval.types import ChatRequest
 
 from .judging import JudgeNotConfigured, judge_samples, no_judge_message
 from .mtbench import FILES, JUDGE_MAX_TOKENS, MTBenchSpec, Question, Rubric, conversation, data_file, read_questions
+from .mtbench import _records as jsonl_records
 from .mtbench_cli import read_answers
 
 out_console = Console(width=None if sys.stdout.isatty() else 160)
@@ -156,12 +157,7 @@ def _records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
                 raise InputError(path, n, None, f"element {n} is not an object")
             out.append((n, rec))
         return out
-    out = []
-    for n, rec in read_jsonl(path):
-        if isinstance(rec, InputError):
-            raise rec
-        out.append((n, rec))
-    return out
+    return jsonl_records(p)
 
 
 def detect_format(rec: Mapping[str, Any]) -> str:
@@ -600,7 +596,6 @@ def run_agreement(args: argparse.Namespace) -> int:
         check_output_path(args.page, inputs, what="page")
         _page_kind(args.page)
     metadata = _metadata(args)
-    mtbench_like = args.format not in ("pairs", "scores")
     questions: dict[int, Question] = {}
     ref = read_reference(args.reference, args.format)
     if ref.format not in ("pairs", "scores"):
@@ -618,6 +613,9 @@ def run_agreement(args: argparse.Namespace) -> int:
         attach(ref.items, read_judgments(args.judgments, ref.kind, args.judgments_format))
         judge_info = {"source": "file", "file": args.judgments, "model": _file_judge(args.judgments)}
     elif not mtbench_like:
+        if all(it.judge is None and it.judge_unscored == NO_VERDICT for it in ref.items):
+            raise InputError(args.reference, None, "judge", f"no judge verdicts: {ref.format} items are not rejudged "
+                                                            "here; give a 'judge' field or --judgments FILE")
         judge_info = {"source": "reference file's 'judge' field", "model": None}
     else:
         cfg = JudgeConfig.from_args(args)

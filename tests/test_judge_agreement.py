@@ -272,6 +272,10 @@ def test_plain_scores_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["judge-agreement", str(ref), "-o", str(ref)]) != 0  # the output is the input
     assert main(["judge-agreement", str(ref), "-o", str(tmp_path / "y.json"), "--page", str(tmp_path / "p.txt")]) != 0
     assert not (tmp_path / "y.json").exists()
+    capsys.readouterr()
+    nojudge = _write(tmp_path / "nj.jsonl", [{"id": 1, "reference": 3}])
+    assert main(["judge-agreement", str(nojudge), "-o", str(tmp_path / "z.json")]) != 0
+    assert "field 'judge': no judge verdicts" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ rejudging
