@@ -747,16 +747,16 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
     what = "Spearman(rating, length)" if kind == "scores" else "picks the longer answer"
     lines.append(f"| length bias: {what} | {_fmt(lb['judge'])} | {_fmt(lb['reference'])} | {_fmt(lb['bias'])} |")
     sp = report["self_preference"]
-    if kind == "scores":
-        lines.append(f"| self-preference: judge − reference on its own answers (other answers) | {_fmt(sp['own'])} "
-                     f"| {_fmt(sp['other'])} | {_fmt(sp['bias'])} |")
-    else:
+    if kind == "pairs":
         lines.append(f"| self-preference: picks its own model's answer | {_fmt(sp['judge'])} | "
                      f"{_fmt(sp['reference'])} | {_fmt(sp['bias'])} |")
     pc = report["position_consistency"]
     lines.append(f"| position consistency (both orders agree) | {_fmt(pc.get('judge'))} | "
                  f"{_fmt(pc.get('reference'))} | |")
     notes = [n for n in (sp.get("note"), pc.get("note")) if n]
+    if kind == "scores":
+        notes.insert(0, f"self-preference: judge − reference on its own model's answers {_fmt(sp['own'])}, on the "
+                        f"others {_fmt(sp['other'])}, difference {_fmt(sp['bias'])}")
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     if j.get("source") == "rejudged":
@@ -788,7 +788,7 @@ def plot_by_length(report: Mapping[str, Any], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    figs = [f for f in HEADLINE[report["kind"]] + (("accuracy",) if report["kind"] == "pairs" else ())
+    figs = [f for f in HEADLINE[report["kind"]] + (("accuracy",) if report["kind"] == "pairs" else ("within_1",))
             if f in rows[0]]
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     xs = list(range(len(rows)))
