@@ -208,7 +208,7 @@ def _verdict(value: Any, path: str | Path, line: int, name: str) -> tuple[str | 
         return None, f"failed judgment ({value!r})"
     if isinstance(value, str) and "tie" in value.lower():
         return stats.TIE, None
-    if isinstance(value, bool) or value not in _WINNERS:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value not in _WINNERS:
         raise InputError(path, line, name, f"expected a winner (model_1/model_2, model_a/model_b, a/b, tie or "
                                            f"error), got {value!r}")
     return _WINNERS[value], None
@@ -276,8 +276,8 @@ def read_reference(path: str | Path, fmt: str = "auto", questions: Mapping[int, 
             key, swap = _pair_key(qid, turn, a, b)
             orders = None
             if fmt == "fastchat-pair":
-                g1, w1 = _verdict(rec.get("g1_winner"), path, line, "g1_winner")
-                g2, w2 = _verdict(rec.get("g2_winner"), path, line, "g2_winner")
+                g1, _ = _verdict(rec.get("g1_winner"), path, line, "g1_winner")
+                g2, _ = _verdict(rec.get("g2_winner"), path, line, "g2_winner")
                 value, why = _combine_orders(g1, g2)
                 if g1 is not None and g2 is not None:
                     orders = (_flip(g1), _flip(g2)) if swap else (g1, g2)
@@ -545,6 +545,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="auto", help="reference format (default: from the fields)")
     p.add_argument("--judgments", metavar="FILE", help="the judge's verdicts (any format) instead of rejudging")
     p.add_argument("--judgments-format", choices=FORMATS, default="auto")
+    p.add_argument("--judge-name", metavar="MODEL", help="the judge's model name, for self-preference and the "
+                   "summary, when its verdicts come from a file (default: the file's judge field)")
     p.add_argument("--answers", nargs="+", default=[], metavar="ANSWERS.jsonl",
                    help="FastChat model_answer files of the evaluated models (for rejudging and lengths)")
     p.add_argument("--questions", metavar="FILE", help=f"MT-Bench question.jsonl (default: FastChat's, or "
@@ -611,12 +613,12 @@ def run_agreement(args: argparse.Namespace) -> int:
     failed = 0
     if args.judgments:
         attach(ref.items, read_judgments(args.judgments, ref.kind, args.judgments_format))
-        judge_info = {"source": "file", "file": args.judgments, "model": _file_judge(args.judgments)}
+        judge_info = {"source": "file", "file": args.judgments, "model": args.judge_name or _file_judge(args.judgments)}
     elif not mtbench_like:
         if all(it.judge is None and it.judge_unscored == NO_VERDICT for it in ref.items):
             raise InputError(args.reference, None, "judge", f"no judge verdicts: {ref.format} items are not rejudged "
                                                             "here; give a 'judge' field or --judgments FILE")
-        judge_info = {"source": "reference file's 'judge' field", "model": None}
+        judge_info = {"source": "reference file's 'judge' field", "model": args.judge_name}
     else:
         cfg = JudgeConfig.from_args(args)
         if not cfg.configured:

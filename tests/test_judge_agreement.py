@@ -192,6 +192,10 @@ def test_pair_formats_share_one_canonical_key(tmp_path: Path) -> None:
     hr = ag.read_reference(path)
     assert hr.format == "mtbench-human" and [(it.key, it.reference) for it in hr.items] == \
         [((1, 1, "alpha", "zeta"), "a"), ((1, 1, "alpha", "zeta"), "tie")]
+    from lr_eval.jsonl import InputError
+
+    with pytest.raises(InputError, match=r"line 1, field 'winner': expected a winner"):
+        ag.read_reference(_write(tmp_path / "w.jsonl", [{**human[0], "winner": ["model_a"]}]))
     lookup = ag.read_judgments(tmp_path / "p.jsonl", "pairs")
     assert lookup((1, 1, "alpha", "zeta")).orders == ("b", "b")  # type: ignore[union-attr]
     ratings = [{"question_id": 1, "model": m, "judge": ["j", "single-v1"], "score": s, "turn": 1}
@@ -254,12 +258,16 @@ def test_cli_pairs_from_files_no_judge_needed(tmp_path: Path, capsys: pytest.Cap
 def test_plain_scores_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from lr_eval.cli import main
 
-    rows = [{"id": i, "reference": r, "judge": j, "response": "x" * (i * 100), "category": "c"}
-            for i, (r, j) in enumerate([(1, 2), (3, 3), (5, 4), (7, None), (9, 9)])]
+    rows = [{"id": i, "reference": r, "judge": j, "response": "x" * (i * 100), "category": "c",
+             "model": "me" if i < 2 else "you"} for i, (r, j) in enumerate([(1, 2), (3, 3), (5, 4), (7, None), (9, 9)])]
     ref = _write(tmp_path / "s.jsonl", rows)
     out = tmp_path / "r.json"
-    assert main(["judge-agreement", str(ref), "-o", str(out), "--bootstrap", "100"]) == 0
+    assert main(["judge-agreement", str(ref), "-o", str(out), "--bootstrap", "100", "--judge-name", "org/ME"]) == 0
     rep = json.loads(out.read_text())
+    sp = rep["self_preference"]  # judge - reference: +1, 0 on its own answers; -1, 0 on the others
+    assert sp["own"]["value"] == 0.5 and sp["other"]["value"] == -0.5 and sp["bias"]["value"] == 1.0
+    lb = rep["length_bias"]  # lengths 0, 100, 200, 400 (item 3 left out)
+    assert lb["judge"]["value"] == pytest.approx(sps.spearmanr([2, 3, 4, 9], [0, 100, 200, 400])[0])
     assert rep["compared"] == 4 and rep["left_out_reasons"] == {"judge: no rating (null)": 1}
     r, j = [1, 3, 5, 9], [2, 3, 4, 9]
     assert rep["overall"]["spearman"]["value"] == pytest.approx(sps.spearmanr(r, j)[0])
