@@ -763,7 +763,8 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
         lines += [""] + [f"- {n}" for n in notes]
     if j.get("source") == "rejudged":
         usage = j.get("usage") or {}
-        lines += ["", "## Cost", "", f"{j.get('ratings')} judge ratings in {j.get('seconds')} s "
+        cached = f" ({usage['cache_hits']} from the judge cache)" if usage.get("cache_hits") else ""
+        lines += ["", "## Cost", "", f"{j.get('ratings')} judge ratings{cached} in {j.get('seconds')} s "
                   f"({j.get('backend')}, answers capped at {j.get('max_tokens')} tokens, constrained decoding: "
                   f"{j.get('structured') or 'off'}); cost "
                   + ("unknown (no price)" if j.get("cost_usd") is None else f"${j['cost_usd']:.4f}")
