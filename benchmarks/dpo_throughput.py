@@ -42,12 +42,10 @@ REFERENCE_LENGTH = 32768
 
 
 def _train_modules():
-    """lr_eval.train when installed, else the repository's train/ folder imported as ``train``."""
-    try:
-        return {n: importlib.import_module(f"lr_eval.train.{n}") for n in ("trainer", "flops", "tiny", "data")}
-    except ImportError:
-        sys.path.insert(0, str(ROOT))
-        return {n: importlib.import_module(f"train.{n}") for n in ("trainer", "flops", "tiny", "data")}
+    """lr_eval.train's modules and the tiny-model builders of lr_eval.testing (the package must be installed)."""
+    mods = {n: importlib.import_module(f"lr_eval.train.{n}") for n in ("trainer", "flops", "data")}
+    mods["tiny"] = importlib.import_module("lr_eval.testing.tiny")
+    return mods
 
 
 M = _train_modules()

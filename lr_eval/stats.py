@@ -83,12 +83,12 @@ def permutation_p(observed: float, null: np.ndarray) -> float | None:
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     """Holm-Bonferroni adjusted p-values (controls the family-wise error rate); None stays None."""
     idx = [i for i, p in enumerate(pvalues) if p is not None]
-    order = sorted(idx, key=lambda i: pvalues[i])  # type: ignore[arg-type,return-value]
+    order = sorted(idx, key=lambda i: pvalues[i])  # type: ignore[arg-type,return-value]  # idx: p not None
     m = len(order)
     out: list[float | None] = [None] * len(pvalues)
     running = 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))  # type: ignore[arg-type]
+        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))  # type: ignore[arg-type]  # idx: p not None
         out[i] = running
     return out
 
@@ -124,6 +124,13 @@ VERDICTS = ("a", "b", TIE)
 _MIN_DEFINED = 0.9
 
 
+def _number(x: object, field: str) -> float:
+    """A number read back from a report (bool is not one); TypeError names the field."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"{field}: expected a number, got {x!r}")
+    return float(x)
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A figure, the number of items it rests on, and its percentile bootstrap interval (None: no interval)."""
@@ -137,9 +144,11 @@ class Estimate:
 
     @staticmethod
     def from_dict(d: dict[str, object]) -> Estimate:
-        ci = d.get("ci")
-        return Estimate(None if d.get("value") is None else float(d["value"]),  # type: ignore[arg-type]
-                        int(d.get("n", 0)), None if ci is None else (float(ci[0]), float(ci[1])))  # type: ignore
+        ci, value = d.get("ci"), d.get("value")
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2):
+            raise TypeError("ci: expected [low, high] or null")
+        return Estimate(None if value is None else _number(value, "value"), int(_number(d.get("n", 0), "n")),
+                        None if ci is None else (_number(ci[0], "ci"), _number(ci[1], "ci")))
 
 
 def estimate(n: int, statistic: Callable[[np.ndarray], float], iters: int, rng: np.random.Generator,
@@ -354,6 +363,7 @@ class AgreementSummary:
         if not isinstance(figures, dict):
             raise TypeError("figures: expected an object")
         cost = d.get("cost_usd")
-        return AgreementSummary(str(d["judge"]), str(d["reference"]), str(d["kind"]), int(d["compared"]),  # type: ignore
-                                int(d["left_out"]), {str(k): Estimate.from_dict(v) for k, v in figures.items()},
-                                None if cost is None else float(cost))  # type: ignore[arg-type]
+        return AgreementSummary(str(d["judge"]), str(d["reference"]), str(d["kind"]),
+                                int(_number(d["compared"], "compared")), int(_number(d["left_out"], "left_out")),
+                                {str(k): Estimate.from_dict(v) for k, v in figures.items()},
+                                None if cost is None else _number(cost, "cost_usd"))
