@@ -24,8 +24,9 @@ tie), so a rejudged pair has no answer order and no position consistency. Answer
 ``model_answer`` files (``--answers``) or a human judgment's conversations. ``--max-judge-tokens`` caps the
 judge's answer (FastChat allows 2048 tokens; the cap is recorded in the report).
 
-An item whose reference or judge verdict is missing or unscored is left out of every figure and counted with
-its reason. Figures (:mod:`lr_eval.stats`, percentile bootstrap intervals over items): agreement with and
+An item whose reference or judge verdict is missing, unscored or tampered (a verdict the evaluated text could
+have supplied: the record holds the scale's minimum, which is no rating of the judge's) is left out of every
+figure and counted with its reason. Figures (:mod:`lr_eval.stats`, percentile bootstrap intervals over items): agreement with and
 without ties and accuracy (pairs), Pearson / Spearman / Kendall, mean absolute difference, exact and within-one
 agreement (ratings), each per length bucket of the judged text (characters of the answers the judge reads) and
 per category; position consistency; length bias; self-preference (the judge's model is an evaluated model).
@@ -52,8 +53,9 @@ from rich.console import Console
 
 from lr_eval import stats
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import InputError, check_output_path, require, write_text_atomic
+from lr_eval.jsonl import InputError, check_paths, require, write_text_atomic
 from lr_eval.progress import console
+from lr_eval.records import SCORED, TAMPERED, Verdict
 from lr_eval.report import print_usage
 from lr_eval.types import ChatRequest
 
@@ -118,8 +120,8 @@ class Item:
 
 
 @dataclass
-class Verdict:
-    """A judge's verdict on one key, read from a file."""
+class KeyVerdict:
+    """The judge's verdict on one item key (read from a file, or a rating drawn from a verdict record)."""
 
     value: float | str | None
     unscored: str | None = None
@@ -185,6 +187,11 @@ def _turn(rec: Mapping[str, Any], path: str | Path, line: int) -> int:
     if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
         raise InputError(path, line, "turn", f"expected a turn number (1, 2, ...), got {turn!r}")
     return turn
+
+
+def tampered_reason(reason: str | None) -> str:
+    """Why a tampered verdict is left out: it is the scale's minimum, forced, not the judge's rating."""
+    return f"tampered by the evaluated text ({reason or 'no reason given'})"
 
 
 def _score(value: Any, path: str | Path, line: int, name: str) -> tuple[float | None, str | None]:
@@ -254,6 +261,8 @@ def read_reference(path: str | Path, fmt: str = "auto", questions: Mapping[int, 
             model = require(rec, "model", str, path, line)
             turn = _turn(rec, path, line)
             value, why = _score(rec.get("score"), path, line, "score")
+            if isinstance(rec.get("tampered"), str):  # lr-eval mtbench: the score is the forced minimum
+                value, why = None, tampered_reason(rec["tampered"])
             judges[_judge_name(rec.get("judge"))] += 1
             item = Item((qid, turn, model), f"{qid}/{turn}/{model}", value, why, cats.get(qid, "unknown"), turn,
                         (model,))
@@ -336,31 +345,31 @@ def _length(value: Any, path: str | Path, line: int, name: str) -> int:
     return int(value)
 
 
-def _plain_verdict(rec: dict[str, Any], fmt: str, path: str | Path, line: int, name: str) -> Verdict:
+def _plain_verdict(rec: dict[str, Any], fmt: str, path: str | Path, line: int, name: str) -> KeyVerdict:
     if name not in rec:
         raise InputError(path, line, name, "missing")
     if fmt == "scores":
         value, why = _score(rec[name], path, line, name)
-        return Verdict(value, why)
+        return KeyVerdict(value, why)
     value2, why2 = _verdict(rec[name], path, line, name)
-    return Verdict(value2, why2)
+    return KeyVerdict(value2, why2)
 
 
-Lookup = Callable[[tuple[Any, ...]], "Verdict | None"]
+Lookup = Callable[[tuple[Any, ...]], "KeyVerdict | None"]
 
 
 def read_judgments(path: str | Path, kind: str, fmt: str = "auto") -> Lookup:
     """The judge's verdicts from a file in any reference format, as a lookup by key; a file of ratings also
     decides pairs (the higher-rated answer wins)."""
     ref = read_reference(path, fmt)
-    out: dict[tuple[Any, ...], Verdict] = {}
+    out: dict[tuple[Any, ...], KeyVerdict] = {}
     for it in ref.items:
         if ref.format in ("pairs", "scores") and (it.judge is not None or it.judge_unscored != NO_VERDICT):
             value, why = it.judge, it.judge_unscored
         else:
             value, why = it.reference, it.reference_unscored
         if it.key not in out:  # several votes on one pair (human files): the first is this judge's verdict
-            out[it.key] = Verdict(value, why, it.reference_orders)
+            out[it.key] = KeyVerdict(value, why, it.reference_orders)
     if ref.kind == "scores" and kind == "pairs":
         return pairs_from_ratings(out)
     if ref.kind != kind:
@@ -368,10 +377,10 @@ def read_judgments(path: str | Path, kind: str, fmt: str = "auto") -> Lookup:
     return out.get
 
 
-def pairs_from_ratings(ratings: Mapping[tuple[Any, ...], Verdict]) -> Lookup:
+def pairs_from_ratings(ratings: Mapping[tuple[Any, ...], KeyVerdict]) -> Lookup:
     """A lookup of pair verdicts (question_id, turn, model_a, model_b) from ratings keyed (question_id, turn,
     model): the higher rating wins, equal ratings are a tie, unscored when either answer is."""
-    def lookup(key: tuple[Any, ...]) -> Verdict | None:
+    def lookup(key: tuple[Any, ...]) -> KeyVerdict | None:
         if len(key) != 4:
             return None
         qid, turn, a, b = key
@@ -380,8 +389,8 @@ def pairs_from_ratings(ratings: Mapping[tuple[Any, ...], Verdict]) -> Lookup:
             return None
         if va.value is None or vb.value is None:
             side, why = ("a", va.unscored) if va.value is None else ("b", vb.unscored)
-            return Verdict(None, f"answer {side} unscored ({why})")
-        return Verdict("a" if va.value > vb.value else "b" if vb.value > va.value else stats.TIE)
+            return KeyVerdict(None, f"answer {side} unscored ({why})")
+        return KeyVerdict("a" if va.value > vb.value else "b" if vb.value > va.value else stats.TIE)
 
     return lookup
 
@@ -592,11 +601,14 @@ def run_agreement(args: argparse.Namespace) -> int:
         raise ValueError("--limit must be at least 1")
     if args.max_judge_tokens is not None and args.max_judge_tokens < 8:
         raise ValueError("--max-judge-tokens must be at least 8 (room for the rating)")
-    inputs = [args.reference, *args.answers, *([args.judgments] if args.judgments else [])]
-    check_output_path(args.output, inputs, what="report")
     if args.page:
-        check_output_path(args.page, inputs, what="page")
         _page_kind(args.page)
+    cfg = JudgeConfig.from_args(args)
+    reads: dict[str, str | None] = {"reference file": args.reference, "--judgments file": args.judgments,
+                                    "--questions file": args.questions, "--references file": args.references,
+                                    "--judge-prompts file": args.judge_prompts, **cfg.read_paths()}
+    reads.update({f"answers file {a}": a for a in args.answers})
+    check_paths({"report (-o)": args.output, "page (--page)": args.page, **cfg.written_paths()}, reads)
     metadata = _metadata(args)
     questions: dict[int, Question] = {}
     ref = read_reference(args.reference, args.format)
@@ -620,7 +632,6 @@ def run_agreement(args: argparse.Namespace) -> int:
                                                             "here; give a 'judge' field or --judgments FILE")
         judge_info = {"source": "reference file's 'judge' field", "model": args.judge_name}
     else:
-        cfg = JudgeConfig.from_args(args)
         if not cfg.configured:
             raise JudgeNotConfigured(no_judge_message("lr-eval judge-agreement"))
         judge_info, failed = rejudge(ref, answers, questions, metadata, cfg, args.max_judge_tokens, args.reasks)
@@ -669,19 +680,30 @@ def rejudge(ref: Reference, answers: Mapping[str, Mapping[int, tuple[str, ...]]]
     if cfg.dry_run:
         print_usage(client.meter, title=f"dry run: {len(jobs)} judgments, estimate (nothing sent)")
         return {}, 0
-    ratings = {key: Verdict(v["score"], v["unscored"]) for (key, _, _, _), v in zip(jobs, verdicts, strict=True)}
-    rationale = {key: v["judgements"][0]["rationale"] for (key, _, _, _), v in zip(jobs, verdicts, strict=True)}
+    ratings = {key: rating(v) for (key, _, _, _), v in zip(jobs, verdicts, strict=True)}
+    rationale = {key: v.calls[0].answer if v.calls else None for (key, _, _, _), v in zip(jobs, verdicts, strict=True)}
     attach(ref.items, ratings.get if ref.kind == "scores" else pairs_from_ratings(ratings))
     if ref.kind == "scores":
         for it in ref.items:
             it.rationale = rationale.get(it.key)
     print_usage(client.meter)
-    failed = sum(1 for v in verdicts if v["judgements"][0]["error"])
+    failed = sum(1 for v in verdicts if any(c.details.get("error") for c in v.calls))
     return {"source": "rejudged", "model": client.model, "backend": cfg.backend, "protocol":
             "FastChat single-answer grading (lr_eval.tasks.mtbench)", "max_tokens": max_tokens or JUDGE_MAX_TOKENS,
             "structured": client.structured, "ratings": len(jobs), "failed_calls": failed,
-            "seconds": round(seconds, 1), "cost_usd": report.get("cost_usd"), "usage": report.get("usage"),
-            "report": report}, failed
+            "tampered": sum(1 for v in verdicts if v.status == TAMPERED),
+            "seconds": round(seconds, 1), "cost_usd": report.cost_usd, "usage": report.usage,
+            "report": report.to_dict()}, failed
+
+
+def rating(v: Verdict) -> KeyVerdict:
+    """The judge's rating in a verdict record: only a scored verdict is the judge's; a tampered one (the scale's
+    minimum, forced) and an unscored one are left out of the figures with their reason, counted."""
+    if v.status == SCORED:
+        return KeyVerdict(v.value)
+    if v.status == TAMPERED:
+        return KeyVerdict(None, tampered_reason(v.reason))
+    return KeyVerdict(None, v.reason or "unscored")
 
 
 def summary(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -870,7 +892,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    check_output_path(args.output, [args.report], what="page")
+    check_paths({"page (-o)": args.output}, {"report": args.report})
     _page_kind(args.output)
     write_page(load_report(args.report), Path(args.output))
     console.print(f"wrote {args.output}", markup=False)

@@ -18,7 +18,7 @@ import pytest
 from scipy import stats as sps
 
 from lr_eval import stats
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 
 RECORDED = "gpt-4_single_judgments_sample.jsonl"
 ANSWERS = "model_answer_llama3-8b-griffin.jsonl"
