@@ -223,6 +223,11 @@ def _corr(kind: str, x: np.ndarray, y: np.ndarray) -> float:
 CORRELATIONS = ("pearson", "spearman", "kendall")
 
 
+def _corr_of(kind: str, x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], float]:
+    """The correlation of the items drawn (index array), as a statistic for :func:`estimate`."""
+    return lambda i: _corr(kind, x[i], y[i])
+
+
 def score_figures(reference: Sequence[float], judge: Sequence[float], iters: int, seed: int = DEFAULT_SEED,
                   key: str = "") -> dict[str, Estimate]:
     """Agreement of ratings on the same items (both known): Pearson, Spearman and Kendall tau-b (scipy), mean
@@ -231,8 +236,7 @@ def score_figures(reference: Sequence[float], judge: Sequence[float], iters: int
     r, j = np.asarray(reference, dtype=float), np.asarray(judge, dtype=float)
     if r.shape != j.shape:
         raise ValueError(f"{len(r)} reference scores, {len(j)} judge scores")
-    out = {kind: estimate(len(r), lambda i, k=kind: _corr(k, r[i], j[i]), iters, rng_for(seed, key, kind))
-           for kind in CORRELATIONS}
+    out = {kind: estimate(len(r), _corr_of(kind, r, j), iters, rng_for(seed, key, kind)) for kind in CORRELATIONS}
     d = j - r
     out["mean_abs_diff"] = mean_estimate(np.abs(d), iters, rng_for(seed, key, "mean_abs_diff"))
     out["exact"] = mean_estimate((d == 0).astype(float), iters, rng_for(seed, key, "exact"))

@@ -26,10 +26,11 @@ judge's answer (FastChat allows 2048 tokens; the cap is recorded in the report).
 
 An item whose reference or judge verdict is missing, unscored or tampered (a verdict the evaluated text could
 have supplied: the record holds the scale's minimum, which is no rating of the judge's) is left out of every
-figure and counted with its reason. Figures (:mod:`lr_eval.stats`, percentile bootstrap intervals over items): agreement with and
-without ties and accuracy (pairs), Pearson / Spearman / Kendall, mean absolute difference, exact and within-one
-agreement (ratings), each per length bucket of the judged text (characters of the answers the judge reads) and
-per category; position consistency; length bias; self-preference (the judge's model is an evaluated model).
+figure and counted with its reason. Figures (:mod:`lr_eval.stats`, percentile bootstrap intervals over items):
+agreement with and without ties and accuracy (pairs), Pearson / Spearman / Kendall, mean absolute difference,
+exact and within-one agreement (ratings), each per length bucket of the judged text (characters of the answers
+the judge reads) and per category; position consistency; length bias; self-preference (the judge's model is an
+evaluated model).
 
 ``lr-eval judge-report REPORT.json -o PAGE.md|PAGE.html`` writes the report as one page with a plot of the
 figures by length bucket.
@@ -221,8 +222,8 @@ def _verdict(value: Any, path: str | Path, line: int, name: str) -> tuple[str | 
     return _WINNERS[value], None
 
 
-def _flip(v: str | None) -> str | None:
-    return {"a": "b", "b": "a"}.get(v, v) if v is not None else None
+def _flip(v: str) -> str:
+    return {"a": "b", "b": "a"}.get(v, v)
 
 
 def _pair_key(qid: Any, turn: int, a: str, b: str) -> tuple[tuple[Any, ...], bool]:
@@ -255,6 +256,8 @@ def read_reference(path: str | Path, fmt: str = "auto", questions: Mapping[int, 
     superseded = 0
     kind = "scores" if fmt in ("fastchat-single", "scores") else "pairs"
     by_key: dict[tuple[Any, ...], int] = {}
+    value: float | None
+    why: str | None
     for line, rec in recs:
         if fmt == "fastchat-single":
             qid = require(rec, "question_id", int, path, line)
@@ -287,18 +290,19 @@ def read_reference(path: str | Path, fmt: str = "auto", questions: Mapping[int, 
             if fmt == "fastchat-pair":
                 g1, _ = _verdict(rec.get("g1_winner"), path, line, "g1_winner")
                 g2, _ = _verdict(rec.get("g2_winner"), path, line, "g2_winner")
-                value, why = _combine_orders(g1, g2)
+                pick, why = _combine_orders(g1, g2)
                 if g1 is not None and g2 is not None:
                     orders = (_flip(g1), _flip(g2)) if swap else (g1, g2)
             else:
-                value, why = _verdict(rec.get("winner"), path, line, "winner")
+                pick, why = _verdict(rec.get("winner"), path, line, "winner")
                 for side, name in (("a", a), ("b", b)):
                     turns = _assistant_turns(rec.get(f"conversation_{side}"), path, line, f"conversation_{side}")
                     if turns:
                         convs[(qid, name)] = turns
             judges[_judge_name(rec.get("judge"))] += 1
-            items.append(Item(key, f"{qid}/{turn}/{key[2]}-vs-{key[3]}#{line}", _flip(value) if swap else value,
-                              why, cats.get(qid, "unknown"), turn, key[2:], reference_orders=orders))  # type: ignore
+            items.append(Item(key, f"{qid}/{turn}/{key[2]}-vs-{key[3]}#{line}",
+                              _flip(pick) if swap and pick is not None else pick, why, cats.get(qid, "unknown"),
+                              turn, key[2:], reference_orders=orders))
         else:
             rid = str(require(rec, "id", (str, int), path, line))
             if ("id", rid) in by_key:
@@ -326,9 +330,9 @@ def _plain_item(rec: dict[str, Any], fmt: str, rid: str, path: str | Path, line:
     category = str(rec.get("category", "unknown"))
     if fmt == "scores":
         length = rec.get("length", len(rec["response"]) if isinstance(rec.get("response"), str) else None)
-        lengths = () if length is None else (_length(length, path, line, "length"),)
+        one = () if length is None else (_length(length, path, line, "length"),)
         model = rec.get("model")
-        return Item(("id", rid), rid, v.value, v.unscored, category, None, (str(model),) if model else (), lengths)
+        return Item(("id", rid), rid, v.value, v.unscored, category, None, (str(model),) if model else (), one)
     lengths: tuple[int, ...] = ()
     if isinstance(rec.get("response_a"), str) and isinstance(rec.get("response_b"), str):
         lengths = (len(rec["response_a"]), len(rec["response_b"]))
@@ -387,10 +391,11 @@ def pairs_from_ratings(ratings: Mapping[tuple[Any, ...], KeyVerdict]) -> Lookup:
         va, vb = ratings.get((qid, turn, a)), ratings.get((qid, turn, b))
         if va is None or vb is None:
             return None
-        if va.value is None or vb.value is None:
-            side, why = ("a", va.unscored) if va.value is None else ("b", vb.unscored)
+        x, y = va.value, vb.value
+        if not isinstance(x, float) or not isinstance(y, float):  # a rating is a float, or None: unscored
+            side, why = ("a", va.unscored) if not isinstance(x, float) else ("b", vb.unscored)
             return KeyVerdict(None, f"answer {side} unscored ({why})")
-        return KeyVerdict("a" if va.value > vb.value else "b" if vb.value > va.value else stats.TIE)
+        return KeyVerdict("a" if x > y else "b" if y > x else stats.TIE)
 
     return lookup
 
@@ -454,7 +459,7 @@ def answer_lengths(ref: Reference, answers: Mapping[str, Mapping[int, tuple[str,
     for it in ref.items:
         if it.turn is None:
             continue
-        lens = []
+        lens: list[int] = []
         for model in it.models:
             turns = answers.get(model, {}).get(it.key[0]) or ref.conversations.get((it.key[0], model))
             if not turns:
@@ -471,7 +476,7 @@ def compare(items: Sequence[Item], kind: str, judge_model: str | None, edges: Se
             seed: int) -> dict[str, Any]:
     """Every figure of the report over the items with both verdicts; what was left out, with reasons."""
     left: Counter[str] = Counter()
-    used = []
+    used: list[Item] = []
     for it in items:
         if it.reference is None:
             left[f"reference: {it.reference_unscored}"] += 1
@@ -479,11 +484,10 @@ def compare(items: Sequence[Item], kind: str, judge_model: str | None, edges: Se
             left[f"judge: {it.judge_unscored}"] += 1
         else:
             used.append(it)
-    ref = [it.reference for it in used]
-    jud = [it.judge for it in used]
+    ref, jud = _values(used, "reference"), _values(used, "judge")
     figures = stats.score_figures if kind == "scores" else stats.pair_figures
     out: dict[str, Any] = {"compared": len(used), "left_out": sum(left.values()), "left_out_reasons": dict(left),
-                           "overall": _dicts(figures(ref, jud, iters, seed))}  # type: ignore[arg-type]
+                           "overall": _dicts(figures(ref, jud, iters, seed))}
 
     def groups(label_of: Any, order: Sequence[str] | None) -> list[dict[str, Any]]:
         by: dict[str, list[Item]] = {}
@@ -492,8 +496,8 @@ def compare(items: Sequence[Item], kind: str, judge_model: str | None, edges: Se
             if label is not None:
                 by.setdefault(label, []).append(it)
         names = [n for n in (order or sorted(by)) if n in by]
-        return [{"group": n, **_dicts(figures([i.reference for i in by[n]], [i.judge for i in by[n]],  # type: ignore
-                                              iters, seed, key=n))} for n in names]
+        return [{"group": n, **_dicts(figures(_values(by[n], "reference"), _values(by[n], "judge"), iters, seed,
+                                              key=n))} for n in names]
 
     out["by_length"] = groups(lambda it: None if it.length is None else stats.length_bucket_label(it.length, edges),
                               stats.bucket_labels(edges))
@@ -502,21 +506,20 @@ def compare(items: Sequence[Item], kind: str, judge_model: str | None, edges: Se
     with_len = [it for it in used if it.lengths]
     judge_name = stats.model_key(judge_model) if judge_model else None
     if kind == "scores":
-        out["length_bias"] = _dicts(stats.length_bias_scores([i.reference for i in with_len],  # type: ignore
-                                                             [i.judge for i in with_len],
-                                                             [i.length for i in with_len], iters, seed))
+        out["length_bias"] = _dicts(stats.length_bias_scores(_values(with_len, "reference"),
+                                                             _values(with_len, "judge"),
+                                                             [sum(i.lengths) for i in with_len], iters, seed))
         own = [bool(judge_name and it.models and stats.model_key(it.models[0]) == judge_name) for it in used]
-        out["self_preference"] = _dicts(stats.self_preference_scores(ref, jud, own, iters, seed))  # type: ignore
+        out["self_preference"] = _dicts(stats.self_preference_scores(ref, jud, own, iters, seed))
         out["position_consistency"] = {"judge": None, "reference": None,
                                        "note": "ratings of one answer have no answer order"}
     else:
         pairs = [it for it in with_len if len(it.lengths) == 2]
-        out["length_bias"] = _dicts(stats.length_bias_pairs([i.reference for i in pairs],  # type: ignore
-                                                            [i.judge for i in pairs],
+        out["length_bias"] = _dicts(stats.length_bias_pairs(_values(pairs, "reference"), _values(pairs, "judge"),
                                                             [i.lengths[0] for i in pairs],
                                                             [i.lengths[1] for i in pairs], iters, seed))
-        own = [_own_side(it, judge_name) for it in used]
-        out["self_preference"] = _dicts(stats.self_preference_pairs(ref, jud, own, iters, seed))  # type: ignore
+        sides = [_own_side(it, judge_name) for it in used]
+        out["self_preference"] = _dicts(stats.self_preference_pairs(ref, jud, sides, iters, seed))
         pc: dict[str, Any] = {}
         for who, attr in (("judge", "judge_orders"), ("reference", "reference_orders")):
             both = [getattr(it, attr) for it in used if getattr(it, attr)]
@@ -528,6 +531,11 @@ def compare(items: Sequence[Item], kind: str, judge_model: str | None, edges: Se
     if not any(stats.model_key(m) == judge_name for it in used for m in it.models):
         out["self_preference"]["note"] = "none of the evaluated models is the judge's model"
     return out
+
+
+def _values(items: Sequence[Item], attr: str) -> list[Any]:
+    """The reference's or the judge's verdicts of compared items (ratings for scores, "a"/"b"/"tie" for pairs)."""
+    return [getattr(it, attr) for it in items]
 
 
 def _own_side(it: Item, judge_name: str | None) -> str | None:
