@@ -615,7 +615,7 @@ def run_agreement(args: argparse.Namespace) -> int:
     reads: dict[str, str | None] = {"reference file": args.reference, "--judgments file": args.judgments,
                                     "--questions file": args.questions, "--references file": args.references,
                                     "--judge-prompts file": args.judge_prompts, **cfg.read_paths()}
-    reads.update({f"answers file {a}": a for a in args.answers})
+    reads.update({f"answers file #{i}": a for i, a in enumerate(args.answers, start=1)})
     check_paths({"report (-o)": args.output, "page (--page)": args.page, **cfg.written_paths()}, reads)
     metadata = _metadata(args)
     questions: dict[int, Question] = {}
