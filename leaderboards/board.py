@@ -22,6 +22,7 @@ from lr_eval.records import FieldError, JudgeReport
 from lr_eval.reward import DIMENSIONS
 from lr_eval.suite import CATEGORY_LABELS, FAMILIES, FAMILY, LENGTH_BUCKETS, Family, length_bucket
 
+from . import longbench_v2 as lbv2
 from . import published as pub
 from . import stock
 from .reader import Run, TaskResult
@@ -497,11 +498,32 @@ def _cotqa_section() -> Section:
                                   _single_col(fam.kind, ("f1",), strict=True, dataset="musique"))])
 
 
+def _v2_col(task: str, breakdown: str) -> Builder:
+    name = f"{task}@{breakdown}"
+    return lambda v: (Leaf(name, "score"), None) if name in v.tasks else (None, None)
+
+
+def _longbench_v2_section() -> Section:
+    """result.py's table, as the official leaderboard lays it out: each breakdown w/o and w/ CoT, then the
+    no-context and RAG variants' overall; read through :func:`.longbench_v2.view`."""
+    fam = lbv2.FAMILY_V2
+    cols = [Column(lbv2.column_key(s, b), f"{label}{' CoT' if s == 'cot' else ''}",
+                   f"{label} ({setting}): result.py's {b}, 100 x accuracy ({fam.task(s)})", _v2_col(fam.task(s), b))
+            for b, label in lbv2.BREAKDOWNS.items() for s, setting in lbv2.SETTINGS.items()]
+    cols += [Column(f"lb2_{v}_overall", label, f"{label}: result.py's overall ({fam.task(v)})",
+                    _v2_col(fam.task(v), "overall")) for v, label in (("no_context", "No context"), ("rag", "RAG"))]
+    return Section("longbench_v2", fam.title,
+                   "LongBench v2 the official way (our longreward_longbench_v2* tasks: generative, the letter parsed "
+                   "from 'The correct answer is (X)'), 100 x accuracy; Easy/Hard by difficulty, Short/Medium/Long by "
+                   "the length field (result.py's breakdowns). Not comparable with lm-eval's log-likelihood "
+                   "longbench2.", cols, view=lbv2.view)
+
+
 #: Sections the board lays out itself (the paper's tables and ours); any other suite section is generic.
 LAYOUTS: dict[str, Callable[[], Section]] = {
     "main": _main_section, "short": _short_section, "longbench": _longbench_section,
     "longbench_e": _longbench_e_section, "longqa": _longqa_section, "longqa_lb": _longqa_lb_section,
-    "cotqa": _cotqa_section,
+    "cotqa": _cotqa_section, "longbench_v2": _longbench_v2_section,
 }
 
 
@@ -919,8 +941,10 @@ def _fmt_judges(models: set[str]) -> str:
 
 
 def build_board(runs: list[Run], with_published: bool = True, iters: int = DEFAULT_ITERS,
-                seed: int = DEFAULT_SEED, level: float = 0.95) -> Board:
-    """Evaluate every column on every run, attach CIs, judge metadata and protocol notes."""
+                seed: int = DEFAULT_SEED, level: float = 0.95, published_v2: lbv2.Published | None = None) -> Board:
+    """Evaluate every column on every run, attach CIs, judge metadata and protocol notes.
+
+    `published_v2`: the LongBench v2 published rows (default: the packaged file's)."""
     views = {r.label: stock.view(r) for r in runs}
     stock_secs = stock_sections(views)
     sections = standard_sections() + stock_secs
@@ -931,11 +955,20 @@ def build_board(runs: list[Run], with_published: bool = True, iters: int = DEFAU
         sec.notes += stock_notes(sec, runs, views)
     judges = {r.label: judge_info(r) for r in runs}
     pub_rows = pub.published_rows() if with_published else {}
+    v2_table = (published_v2 or lbv2.load_published()) if with_published else None
+    if v2_table is not None:
+        pub_rows["longbench_v2"] = lbv2.published_rows(v2_table)
     for run in runs:
-        plain, stocked = Estimator(run, iters, seed), Estimator(views[run.label], iters, seed)
         jinfo = judges[run.label]
+        # what each section reads: the run, or its view (lm-eval's families, LongBench v2's breakdowns)
+        ests: dict[Any, tuple[Run, Estimator]] = {None: (run, Estimator(run, iters, seed)),
+                                                  stock.view: (views[run.label], Estimator(views[run.label], iters,
+                                                                                           seed))}
         for sec in sections:
-            src, est = (views[run.label], stocked) if sec.view else (run, plain)
+            if sec.view is not None and sec.view not in ests:
+                v = sec.view(run)
+                ests[sec.view] = (v, Estimator(v, iters, seed))
+            src, est = ests[sec.view]
             cells: dict[str, Cell] = {}
             for col in sec.columns:
                 tree, coverage = col.build(src)
@@ -965,13 +998,18 @@ def build_board(runs: list[Run], with_published: bool = True, iters: int = DEFAU
                     row.series = stock.series(src, stock.STOCK_BY_KEY[sec.family])
                 sec.rows.append(row)
     for sec in sections:
+        if sec.key == "longbench_v2" and not sec.rows:
+            continue  # its published rows stand beside measured ones: no section for them alone
         for pr in pub_rows.get(sec.key, []):
             pjudges = sorted({pub.PROTOCOL[k]["judge"] for k in pr["values"] if pub.PROTOCOL.get(k, {}).get("judge")})
             sec.rows.append(Row(pr["label"], "published", {k: Cell(v) for k, v in pr["values"].items()},
-                                notes=[pub.SOURCE],
-                                section_judge={"models": pjudges, "items": 0, "unscored": 0, "unscored_rate": None,
-                                               "cost_usd": None, "templates": {}, "self_judged": False}))
-        if sec.key in pub_rows:
+                                notes=pr.get("notes", [pub.SOURCE]),
+                                section_judge=None if sec.key == "longbench_v2" else
+                                {"models": pjudges, "items": 0, "unscored": 0, "unscored_rate": None,
+                                 "cost_usd": None, "templates": {}, "self_judged": False}))
+        if sec.key == "longbench_v2" and v2_table is not None:
+            sec.notes += v2_notes(v2_table)
+        elif sec.key in pub_rows:
             sec.notes.append(f"Published rows: {pub.SOURCE}; {pub.GENERATION_NOTE}.")
             sec.notes += [f"{c.label} (published): {pub.PROTOCOL[c.key]['note']}." for c in sec.columns
                           if c.key in pub.PROTOCOL]
@@ -984,6 +1022,15 @@ def build_board(runs: list[Run], with_published: bool = True, iters: int = DEFAU
                                  + "; ".join(d[len("protocol: "):] for d in diffs))
     sections = [s for s in sections if s.rows]
     return Board(sections, runs, judges, iters, seed, level, with_published)
+
+
+def v2_notes(table: lbv2.Published) -> list[str]:
+    """The LongBench v2 section's footnote on its published rows: source, commit, protocol of each setting."""
+    return ([f"published (Source column): values as published by the official LongBench v2 leaderboard, not "
+             f"measured here; no interval, and never part of a measured row's interval or rank. Source: "
+             f"{table.source}; {table.url} (commit {table.commit}; file {table.path.name})."]
+            + [f"published {lbv2.SETTINGS[s]}: {note}." for s, note in table.protocol.items() if s in lbv2.SETTINGS]
+            + [f"published {r['model']}: {r['note']}." for r in table.rows])
 
 
 def section_judge(j: JudgeInfo, tasks: set[str]) -> dict[str, Any] | None:

@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--title", default="LongReward leaderboard")
     b.add_argument("--note", action="append", default=[], help="a paragraph under the title (repeatable), "
                    "e.g. how the runs were made")
-    b.add_argument("--no-published", action="store_true", help="leave out the paper's published rows")
+    b.add_argument("--no-published", action="store_true", help="leave out the published rows (the paper's and "
+                   "LongBench v2's)")
+    b.add_argument("--published-longbench-v2", type=Path, metavar="FILE", help="LongBench v2's published rows from "
+                   "FILE (the format of the packaged data/longbench_v2_published.json) instead of the packaged ones")
     b.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots (no matplotlib needed)")
     b.add_argument("--formats", default="png,svg", help="plot formats (default png,svg)")
     b.add_argument("--judge-report", action="append", default=[], metavar="FILE",
@@ -62,16 +65,19 @@ def _build(a: argparse.Namespace) -> int:
     from .board import build_board
     from .html import to_html
     from .judge_agreement import load_summaries, note as agreement_note
+    from .longbench_v2 import load_published
     from .reader import input_files, load_runs
     from .render import dumps, to_csv, to_json, to_markdown
 
     runs = load_runs(a.results)  # inputs first: a bad one leaves no empty output folder behind
     agreement = load_summaries(a.judge_report)
+    published_v2 = None if a.no_published else load_published(a.published_longbench_v2)
     check_dir_writable(a.out)
     names = ["leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.html"]
-    reads = {**input_files(runs), **{f"--judge-report {p}": Path(p) for p in a.judge_report}}
+    reads = {**input_files(runs), **{f"--judge-report #{i}": Path(p) for i, p in enumerate(a.judge_report, 1)}}
     check_paths({f"output {n}": a.out / n for n in names}, reads)
-    board = build_board(runs, with_published=not a.no_published, iters=a.iters, seed=a.seed, level=a.ci_level)
+    board = build_board(runs, with_published=not a.no_published, iters=a.iters, seed=a.seed, level=a.ci_level,
+                        published_v2=published_v2)
     out: Path = a.out
     out.mkdir(parents=True, exist_ok=True)
     svgs: dict[str, str] = {}

@@ -130,7 +130,7 @@ def _label_td(row: Row) -> str:
                  f'judge (over 2%)">{UNSCORED}</span>')
     if row.run is None:
         det = f'<div class="det">{_e("; ".join(row.notes))}</div>'
-        hover = "published in the paper; " + "; ".join(row.notes)
+        hover = "published, not measured here; " + "; ".join(row.notes)
     else:
         d = run_details(row.run, row.judge) if row.judge else {}
         info = [f"lm-eval model: {row.run.config.get('model', '')}", f"model_name: {row.run.model_name}",

@@ -1,5 +1,5 @@
-"""lm-eval 0.4.13's own long-context families (RULER, BABILong, LongBench v2, InfiniteBench), read as lm-eval
-writes them.
+"""lm-eval 0.4.13's own long-context families (RULER, BABILong, LongBench v2, LongBench v1 and -E, InfiniteBench),
+read as lm-eval writes them.
 
 These tasks are lm-eval's, not ours: nothing here generates them, and their names, metric keys and groups are
 those of lm-eval 0.4.13's ``tasks/ruler``, ``tasks/babilong``, ``tasks/longbench2`` and ``tasks/infinitebench``.
@@ -16,6 +16,9 @@ leaves of those sections:
 * LongBench v2 is lm-eval's log-likelihood protocol (the letter with the highest log-likelihood), never mixed
   with our generative ``longreward_longbench_v2*`` tasks; the overall score pools every item (lm-eval's group
   weights by size) and the difficulty / length breakdowns come from the logged documents.
+* LongBench v1 and LongBench-E (``longbench_<dataset>``, ``longbench_<dataset>_e``): lm-eval's protocol, one
+  ``score`` (0-1) per task, never read as our ``longreward_longbench_*`` tasks (the same datasets, other prompts,
+  data copy and scale).
 * InfiniteBench: one ``score`` per task (lm-eval's group reports no aggregate).
 
 A task that looks like a family's (its name prefix) but is not one of lm-eval 0.4.13's is listed, never
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lr_eval.jsonl import InputError, read_json, read_jsonl
+from lr_eval.suite import LM_EVAL_OWN
 
 from .reader import RESULTS_RE, Run, Sample, TaskResult, check_results, read_samples, split_metrics
 
@@ -66,6 +70,10 @@ class StockFamily:
         return re.match(self.pattern, task) is not None
 
 
+#: lm-eval 0.4.13's LongBench v1 and LongBench-E task names (the suite's LM_EVAL_OWN: never our tasks).
+_LB_TASKS = tuple(n for n in LM_EVAL_OWN if not n.endswith("_e"))
+_LBE_TASKS = tuple(n for n in LM_EVAL_OWN if n.endswith("_e"))
+
 STOCK: tuple[StockFamily, ...] = (
     StockFamily("ruler", "RULER (lm-eval)",
                 ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",
@@ -88,6 +96,15 @@ STOCK: tuple[StockFamily, ...] = (
                 "official generative protocol; see the LongBench v2 section for ours); accuracy 0-1 pooled over "
                 "items as lm-eval's group; breakdowns from the logged documents' difficulty and length",
                 breakdowns=(("difficulty", ("easy", "hard")), ("length", ("short", "medium", "long")))),
+    StockFamily("longbench", "LongBench (lm-eval)", _LB_TASKS, "score", "", "tasks",
+                r"^longbench_(?!v2_|chat$|judged_|e_).*(?<!_e)$",
+                "lm-eval's own LongBench v1 tasks (longbench_*: Xnhyacinth/LongBench, lm-eval's prompts and its "
+                "per-dataset metrics, 0-1), not our longreward_longbench_* tasks (the official LongBench data, "
+                "truncation and metrics, 0-100): never mixed; Avg = mean of the tasks"),
+    StockFamily("longbench_e", "LongBench-E (lm-eval)", _LBE_TASKS, "score", "", "tasks",
+                r"^longbench_(?!v2_|chat$|judged_|e_).*_e$",
+                "lm-eval's own LongBench-E tasks (longbench_*_e, lm-eval's protocol, 0-1), not our "
+                "longreward_longbench_* LongBench-E tasks: never mixed; Avg = mean of the tasks"),
     StockFamily("infinitebench", "InfiniteBench (lm-eval)", tuple(f"infinitebench_{t}" for t in _IB_TASKS),
                 "score", "", "tasks", r"^infinitebench_",
                 "lm-eval's InfiniteBench (xinrongzhang2022/InfiniteBench, its own prompts and scoring), 0-1 per "

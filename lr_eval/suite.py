@@ -7,7 +7,8 @@ this table, so adding a family is one :class:`Family` row in :data:`FAMILIES` (s
 A family's tasks are named ``<prefix>_<dataset>`` (one task per dataset; its category groups are
 ``<prefix>_<category>`` and its suite group ``<prefix>``), or ``<prefix>`` alone for a family without
 datasets. :func:`classify` maps a task name back to (family, dataset); the ``longreward_`` prefix is
-optional there, ``-`` and ``_`` are equal and case is ignored, and a family may list other spellings.
+optional there (except for lm-eval's own LongBench tasks, :data:`LM_EVAL_OWN`, which are not ours), ``-`` and
+``_`` are equal and case is ignored, and a family may list other spellings.
 """
 
 from __future__ import annotations
@@ -198,11 +199,21 @@ def task_index(families: tuple[Family, ...]) -> dict[str, tuple[Family, Dataset 
 
 _TASKS = task_index(FAMILIES)
 
+#: lm-eval 0.4.13's own LongBench v1 and LongBench-E tasks (``longbench_<dataset>``, ``longbench_<dataset>_e``,
+#: in the official order): the same datasets as ours under another protocol (lm-eval's prompts, its 0-1 scores),
+#: so these names never take the optional ``longreward_`` prefix. They are the only lm-eval 0.4.13 task names
+#: that would (checked against lm-eval's task folder by tests/test_suite.py).
+LM_EVAL_OWN: tuple[str, ...] = (
+    *(f"longbench_{d.name}" for d in LONGBENCH_DATASETS),
+    *(f"longbench_{d.name}_e" for d in LONGBENCH_DATASETS if d.name in LONGBENCH_E_NAMES))
+_LM_EVAL_OWN = frozenset(_norm(n) for n in LM_EVAL_OWN)
+
 
 def classify(task: str) -> tuple[Family, Dataset | None] | None:
-    """(family, dataset) of a task name (dataset None for a one-task family), or None when not in the suite."""
+    """(family, dataset) of a task name (dataset None for a one-task family), or None when not in the suite
+    (lm-eval's own LongBench tasks, :data:`LM_EVAL_OWN`, included)."""
     name = _norm(task)
     hit = _TASKS.get(name)
-    if hit is None and not name.startswith("longreward_"):
+    if hit is None and not name.startswith("longreward_") and name not in _LM_EVAL_OWN:
         hit = _TASKS.get("longreward_" + name)
     return hit

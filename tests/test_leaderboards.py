@@ -106,7 +106,8 @@ def test_label_override_and_missing_path(tmp_path: Path) -> None:
     ("longreward_longbench_e_repobench-p", ("e", "repobench-p")),
     ("longreward_longbench_hotpotqa_e", ("e", "hotpotqa")),
     ("longreward_longbench_passage_retrieval_zh", ("official", "passage_retrieval_zh")),
-    ("longbench_qasper", ("official", "qasper")),
+    ("longbench_qasper", ("lm_eval_longbench", "longbench_qasper")),  # lm-eval's own LongBench, not ours
+    ("longbench_qasper_e", ("lm_eval_longbench_e", "longbench_qasper_e")),
     ("longreward_alpacaeval2", ("alpaca", None)),
     ("longreward_longqa", ("longqa", None)),
     ("longreward_longbench_single_doc_qa", ("other", None)),

@@ -1,4 +1,4 @@
-"""lr-leaderboard on lm-eval 0.4.13's own long-context families: RULER, BABILong, LongBench v2, InfiniteBench.
+"""lr-leaderboard on lm-eval 0.4.13's own long-context families: RULER, BABILong, LongBench v2, LongBench, InfiniteBench
 
 Fixtures: tests/data/stock_lm_eval/, real lm-eval 0.4.13 runs of those tasks on the embedded SmolLM2-135M-Instruct
 (see generate.py there: RULER's data synthesised by lm-eval; the other three with a few local documents in their
@@ -246,3 +246,22 @@ def test_missing_sample_field_names_line(tmp_path: Path, capsys: pytest.CaptureF
     assert lb_main(["build", str(folder), "-o", str(tmp_path / "out"), "--no-plots"]) == 2
     err = capsys.readouterr().err
     assert path.name in err and "line 2, field 'doc'" in err
+
+
+def test_lm_evals_own_longbench_is_its_own_labelled_section_never_ours() -> None:
+    """lm-eval's longbench_qasper / longbench_qasper_e (real lm-eval 0.4.13 output, generate.py) are lm-eval's
+    LongBench and LongBench-E sections, 0-1 as lm-eval reports them; never a cell of our LongBench sections."""
+    folder = _model_dir("longbench")
+    [res] = _results("longbench")
+    board = bd.build_board(load_runs([f"lb={folder}"]), with_published=False, iters=ITERS)
+    keys = [s.key for s in board.sections]
+    assert "lm_eval_longbench" in keys and "lm_eval_longbench_e" in keys
+    assert not {"longbench", "longbench_e", "main"} & set(keys)  # ours: not shown, nothing of lm-eval's in them
+    for key, task in (("lm_eval_longbench", "longbench_qasper"), ("lm_eval_longbench_e", "longbench_qasper_e")):
+        sec = _section(board, key)
+        assert "lm-eval's own" in sec.description and "never mixed" in sec.description
+        cell = _row(board, key, "lb").cells[f"{key.removeprefix('lm_eval_')}_{task}"]
+        rows = _sample_rows(next(folder.glob(f"samples_{task}_*.jsonl")))
+        assert cell.value == pytest.approx(res["results"][task]["score,none"])
+        assert cell.value == pytest.approx(sum(r["score"] for r in rows) / len(rows)) and cell.n == len(rows)
+        assert cell.ci_method == "bootstrap"

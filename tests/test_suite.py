@@ -41,12 +41,34 @@ def test_every_task_of_every_family_classifies_back() -> None:
             name = fam.task(ds.name if ds else None)
             assert suite.classify(name) == (fam, ds)
             assert suite.classify(name.upper().replace("_", "-")) == (fam, ds)
-            assert suite.classify(name.removeprefix("longreward_")) == (fam, ds)
+            bare = name.removeprefix("longreward_")  # lm-eval's own LongBench names stay lm-eval's
+            assert suite.classify(bare) == (None if bare in suite.LM_EVAL_OWN else (fam, ds))
             assert bd.classify(name) == (fam.kind, ds.name if ds else None)
     assert suite.classify("alpaca_eval") == (suite.FAMILY["alpacaeval2"], None)
     assert suite.classify("longreward_longbench_single_doc_qa") is None  # a group, not a task
     with pytest.raises(ValueError, match="not a dataset"):
         suite.FAMILY["longbench"].task("nope")
+
+
+def test_lm_eval_own_task_names_are_never_ours() -> None:
+    """Every task, group and tag name lm-eval 0.4.13 ships (its task folder's YAML files): none is classified as
+    ours, and LM_EVAL_OWN lists exactly those that the optional prefix would have made ours."""
+    import re
+
+    import lm_eval
+
+    names: set[str] = set()
+    for path in (Path(lm_eval.__file__).parent / "tasks").rglob("*.yaml"):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if m := re.match(r"^(?:task|group|tag):\s*['\"]?([\w.\-]+)['\"]?\s*$", line):
+                names.add(m[1])
+    assert len(names) > 1000
+    assert [n for n in sorted(names) if suite.classify(n) is not None] == []
+    assert set(suite.LM_EVAL_OWN) <= names
+    assert {n for n in names if suite.task_index(suite.FAMILIES).get("longreward_" + n.lower().replace("-", "_"))} \
+        == set(suite.LM_EVAL_OWN)
+    fam = suite.FAMILY["longbench"]
+    assert suite.classify("longreward_longbench_qasper") == (fam, next(d for d in fam.datasets if d.name == "qasper"))
 
 
 def test_scales_and_decimals() -> None:

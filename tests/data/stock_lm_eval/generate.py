@@ -13,6 +13,8 @@ The embedded SmolLM2-135M-Instruct (hf backend) is evaluated by lm-eval's own CL
   documents written here in each dataset's schema (the fields lm-eval's YAMLs and utils read). Everything
   else (prompts, generation, process_results, aggregation, groups, the results and samples files) is lm-eval's
   own code. BABILong is run at ``max_seq_lengths`` "0k" and "1k" into one folder.
+* lm-eval's own LongBench v1 and LongBench-E (``longbench_qasper``, ``longbench_qasper_e``; Xnhyacinth/LongBench
+  on the hub, replaced likewise), ``--limit 2``, ``--gen_kwargs max_gen_toks=16``.
 
 Usage: python tests/data/stock_lm_eval/generate.py [OUT]   (default: this folder)
 """
@@ -47,6 +49,16 @@ def _longbench2_rows(name: str) -> list[dict]:
                      "choices": ["red", "green", "blue", "yellow"], "answer": "ABC"[i],
                      "context": f"Item {i} is {['red', 'green', 'blue'][i]}. Other items have other colours."})
     return rows
+
+
+def _longbench_rows(name: str) -> list[dict]:
+    """lm-eval's own LongBench v1 / LongBench-E (Xnhyacinth/LongBench): the fields its qasper prompt and QA F1 read."""
+    return [{"context": "Anna lived in Vienna with her cat. The cat was grey.", "input": "Where did Anna live?",
+             "question": "Where did Anna live?", "answers": ["Vienna"], "length": 11, "dataset": name,
+             "language": "en", "all_classes": None, "_id": f"{name}-0"},
+            {"context": "The museum opened in 1901 and closed in 1950.", "input": "When did the museum open?",
+             "question": "When did the museum open?", "answers": ["1901"], "length": 9, "dataset": name,
+             "language": "en", "all_classes": None, "_id": f"{name}-1"}]
 
 
 _IB = {
@@ -84,6 +96,9 @@ def fake_load_dataset(path: str, name: str | None = None, split: str | None = No
     if path == "recursal/longbench-v2":
         ds = datasets.Dataset.from_list(_longbench2_rows(name or "all"))
         return ds if split else datasets.DatasetDict({"train": ds})
+    if path == "Xnhyacinth/LongBench":
+        ds = datasets.Dataset.from_list(_longbench_rows(name or "qasper"))
+        return ds if split else datasets.DatasetDict({"test": ds})
     if path == "xinrongzhang2022/InfiniteBench":
         dd = datasets.DatasetDict({s: datasets.Dataset.from_list(_infinitebench_rows(s)) for s in _IB})
         return dd[split] if split else dd
@@ -127,6 +142,7 @@ def main() -> None:
     run("babilong", "babilong", 2, {"max_seq_lengths": "1k"}, patched=True)
     run("longbench2", "longbench2", 2, patched=True)
     run("infinitebench", "infinitebench", 2, patched=True)
+    run("longbench", "longbench_qasper,longbench_qasper_e", 2, patched=True, extra=("--gen_kwargs", "max_gen_toks=16"))
     run("ruler", ruler, 2, {"max_seq_lengths": [4096]}, extra=short)
     run("ruler", ruler, 1, {"max_seq_lengths": [8192]}, extra=short)
 
