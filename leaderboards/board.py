@@ -26,7 +26,7 @@ from . import longbench_v2 as lbv2
 from . import published as pub
 from . import stock
 from .reader import Run, TaskResult
-from .stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, rng_for
+from lr_eval.stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, rng_for
 
 # ----------------------------------------------------------------------------------------- task names
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from lr_eval.errors import UserError
 from lr_eval.jsonl import check_dir_writable, check_paths, write_text_atomic
 
-from .stats import DEFAULT_ITERS, DEFAULT_SEED
+from lr_eval.stats import DEFAULT_ITERS, DEFAULT_SEED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                    "FILE (the format of the packaged data/longbench_v2_published.json) instead of the packaged ones")
     b.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots (no matplotlib needed)")
     b.add_argument("--formats", default="png,svg", help="plot formats (default png,svg)")
+    b.add_argument("--judge-report", action="append", default=[], metavar="FILE",
+                   help="an `lr-eval judge-agreement` report (repeatable): the Judge table shows its measured "
+                        "agreement for runs judged by that judge")
     _stats_args(b, DEFAULT_ITERS)
     b.set_defaults(func=_build)
     c = sub.add_parser("compare", help="paired test of run B against run A on the items both scored")
@@ -61,15 +64,18 @@ def _stats_args(p: argparse.ArgumentParser, iters: int) -> None:
 def _build(a: argparse.Namespace) -> int:
     from .board import build_board
     from .html import to_html
+    from .judge_agreement import load_summaries, note as agreement_note
     from .longbench_v2 import load_published
     from .reader import input_files, load_runs
     from .render import dumps, to_csv, to_json, to_markdown
 
     runs = load_runs(a.results)  # inputs first: a bad one leaves no empty output folder behind
+    agreement = load_summaries(a.judge_report)
     published_v2 = None if a.no_published else load_published(a.published_longbench_v2)
     check_dir_writable(a.out)
     names = ["leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.html"]
-    check_paths({f"output {n}": a.out / n for n in names}, input_files(runs))
+    reads = {**input_files(runs), **{f"--judge-report #{i}": Path(p) for i, p in enumerate(a.judge_report, 1)}}
+    check_paths({f"output {n}": a.out / n for n in names}, reads)
     board = build_board(runs, with_published=not a.no_published, iters=a.iters, seed=a.seed, level=a.ci_level,
                         published_v2=published_v2)
     out: Path = a.out
@@ -89,8 +95,12 @@ def _build(a: argparse.Namespace) -> int:
             if path.suffix == ".svg":
                 svgs[{"benchmarks": "Scores per benchmark (95% CI)",
                       "length_buckets": "Score by context length"}.get(name, name)] = path.read_text(encoding="utf-8")
-    files = {"leaderboard.md": to_markdown(board, a.title, a.note), "leaderboard.csv": to_csv(board),
-             "leaderboard.json": dumps(to_json(board)), "leaderboard.html": to_html(board, a.title, a.note, svgs)}
+    data = to_json(board)
+    if agreement:  # the HTML page names the measured agreement under its title
+        data["judge_agreement"] = [s.to_dict() for s in agreement]
+    notes = a.note + [agreement_note(s) for s in agreement]
+    files = {"leaderboard.md": to_markdown(board, a.title, a.note, agreement or None), "leaderboard.csv": to_csv(board),
+             "leaderboard.json": dumps(data), "leaderboard.html": to_html(board, a.title, notes, svgs)}
     for name, text in files.items():
         write_text_atomic(out / name, text)
         written.append(out / name)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .board import Est, Leaf, Mean, detect_scale, leaves, primary_metric, sample_bucket, standard_sections
 from .reader import Run
-from .stats import (
+from lr_eval.stats import (
     DEFAULT_SEED,
     holm,
     paired_bootstrap_diffs,

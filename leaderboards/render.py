@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from .board import Board, Cell, Column, JudgeInfo, Row, Section, is_partial
+from .judge_agreement import cell as agreement_cell
 
 DAGGER = "†"
 WARN = "⚠"
@@ -79,8 +80,10 @@ def methods_text(board: Board) -> str:
             f"per-item values (e.g. AlpacaEval LC win rate) or for published rows.")
 
 
-def to_markdown(board: Board, title: str = "Leaderboard", notes: list[str] | None = None) -> str:
-    """README-ready Markdown: one table per section, a judge table, the runs and the method notes."""
+def to_markdown(board: Board, title: str = "Leaderboard", notes: list[str] | None = None,
+                agreement: list[Any] | None = None) -> str:
+    """README-ready Markdown: one table per section, a judge table, the runs and the method notes. `agreement`:
+    judge-agreement summaries (leaderboards.judge_agreement), shown in the judge table."""
     out = [f"# {title}", ""]
     for n in notes or []:
         out += [n, ""]
@@ -90,15 +93,18 @@ def to_markdown(board: Board, title: str = "Leaderboard", notes: list[str] | Non
     if measured:
         tampered = any(board.judges[r.label].tampered is not None for r in measured)
         thead, tsep = (" Tampered |", "--:|") if tampered else ("", "")
-        out += ["## Judge", "", "| Model | Judge model | Templates | Unscored |" + thead + " Judge cost | Note |",
-                "|---|---|---|--:|" + tsep + "--:|---|"]
+        ahead, asep = (" Measured agreement |", "---|") if agreement else ("", "")
+        out += ["## Judge", "",
+                "| Model | Judge model | Templates | Unscored |" + thead + " Judge cost | Note |" + ahead,
+                "|---|---|---|--:|" + tsep + "--:|---|" + asep]
         for run in measured:
             j = board.judges[run.label]
             tmpl = ", ".join(f"{k}@{v}" if v else k for k, v in sorted(j.templates.items())) or "—"
             warn = f"{WARN} judge is the evaluated model" if j.self_judged else ""
             tcell = f" {_esc(fmt_tampered(j))} |" if tampered else ""
+            acell = f" {_esc(agreement_cell(j.models, agreement))} |" if agreement else ""
             out.append(f"| {_esc(run.label)} | {_esc(', '.join(j.models) or '—')} | {_esc(tmpl)} | {fmt_rate(j)} |"
-                       f"{tcell} {fmt_cost(j.cost_usd)} | {warn} |")
+                       f"{tcell} {fmt_cost(j.cost_usd)} | {warn} |{acell}")
         out += ["", "## Runs", "", "| Model | lm-eval model | model_args | limit | chat template | lm-eval | results |",
                 "|---|---|---|--:|---|---|---|"]
         for run in measured:

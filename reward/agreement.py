@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lr_eval.jsonl import InputError, read_jsonl, require
+from lr_eval.stats import bootstrap_ci
 
 from .scorer import DIMENSIONS, ResponseScore, combine
 
@@ -114,18 +115,6 @@ def outcome(a: float | None, b: float | None, human: int) -> float | None:
     if a == b:
         return 0.5
     return 1.0 if (0 if a > b else 1) == human else 0.0
-
-
-def bootstrap_ci(outcomes: Sequence[float], n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `outcomes` (resampling pairs)."""
-    x = np.asarray(outcomes, dtype=float)
-    if len(x) == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
 
 
 @dataclass

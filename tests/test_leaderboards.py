@@ -19,7 +19,7 @@ import pytest
 from scipy import stats as sps
 
 from lr_eval.leaderboards import board as bd
-from lr_eval.leaderboards import stats
+from lr_eval import stats
 from lr_eval.leaderboards.cli import main as lb_main
 from lr_eval.leaderboards.compare import compare_runs, format_comparisons, pair_leaf
 from lr_eval.leaderboards.published import MAIN, SHORT, published_rows
