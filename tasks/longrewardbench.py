@@ -393,7 +393,7 @@ class OfficialJudgeSpec(JudgeSpec):
         self.template_version = prompts.version
 
     def request(self, item: Item, order: Sequence[int]) -> ChatRequest:
-        return official_request(self.prompts, item, order, self.max_tokens)
+        return official_request(self.prompts.system(len(order)), self.prompts.version, item, order, self.max_tokens)
 
     def requests(self, doc: dict[str, Any], response: str) -> list[ChatRequest]:
         item = Item.from_doc(doc)
@@ -420,21 +420,22 @@ class OfficialJudgeSpec(JudgeSpec):
                 "seed": self.seed, "orders": "pairs in both orders; Best-of-N once, seeded shuffle"}
 
 
-def official_request(prompts: Prompts, item: Item, order: Sequence[int], max_tokens: int = 2048) -> ChatRequest:
-    """The official judge messages for `item` with its candidates in `order` (chat markup defused)."""
+def official_request(system: str, version: str, item: Item, order: Sequence[int],
+                     max_tokens: int = 2048) -> ChatRequest:
+    """The official judge messages (`system`: :meth:`Prompts.system`) for `item` with its candidates in `order`,
+    chat markup defused."""
     question = defuse(item.prompt)
     shown = [defuse(item.candidates[i]) for i in order]
-    messages = [{"role": "system", "content": prompts.system(len(shown))},
-                {"role": "user", "content": user_prompt(question, shown)}]
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user_prompt(question, shown)}]
     return ChatRequest.of(messages, temperature=0.0, top_p=1.0, max_tokens=max_tokens, template_id=TEMPLATE_ID,
-                          template_version=prompts.version, untrusted=[question, *shown],
+                          template_version=version, untrusted=[question, *shown],
                           answer_format=answer_format(len(shown)))
 
 
-def read_generated(prompts: Prompts, item: Item, order: Sequence[int], answer: str) -> dict[str, Any]:
+def read_generated(system: str, version: str, item: Item, order: Sequence[int], answer: str) -> dict[str, Any]:
     """The outcome of a judgement generated outside the judge client (lm-eval's model as the judge), read through
     the same trust layer as a client's answer."""
-    request = official_request(prompts, item, order)
+    request = official_request(system, version, item, order)
     parsed = result_to_parsed(ChatResult(content=answer), parse_choice, request)
     return order_outcome(parsed, order, request.untrusted)
 

@@ -40,12 +40,13 @@ def item_score(item: Mapping[str, Any]) -> float:
 
 
 def cell(items: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Accuracy of a group of items with its size and 95% bootstrap interval (None for an empty group)."""
+    """Accuracy of a group of items with its size and 95% bootstrap interval (None for an empty group, or with
+    ``n_boot`` 0)."""
     scores = [item_score(i) for i in items]
     if not scores:
         return {"accuracy": None, "n": 0, "ci95": None}
-    lo, hi = bootstrap_ci(scores, n_boot=n_boot, seed=seed)
-    return {"accuracy": sum(scores) / len(scores), "n": len(scores), "ci95": [lo, hi]}
+    ci = list(bootstrap_ci(scores, n_boot=n_boot, seed=seed)) if n_boot > 0 else None
+    return {"accuracy": sum(scores) / len(scores), "n": len(scores), "ci95": ci}
 
 
 def _best_position(outcome: Mapping[str, Any]) -> int | None:
@@ -123,6 +124,6 @@ def rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     for name, c in report["cells"].items():
         if c["n"] == 0:
             continue
-        lo, hi = c["ci95"]
-        out.append((name, f"{100 * c['accuracy']:.1f}", str(c["n"]), f"{100 * lo:.1f}-{100 * hi:.1f}"))
+        ci = "-" if c["ci95"] is None else f"{100 * c['ci95'][0]:.1f}-{100 * c['ci95'][1]:.1f}"
+        out.append((name, f"{100 * c['accuracy']:.1f}", str(c["n"]), ci))
     return out

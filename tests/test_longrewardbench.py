@@ -94,7 +94,7 @@ def test_official_prompts() -> None:
     p = _prompts()
     assert p.system(2) == p.pair_system and '"[[A]]" if assistant A is better' in p.pair_system
     assert "rank 4 responses" in p.system(4) and "[[A>B>C>D]]" in p.system(4)
-    req = lrb.official_request(p, _items()[0], (1, 0))
+    req = lrb.official_request(p.system(2), p.version, _items()[0], (1, 0))
     system, user = (m["content"] for m in req.messages)
     assert user.startswith("[User Question]\nRead the report")
     assert "[The Start of Assistant A's Answer]\nIt was rebuilt in 1920.\n[The End of Assistant A's Answer]" in user
@@ -332,3 +332,53 @@ def test_bad_input_fails_before_any_call(tmp_path: Path) -> None:
         assert main(["longrewardbench", "--data", str(FIXTURES / "Cite.jsonl"), "--prompts", str(PROMPTS),
                      "--base-url", srv.base_url, "--model", "j", "-o", str(FIXTURES / "Cite.jsonl")]) == 2
         assert srv.total_paid == 0
+
+
+# ------------------------------------------------------------------------------------------------ lm-eval
+
+
+@pytest.fixture
+def task_manager() -> Any:
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_checks import embedded_model
+
+    root = Path(__file__).resolve().parents[1]
+    return TaskManager(include_path=str(root / "tasks" / "configs" / "longrewardbench"), include_defaults=False,
+                       metadata={lrb.DATA_KEY: str(FIXTURES), "longrewardbench_tasks": "Cite,Math",
+                                 lrb.PROMPTS_KEY: str(PROMPTS), "pretrained": embedded_model(),
+                                 "reward_embedder": "bm25"})
+
+
+@pytest.mark.slow
+def test_lm_eval_tasks(task_manager: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both tasks through lm-eval with the embedded model: as the judge (its answers read through the trust
+    layer; the metrics are those of the logged outcomes), and LongReward over the canned judge."""
+    from lm_eval_checks import logged_samples, run_lm_eval
+
+    from lr_eval.reward.scripted import CannedJudge
+    from lr_eval.tasks import longrewardbench_task as task
+
+    canned = CannedJudge(scores={"helpfulness": 7, "logicality": 8, "completeness": 6})
+    with ScriptedServer(responder=canned) as srv:
+        monkeypatch.setenv("LR_JUDGE_BASE_URL", srv.base_url)
+        monkeypatch.setenv("LR_JUDGE_MODEL", "scripted-judge")
+        res = run_lm_eval(task_manager, [task.TASK, task.REWARD_TASK], tmp_path / "out", gen_kwargs="max_gen_toks=12")
+    gen, reward = res["results"][task.TASK], res["results"][task.REWARD_TASK]
+    samples = logged_samples(tmp_path / "out", task.TASK)
+    assert len(samples) == 10  # 4 pairs x 2 orders + 2 Best-of-N items
+    values = [s["acc"] for s in samples]
+    for s, v in zip(samples, values, strict=True):  # each logged outcome is the trust layer's reading of resps
+        doc = s["doc"]
+        again = lrb.read_generated(doc["system"], doc["version"], lrb.Item.from_doc(doc), doc["order"],
+                                   s["resps"][0][0])
+        assert v["outcome"]["status"] == again["status"] and v["outcome"]["value"] == again["value"]
+    assert gen["acc,none"] == pytest.approx(task.AGGREGATE["acc"](values), nan_ok=True)
+    statuses = [v["outcome"]["status"] for v in values]
+    assert gen["unscored,none"] == statuses.count("unscored") and gen["tampered,none"] == statuses.count("tampered")
+    assert all(s["doc"]["text"].startswith(s["doc"]["system"]) for s in samples)
+    assert reward["acc_pairwise,longreward"] >= 0.0 and reward["unscored,longreward"] >= 0
+    rsamples = logged_samples(tmp_path / "out", task.REWARD_TASK)
+    assert len(rsamples) == 6
+    first = next(s for s in rsamples if s["doc"]["index"] == 0 and s["doc"]["task"] == "Cite")
+    assert first["acc"]["outcome"]["value"] == 1.0  # the supported answer has the higher reward
