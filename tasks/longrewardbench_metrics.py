@@ -59,11 +59,12 @@ def _best_position(outcome: Mapping[str, Any]) -> int | None:
 
 def consistency(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Both-order consistency of the pairs judged in two orders: the same answer preferred in both, over the
-    pairs whose two judgements were both scored; and how often the first shown answer was preferred."""
+    pairs whose two judgements were both scored; and how often the first shown answer was preferred. (Reward
+    comparisons, mode ``longreward``, show no answer first: they are left out.)"""
     both = same = 0
     first = decided = 0
     for item in items:
-        if item["tasktype"] != "PairWise":
+        if item["tasktype"] != "PairWise" or item.get("mode") == "longreward":
             continue
         scored = [o for o in item["orders"] if o["status"] == "scored" and o.get("ranking")]
         for o in scored:

@@ -100,7 +100,8 @@ def doc_to_text(doc: Mapping[str, Any]) -> str:
 def _value(doc: Mapping[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
     """What every metric of one doc carries: the item's labels and this judgement's outcome."""
     item = {k: doc[k] for k in ("task", "index", "tasktype", "subtype", "length")}
-    return {**item, "key": f"{doc['task']}:{doc['index']}", "outcome": outcome}
+    mode = "prompt" if "order" in doc else "longreward"
+    return {**item, "mode": mode, "key": f"{doc['task']}:{doc['index']}", "outcome": outcome}
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
@@ -145,7 +146,8 @@ def _records(values: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per-doc values grouped back into item records (the metrics module's input), in first-seen order."""
     items: dict[str, dict[str, Any]] = {}
     for v in values:
-        rec = items.setdefault(v["key"], {k: v[k] for k in ("task", "tasktype", "subtype", "length")} | {"orders": []})
+        rec = items.setdefault(v["key"], {k: v[k] for k in ("task", "tasktype", "subtype", "length", "mode")}
+                               | {"orders": []})
         rec["orders"].append(v["outcome"])
     return list(items.values())
 

@@ -312,6 +312,7 @@ def test_longreward_mode_end_to_end(tmp_path: Path) -> None:
     s = result["summary"]
     records = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert s["items"] == 4 and s["judgements"] == 4
+    assert s["consistency"]["pair_judgements_scored"] == 0  # rewards show no answer first
     by_key = {r["key"]: r["orders"][0] for r in records}
     chosen, rejected = by_key["Cite:0"]["rewards"]
     assert chosen > rejected and by_key["Cite:0"]["value"] == 1.0
