@@ -80,21 +80,22 @@ def load(*, longreward: bool = False, **metadata: Any) -> DatasetDict:
     if longreward:
         require_judge(REWARD_TASK, metadata)
         RewardSettings.from_mapping(metadata, "reward_", where="--metadata")
-        docs = [{**item.to_doc(), "text": REWARD_PROMPT} for item in _items(metadata)]
+        docs = [item.to_doc() for item in _items(metadata)]
         return DatasetDict({"test": Dataset.from_list(docs)})
     prompts, seed = Prompts.load(metadata), _seed(metadata)
-    docs = []
-    for item in _items(metadata):
-        for order in orders(item, seed):
-            request = official_request(prompts.system(len(order)), prompts.version, item, order)
-            system, user = (m["content"] for m in request.messages)
-            docs.append({**item.to_doc(), "order": list(order), "system": system, "version": prompts.version,
-                         "text": f"{system}\n\n{user}"})
+    docs = [{**item.to_doc(), "order": list(order), "system": prompts.system(len(order)), "version": prompts.version}
+            for item in _items(metadata) for order in orders(item, seed)]
     return DatasetDict({"test": Dataset.from_list(docs)})
 
 
 def doc_to_text(doc: Mapping[str, Any]) -> str:
-    return str(doc["text"])
+    """The official system prompt, a blank line and the official user prompt (built here, not stored: a doc
+    keeps the long prompt once)."""
+    if "order" not in doc:
+        return REWARD_PROMPT
+    request = official_request(str(doc["system"]), str(doc["version"]), Item.from_doc(doc), doc["order"])
+    system, user = (m["content"] for m in request.messages)
+    return f"{system}\n\n{user}"
 
 
 def _value(doc: Mapping[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:

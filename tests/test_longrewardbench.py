@@ -377,7 +377,9 @@ def test_lm_eval_tasks(task_manager: Any, tmp_path: Path, monkeypatch: pytest.Mo
     assert gen["acc,none"] == pytest.approx(task.AGGREGATE["acc"](values), nan_ok=True)
     statuses = [v["outcome"]["status"] for v in values]
     assert gen["unscored,none"] == statuses.count("unscored") and gen["tampered,none"] == statuses.count("tampered")
-    assert all(s["doc"]["text"].startswith(s["doc"]["system"]) for s in samples)
+    for s in samples:  # the prompt sent: the official system prompt, then the official user prompt
+        text = s["arguments"]["gen_args_0"]["arg_0"] if isinstance(s["arguments"], dict) else s["arguments"][0][0]
+        assert s["doc"]["system"][:80] in text and "[User Question]\n" in text
     assert reward["acc_pairwise,longreward"] >= 0.0 and reward["unscored,longreward"] >= 0
     rsamples = logged_samples(tmp_path / "out", task.REWARD_TASK)
     assert len(rsamples) == 6
