@@ -173,7 +173,7 @@ def task_files(metadata: Mapping[str, Any] | None, tasks: Sequence[str] = TASKS)
     metadata = metadata or {}
     source = metadata.get(DATA_KEY) or os.environ.get(DATA_ENV)
     if source:
-        where = DATA_KEY if metadata.get(DATA_KEY) else DATA_ENV
+        where = f"{DATA_KEY} (--data)" if metadata.get(DATA_KEY) else DATA_ENV
         path = Path(str(source)).expanduser()
         if path.is_file():
             return [(path.stem, path)]
@@ -190,7 +190,7 @@ def hub_file(task: str) -> Path:
     """``<task>.jsonl`` of the pinned hub revision, downloaded once and SHA-256 checked."""
     if task not in TASKS:
         raise ValueError(f"unknown Long-RewardBench task {task!r} (tasks: {', '.join(TASKS)})")
-    hint = f"--metadata {DATA_KEY}=FOLDER (or {DATA_ENV}, or lr-eval longrewardbench --data FOLDER)"
+    hint = f"--data FOLDER (lm-eval: --metadata {DATA_KEY}=FOLDER, or {DATA_ENV})"
     digest = HUB_SHA256.get(task)
     if digest is None:
         raise FileNotFoundError(f"{task}.jsonl: no SHA-256 is pinned for it at {HUB_DATASET}@{HUB_REVISION[:7]}, so "
@@ -237,11 +237,11 @@ class Prompts:
         if value:
             path = Path(str(value)).expanduser()
             if not path.is_file():
-                raise FileNotFoundError(f"{PROMPTS_KEY if metadata.get(PROMPTS_KEY) else PROMPTS_ENV}: {path} "
-                                        "does not exist")
+                where = f"{PROMPTS_KEY} (--prompts)" if metadata.get(PROMPTS_KEY) else PROMPTS_ENV
+                raise FileNotFoundError(f"{where}: {path} does not exist")
         else:
             path = download_checked(PROMPT_URL, f"longrewardbench/{OFFICIAL_COMMIT[:12]}/prompt.py", PROMPT_SHA256,
-                                    f"--metadata {PROMPTS_KEY}=FILE (or {PROMPTS_ENV})")
+                                    f"--prompts FILE (lm-eval: --metadata {PROMPTS_KEY}=FILE, or {PROMPTS_ENV})")
         return Prompts.from_source(path.read_text(encoding="utf-8"), str(path))
 
     def system(self, n: int) -> str:

@@ -385,3 +385,11 @@ def test_lm_eval_tasks(task_manager: Any, tmp_path: Path, monkeypatch: pytest.Mo
     assert len(rsamples) == 6
     first = next(s for s in rsamples if s["doc"]["index"] == 0 and s["doc"]["task"] == "Cite")
     assert first["acc"]["outcome"]["value"] == 1.0  # the supported answer has the higher reward
+
+
+def test_unreachable_judge_stops_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.json"
+    assert main(["longrewardbench", "--data", str(FIXTURES), "--tasks", "Cite,Math", "--prompts", str(PROMPTS),
+                 "--base-url", "http://127.0.0.1:9/v1", "--model", "j", "-o", str(out)]) == 3
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "refused the connection" in errors[0] and not out.exists()
