@@ -28,7 +28,6 @@ revision :data:`HUB_REVISION`, each file SHA-256 checked against :data:`HUB_SHA2
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import random
 import re
@@ -38,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lr_eval.formats import AnswerFormat, label_format
+from lr_eval.formats import AnswerFormat, alt, label_format, lit, rep, seq
 from lr_eval.jsonl import InputError, check_type, read_jsonl, require
 from lr_eval.parsing import Parsed, result_to_parsed, unscored
 from lr_eval.trust import COPIED_ONLY
@@ -76,6 +75,9 @@ SEED = 42
 
 LETTERS = "ABCDEFGHIJ"
 TEMPLATE_ID = "longrewardbench.official"
+#: Our part of the prompt (the user layout, the markup defusing): bump when it changes, so that no cached
+#: judgement of another prompt is reused (the official system prompts' digest follows it in the version).
+LAYOUT_VERSION = "1"
 
 # Chat markup an untrusted text could use to open a message or a role once a chat template renders it.
 _MARKUP = re.compile(r"<\||\|>|\[/?INST\]|</?s>|<<SYS>>|<</SYS>>")
@@ -227,7 +229,8 @@ class Prompts:
         for field in ("{number}", "{pattern}"):
             if field not in rank:
                 raise ValueError(f"{origin}: RANK_SYSTEM_PROMPT has no {field}")
-        return Prompts(pair, rank, "sha256:" + hashlib.sha256((pair + "\0" + rank).encode()).hexdigest()[:12])
+        digest = hashlib.sha256((pair + "\0" + rank).encode()).hexdigest()[:12]
+        return Prompts(pair, rank, f"{LAYOUT_VERSION}+sha256:{digest}")
 
     @staticmethod
     def load(metadata: Mapping[str, Any] | None = None) -> Prompts:
@@ -281,11 +284,13 @@ def orders(item: Item, seed: int = SEED) -> list[tuple[int, ...]]:
 
 
 def answer_format(n: int) -> AnswerFormat:
-    """``[[A]]``/``[[B]]`` for a pair, ``[[X>Y>...]]`` over every ranking of the n letters otherwise."""
+    """``[[A]]``/``[[B]]`` for a pair, ``[[X>Y>...]]`` of n letters otherwise (a grammar linear in n; a letter
+    named twice is left to the parser, which does not read it as a ranking)."""
     if n == 2:
         return label_format("longrewardbench.pair", ["A", "B"], parse_choice)
-    rankings = [">".join(p) for p in itertools.permutations(LETTERS[:n])]
-    return label_format(f"longrewardbench.rank{n}", rankings, parse_choice)
+    letter = alt(*(lit(x) for x in LETTERS[:n]))
+    tail = seq(lit("[["), letter, rep(seq(lit(">"), letter), n - 1, n - 1), lit("]]"))
+    return AnswerFormat(f"longrewardbench.rank{n}", lambda _budget: tail, parse_choice)
 
 
 # ------------------------------------------------------------------------------------------------ parsing

@@ -393,3 +393,15 @@ def test_unreachable_judge_stops_with_one_line(tmp_path: Path, capsys: pytest.Ca
                  "--base-url", "http://127.0.0.1:9/v1", "--model", "j", "-o", str(out)]) == 3
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and "refused the connection" in errors[0] and not out.exists()
+
+
+def test_answer_formats_match_what_the_parser_reads() -> None:
+    """Under --structured the judge can only write what the parser reads as a verdict (or a repeated letter,
+    which the parser refuses: unscored, never a wrong ranking)."""
+    for n, good, refused in ((2, "A is better.\n[[B]]", "[[C]]"), (3, "Analysis: ok\n[[C>A>B]]", "[[A>B]]"),
+                             (4, "fine\n[[D>A>C>B]]", "[[A>B>C]]")):
+        pattern = re.compile(lrb.answer_format(n).regex(256), re.DOTALL)
+        assert pattern.fullmatch(good) and lrb.parse_choice(good).scored
+        assert not pattern.fullmatch(refused)
+    repeated = "x [[A>A>B]]"
+    assert re.fullmatch(lrb.answer_format(3).regex(256), repeated) and not lrb.parse_choice(repeated).scored
