@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from .judging import JudgeNotConfigured, no_judge_message
 from .longrewardbench import (
     DATA_KEY,
     FORMATS,
+    PAPER_COUNTS,
     PROMPTS_KEY,
     SEED,
     TASKS,
@@ -88,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
                  for i in [x for x in items if x.task == task][:args.limit]]
     if not items:
         raise ValueError("no items to judge (check --data, --tasks and --formats)")
+    counts = Counter(i.task for i in items)
+    if args.limit is None and set(args.formats) == set(FORMATS):
+        for task, n in counts.items():
+            if task in PAPER_COUNTS and n != PAPER_COUNTS[task]:
+                console.print(f"note: {task} has {n} items, the paper's has {PAPER_COUNTS[task]}", markup=False)
     if args.mode == "prompt":
         prompts = Prompts.load(metadata)
         client = build_client(cfg)
@@ -103,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
                                         "estimate, nothing sent")
         return 0
     summary = summarize(records, n_boot=args.bootstrap)
-    result = {"benchmark": "Long-RewardBench", "mode": args.mode, "summary": summary, "judge": report}
+    result = {"benchmark": "Long-RewardBench", "mode": args.mode, "items_per_task": dict(counts), "summary": summary,
+              "judge": report}
     if args.items:
         write_jsonl_atomic(args.items, records)
     if args.output:

@@ -233,6 +233,7 @@ def test_official_prompt_mode_end_to_end(tmp_path: Path) -> None:
     assert s["cells"]["Cite"]["accuracy"] == 1.0 and s["cells"]["Math"]["accuracy"] == 1.0
     assert s["consistency"]["rate"] == 1.0 and s["consistency"]["first_position_preferred"] == 0.5
     assert s["statuses"]["scored"] == 10
+    assert result["items_per_task"] == {"Cite": 4, "Math": 2}
     assert result["judge"]["usage"]["answers_paid"] == 10 and result["judge"]["samples"]["judged"] == 6
     items = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     math0 = next(i for i in items if i["key"] == "Math:0")
