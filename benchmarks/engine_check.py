@@ -34,7 +34,7 @@ COMPARED = ("loss", "dpo_loss", "nll_loss", "rewards/chosen", "rewards/rejected"
 
 
 def make_data(root: Path) -> None:
-    from lr_eval.train.tiny import save_tiny_model, write_tiny_pairs
+    from lr_eval.testing.tiny import save_tiny_model, write_tiny_pairs
 
     save_tiny_model(root / "model", n_words=64, seed=0)
     write_tiny_pairs(root / "pairs.jsonl", 16, seed=0, prompt_words=(16, 48), response_words=(3, 9))

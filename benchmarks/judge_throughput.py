@@ -80,7 +80,7 @@ def main() -> None:
     p.add_argument("--waves", type=int, default=20, help="requests = concurrency x waves")
     args = p.parse_args()
 
-    server = subprocess.Popen([sys.executable, "-m", "lr_eval.scripted_server", "--latency", str(args.latency)],
+    server = subprocess.Popen([sys.executable, "-m", "lr_eval.testing.scripted_server", "--latency", str(args.latency)],
                               stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())

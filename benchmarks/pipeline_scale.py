@@ -2,7 +2,7 @@
 
 Each size runs in a fresh subprocess (so its peak RSS is its own): N prompts × 10 responses with short
 contexts, sampled by a scripted in-process policy (a distinct short answer per seed, no HTTP), scored by
-LongReward with the canned judge of ``lr_eval.reward.scripted`` as an in-process backend (instant, no
+LongReward with the canned judge of ``lr_eval.testing.canned_judge`` as an in-process backend (instant, no
 HTTP) and the BM25 retriever, then turned into pairs. The steps are the library functions the CLI runs
 (``run_sample``, ``score_sample_groups``, ``run_pairs``): the same streaming readers, resumable writers and
 windows. Prints peak RSS at 1,000 vs 10,000 prompts (and above the process's RSS after its imports) and
@@ -68,7 +68,7 @@ class CannedJudgeBackend:
     model = "canned-judge"
 
     def __init__(self) -> None:
-        from lr_eval.reward.scripted import CannedJudge
+        from lr_eval.testing.canned_judge import CannedJudge
 
         self.judge = CannedJudge()
         self.judge.calls = _NoList()  # the canned judge logs every call; a benchmark must not grow with it
@@ -93,10 +93,10 @@ def worker(n: int, workdir: Path) -> dict[str, Any]:
     from lr_eval.config import JudgeConfig, build_client
     from lr_eval.embed import build_embedder
     from lr_eval.reward.chunking import minilm_path
-    from lr_eval.reward.cli import result_options
+    from lr_eval.reward.engine import result_options
     from lr_eval.reward.scorer import LongRewardScorer, RewardConfig
     from lr_eval.train.pairs import PairPolicy, run_pairs
-    from lr_eval.train.pipeline import score_sample_groups
+    from lr_eval.train.score import score_sample_groups
     from lr_eval.train.sample import PolicyConfig, SampleConfig, run_sample
 
     prompts, samples, scores, pairs = (workdir / f"{x}.jsonl" for x in ("prompts", "samples", "scores", "pairs"))
@@ -110,7 +110,7 @@ def worker(n: int, workdir: Path) -> dict[str, Any]:
     _, stats, _ = run_sample(prompts, samples, PolicyConfig(model="scripted-policy", max_model_len=0, cache="none"),
                              SampleConfig(n=10, max_tokens=64), show_progress=False, backend=ScriptedPolicy())
     t1 = time.perf_counter()
-    run = score_sample_groups(scorer, samples, scores, result_options(judge, cfg, False), False, 16)
+    run = score_sample_groups(scorer, samples, scores, result_options(judge, scorer, False), False, 16)
     t2 = time.perf_counter()
     report = run_pairs(samples, scores, pairs, PairPolicy())
     t3 = time.perf_counter()

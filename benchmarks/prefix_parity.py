@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from lr_eval.train import loss, modeling, packing, tiny
+from lr_eval.testing import tiny
+from lr_eval.train import loss, modeling, packing
 
 ROOT = Path(__file__).resolve().parents[1]
 BETA, LAM = 0.15, 0.1

@@ -5,7 +5,7 @@ Workload (seeded): P prompts x N sampled responses, contexts of 8k-32k tokens
 made of sentences about invented facts. Responses restate some of the
 prompt's facts (each fact has a few phrasings, so sampled responses sometimes
 produce the very same statement, as they do in practice) plus sentences of
-their own. A deterministic canned judge (lr_eval.reward.scripted) answers in
+their own. A deterministic canned judge (lr_eval.testing.canned_judge) answers in
 process, so every pipeline sees the same verdicts, statements and answer sizes
 (the mean faithfulness printed for each must agree).
 
@@ -49,7 +49,7 @@ import numpy as np
 from lr_eval.judge import JudgeClient
 from lr_eval.reward.chunking import load_tokenizer, token_spans
 from lr_eval.reward.scorer import LongRewardScorer, RewardConfig
-from lr_eval.reward.scripted import CannedJudge
+from lr_eval.testing.canned_judge import CannedJudge
 from lr_eval.types import ChatRequest, ChatResult, Usage
 
 PLACES = ["Aldmoor", "Brenholt", "Cressing", "Dunmere", "Elsworth", "Farrow", "Galton", "Hessle", "Ivybridge",

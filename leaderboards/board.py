@@ -23,6 +23,7 @@ from lr_eval.reward import DIMENSIONS
 from lr_eval.suite import CATEGORY_LABELS, FAMILIES, FAMILY, LENGTH_BUCKETS, Family, length_bucket
 
 from . import published as pub
+from . import stock
 from .reader import Run, TaskResult
 from .stats import DEFAULT_ITERS, DEFAULT_SEED, bootstrap_means, percentile_ci, rng_for
 
@@ -36,10 +37,19 @@ JUDGED_KINDS = {f.kind for f in FAMILIES if f.judged}
 STDERR_ALIASES = {"win_rate": "standard_error", "length_controlled_winrate": "lc_standard_error"}
 NOT_SCORES = {"standard_error", "lc_standard_error", "avg_length", "position_consistency"}
 _BUCKET_SUFFIXES = tuple(f"_{b}" for b in LENGTH_BUCKETS)
+#: the judged tasks' lower bound beside a metric M: ``M_pessimistic`` (judge-caused unscored counted as the minimum)
+PESSIMISTIC = "_pessimistic"
+#: a row whose judged tasks left more than this share of their items unscored (judge-caused) is marked
+UNSCORED_MARK_RATE = 0.02
 
 
 def classify(task: str) -> tuple[str, str | None]:
-    """(kind, dataset) of a task name from the suite table (:mod:`lr_eval.suite`); ("other", None) if not in it."""
+    """(kind, dataset) of a task name: lm-eval's own long-context families (:mod:`.stock`, kind
+    ``lm_eval_<family>``, exact lm-eval names), else the suite table (:mod:`lr_eval.suite`); ("other", None)
+    if in neither."""
+    fam = stock.family_of(task)
+    if fam is not None:
+        return f"lm_eval_{fam.key}", task
     hit = suite.classify(task)
     if hit is None:
         return "other", None
@@ -64,7 +74,7 @@ def primary_metric(tr: TaskResult, preferred: tuple[str, ...] = ("score",)) -> s
         if m in tr.metrics:
             return m
     cands = [m for m in tr.metrics if not is_judge_metric(m) and m not in NOT_SCORES
-             and not m.endswith(_BUCKET_SUFFIXES)]
+             and not m.endswith((*_BUCKET_SUFFIXES, PESSIMISTIC))]
     better = [m for m in cands if tr.higher_is_better.get(m, True)]
     return (better or cands or [None])[0]
 
@@ -130,6 +140,7 @@ class LeafData:
     n: int | None = None
     unscored: int = 0
     note: str | None = None
+    pessimistic: float | None = None
 
 
 def unscored_flags(tr: TaskResult, metric: str) -> list[bool] | None:
@@ -149,6 +160,13 @@ def leaf_data(run: Run, leaf: Leaf) -> LeafData:
     if tr is None:
         return LeafData(None, note="not run")
     reported = tr.metrics.get(leaf.metric)
+    pess = tr.metrics.get(f"{leaf.metric}{PESSIMISTIC}") if leaf.bucket is None else None
+    d = _leaf_data(tr, leaf, reported)
+    d.pessimistic = pess
+    return d
+
+
+def _leaf_data(tr: TaskResult, leaf: Leaf, reported: float | None) -> LeafData:
     samples = tr.samples
     if samples is not None:
         vals = [smp.values.get(leaf.metric) for smp in samples]
@@ -197,6 +215,7 @@ class Estimate:
     n: int = 0
     unscored: int = 0
     notes: list[str] = field(default_factory=list)
+    pessimistic: float | None = None
 
 
 class Estimator:
@@ -213,7 +232,7 @@ class Estimator:
             if d.items is not None and len(d.items):
                 reps = bootstrap_means(d.items, self.iters, rng_for(self.seed, leaf.key()))
             self._cache[leaf] = Estimate(d.value, reps, d.stderr, d.n or 0, d.unscored,
-                                         [f"{leaf.task}: {d.note}"] if d.note else [])
+                                         [f"{leaf.task}: {d.note}"] if d.note else [], d.pessimistic)
         return self._cache[leaf]
 
     def estimate(self, est: Est) -> Estimate:
@@ -228,9 +247,12 @@ class Estimator:
         reps = np.mean([p.reps for p in parts], axis=0) if all(p.reps is not None for p in parts) else None
         se = None
         if reps is None and all(p.stderr is not None for p in parts):  # independent tasks: Var(mean) = sum(var)/k^2
-            se = math.sqrt(sum(p.stderr**2 for p in parts)) / len(parts)  # type: ignore[operator]
+            se = math.sqrt(sum((p.stderr or 0.0) ** 2 for p in parts)) / len(parts)  # all not None (checked above)
         notes = sorted({n for p in parts for n in p.notes})
-        return Estimate(value, reps, se, sum(p.n for p in parts), sum(p.unscored for p in parts), notes)
+        # the bound of a mean is the mean of the bounds (a mean is linear); only when every part has one
+        pess = float(np.mean([p.pessimistic for p in parts])) if all(p.pessimistic is not None for p in parts) \
+            else None
+        return Estimate(value, reps, se, sum(p.n for p in parts), sum(p.unscored for p in parts), notes, pess)
 
 
 # ----------------------------------------------------------------------------------------- board model
@@ -245,6 +267,7 @@ class Cell:
     coverage: str | None = None
     notes: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    pessimistic: float | None = None  # the judged tasks' lower bound (unscored counted as the scale minimum)
 
 
 @dataclass
@@ -266,6 +289,14 @@ class Row:
     judge: JudgeInfo | None = None
     notes: list[str] = field(default_factory=list)
     section_judge: dict[str, Any] | None = None
+    series: dict[str, dict[str, float]] | None = None  # length sections: task -> length -> score (the plot's lines)
+
+    @property
+    def unscored_mark(self) -> bool:
+        """More than 2% of this row's judged items unscored, on results that report whose fault (tampered)."""
+        j = self.section_judge
+        return bool(j and j.get("tampered") is not None and j["unscored_rate"] is not None
+                    and j["unscored_rate"] > UNSCORED_MARK_RATE)
 
 
 @dataclass
@@ -276,6 +307,8 @@ class Section:
     columns: list[Column]
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    view: Callable[[Run], Run] | None = None  # what the columns read instead of the run (lm-eval's own families)
+    family: str | None = None  # the stock family (lm-eval's) a section shows
 
 
 Builder = Callable[[Run], tuple[Est | None, str | None]]
@@ -288,7 +321,7 @@ def _tasks_of(run: Run, family: Family, datasets: tuple[str, ...] | None = None)
         if k == family.kind and (datasets is None or d in datasets):
             out.append(t)
     if datasets is not None:  # the category's own dataset order
-        out.sort(key=lambda t: datasets.index(classify(t)[1]))  # type: ignore[arg-type]
+        out.sort(key=lambda t: datasets.index(classify(t)[1]))
     return out
 
 
@@ -519,6 +552,109 @@ def other_section(runs: list[Run]) -> Section | None:
                    [cols[k] for k in sorted(cols)])
 
 
+# ----------------------------------------------------------------------------------------- lm-eval's families
+
+def _stock_coverage(v: Run, fam: stock.StockFamily, length: str | None) -> tuple[list[str], str]:
+    """The family's tasks a view has (at one length) and the coverage string ("3/13 tasks")."""
+    have = [t for t in fam.tasks if (t if length is None else f"{t}@{length}") in v.tasks]
+    return have, f"{len(have)}/{len(fam.tasks)} tasks"
+
+
+def _stock_col(fam: stock.StockFamily, length: str | None, breakdown: str | None = None) -> Builder:
+    """One family score: the mean of its tasks (RULER, InfiniteBench: lm-eval's unweighted group), or every
+    item pooled (BABILong, LongBench v2: lm-eval's size-weighted group), at one length or breakdown value."""
+    def build(v: Run) -> tuple[Est | None, str | None]:
+        have, cov = _stock_coverage(v, fam, length)
+        if not have:
+            return None, None
+        names = [t if length is None else f"{t}@{length}" for t in have]
+        if fam.weighting == "tasks":
+            lvs = tuple(Leaf(n, "score") for n in names)
+            return (lvs[0] if len(lvs) == 1 else Mean(lvs)), cov
+        pooled = f"{fam.key}{stock.POOLED}" + (f"@{length}" if length else "") + (f"@{breakdown}" if breakdown else "")
+        if pooled in v.tasks:
+            return Leaf(pooled, "score"), cov
+        ns = {v.tasks[n].n for n in names}
+        if breakdown is None and len(ns) == 1 and None not in ns:  # no samples: equal sizes pool as a mean
+            lvs = tuple(Leaf(n, "score") for n in names)
+            return (lvs[0] if len(lvs) == 1 else Mean(lvs)), cov
+        return None, None
+    return build
+
+
+def _stock_task_col(task: str) -> Builder:
+    return lambda v: (Leaf(task, "score"), None) if task in v.tasks else (None, None)
+
+
+def stock_sections(views: dict[str, Run]) -> list[Section]:
+    """One section per lm-eval long-context family some run has: RULER and BABILong by length (plus Avg over the
+    lengths), LongBench v2 overall with its breakdowns, InfiniteBench per task (plus Avg)."""
+    out = []
+    for fam in stock.STOCK:
+        present = [v for v in views.values() if any(classify(n.split("@", 1)[0])[0] == f"lm_eval_{fam.key}"
+                                                     for n in v.tasks)]
+        if not present:
+            continue
+        cols: list[Column] = []
+        if fam.lengths:
+            lengths = sorted({ln for v in present for ln in stock.lengths_of(v, fam)}, key=stock.length_sort_key)
+            cols = [Column(f"{fam.key}_{ln}", stock.length_label(ln), f"{fam.title} at max_seq_lengths {ln}",
+                           _stock_col(fam, ln), decimals=3) for ln in lengths]
+            if len(cols) > 1:
+                cols.append(Column(f"{fam.key}_avg", "Avg", f"mean of the {len(cols)} lengths",
+                                   _mean_of([c.build for c in cols], "lengths"), decimals=3))
+        elif fam.breakdowns:
+            cols = [Column(f"{fam.key}_overall", "Overall", f"{fam.title}: every item", _stock_col(fam, None),
+                           decimals=3)]
+            cols += [Column(f"{fam.key}_{val}", val.capitalize(), f"{fam.title}: items with {field} = {val} "
+                            "(from the logged documents)", _stock_col(fam, None, f"{field}={val}"), decimals=3)
+                     for field, values in fam.breakdowns for val in values]
+        else:
+            cols = [Column(f"{fam.key}_{t}", t.removeprefix(f"{fam.key}_"), f"lm-eval task {t}",
+                           _stock_task_col(t), decimals=3) for t in fam.tasks
+                    if any(t in v.tasks for v in present)]
+            if len(cols) > 1:
+                cols.append(Column(f"{fam.key}_avg", "Avg", f"mean of the {len(fam.tasks)} tasks (only when all "
+                                   "were run)", _stock_avg(fam), decimals=3))
+        out.append(Section(f"lm_eval_{fam.key}", fam.title, fam.protocol + ".", cols, view=stock.view,
+                           family=fam.key))
+    return out
+
+
+def _stock_avg(fam: stock.StockFamily) -> Builder:
+    def build(v: Run) -> tuple[Est | None, str | None]:
+        have, cov = _stock_coverage(v, fam, None)
+        if not have:
+            return None, None
+        if len(have) < len(fam.tasks):
+            return None, cov
+        return Mean(tuple(Leaf(t, "score") for t in have)), cov
+    return build
+
+
+def stock_notes(sec: Section, runs: list[Run], views: dict[str, Run]) -> list[str]:
+    """What a stock section left out: partial families (the tasks missing) and tasks it does not know."""
+    fam = stock.STOCK_BY_KEY[sec.family or ""]
+    notes = []
+    for run in runs:
+        v = views[run.label]
+        have = {n.split("@", 1)[0] for n in v.tasks if stock.family_of(n.split("@", 1)[0]) is fam}
+        for length in (stock.lengths_of(v, fam) if fam.lengths else [None]):
+            at = [t for t in fam.tasks if (t if length is None else f"{t}@{length}") in v.tasks]
+            if at and len(at) < len(fam.tasks):
+                where = "" if length is None else f" at {stock.length_label(length)}"
+                notes.append(f"{run.label}: partial {fam.title}{where}: {len(at)} of {len(fam.tasks)} tasks "
+                             f"({', '.join(at)}); not run{where}: {', '.join(t for t in fam.tasks if t not in at)}")
+        unknown = stock.unknown_tasks(run).get(fam.key)
+        if unknown:
+            notes.append(f"{run.label}: not read (not a {fam.title} task of lm-eval 0.4.13; see Other tasks): "
+                         + ", ".join(unknown))
+        ver = run.info.get("lm_eval_version")
+        if have and ver and ver != "0.4.13":
+            notes.append(f"{run.label}: written by lm-eval {ver}; this board reads lm-eval 0.4.13's format")
+    return notes
+
+
 # ----------------------------------------------------------------------------------------- judge metadata
 
 @dataclass
@@ -534,6 +670,7 @@ class JudgeInfo:
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
     self_judged: bool = False
     sources: list[str] = field(default_factory=list)
+    tampered: int | None = None  # items scored as the minimum because the evaluated text tampered; None: not reported
 
 
 # Keys searched in sidecar files that other tools write, in --metadata keys and in logged verdicts; the judge
@@ -636,6 +773,18 @@ def _judge_report(value: Any) -> tuple[JudgeReport | None, str | None]:
         return None, f"configs.metadata.judge is not a judge report ({e}): not used"
 
 
+def _report_count(value: Any) -> int | None:
+    """A report's count: an integer, or per dimension (LongReward) the largest; None when absent."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, dict):
+        counts = [v for v in value.values() if isinstance(v, int) and not isinstance(v, bool)]
+        return max(counts) if counts else None
+    return None
+
+
 def _task_judge(name: str, tr: TaskResult) -> dict[str, Any] | None:
     """Judge metadata of one task; None when nothing says it was judged."""
     kind = classify(name)[0]
@@ -675,13 +824,20 @@ def _task_judge(name: str, tr: TaskResult) -> dict[str, Any] | None:
                 uns = int(round(v)) if tr.aggregated_by_sum(key) else int(round(v * tr.n))
                 entry.update(items=tr.n, unscored=uns, unscored_source=f"results: {key}")
                 break
+    if report is not None:  # whose fault (issue 19): tampered items (scored as the minimum) and the causes
+        tampered = _report_count(report.samples.get("tampered"))
+        if tampered is not None:
+            entry["tampered"] = tampered
+        for key in ("causes", "unscored_reasons"):
+            if isinstance(report.samples.get(key), dict):
+                entry[key] = report.samples[key]
     costs = [smp.values.get("judge_cost_usd") for smp in tr.samples or [] if "judge_cost_usd" in smp.values]
     if costs:
         entry.update(cost_usd=float(sum(c for c in costs if c is not None)), cost_source="samples")
     elif report and report.total_cost() is not None:
         entry.update(cost_usd=report.total_cost(), cost_source="configs.metadata.judge")
     elif tr.metrics.get("judge_cost_usd") is not None:
-        v = float(tr.metrics["judge_cost_usd"])  # type: ignore[arg-type]
+        v = float(tr.metrics["judge_cost_usd"])  # type: ignore[arg-type]  # not None: tested above
         if tr.aggregation("judge_cost_usd") == "mean" and tr.n:
             v *= tr.n
         entry.update(cost_usd=v, cost_source="results: judge_cost_usd")
@@ -711,6 +867,8 @@ def judge_info(run: Run) -> JudgeInfo:
         if "items" in entry:
             info.judged_items += entry["items"]
             info.unscored += entry["unscored"]
+        if "tampered" in entry:
+            info.tampered = (info.tampered or 0) + entry["tampered"]
         info.per_task[name] = entry
     if info.per_task:
         info.sources.append("task results/samples/configs")
@@ -763,26 +921,31 @@ def _fmt_judges(models: set[str]) -> str:
 def build_board(runs: list[Run], with_published: bool = True, iters: int = DEFAULT_ITERS,
                 seed: int = DEFAULT_SEED, level: float = 0.95) -> Board:
     """Evaluate every column on every run, attach CIs, judge metadata and protocol notes."""
-    sections = standard_sections()
+    views = {r.label: stock.view(r) for r in runs}
+    stock_secs = stock_sections(views)
+    sections = standard_sections() + stock_secs
     extra = other_section(runs)
     if extra:
         sections.append(extra)
+    for sec in stock_secs:
+        sec.notes += stock_notes(sec, runs, views)
     judges = {r.label: judge_info(r) for r in runs}
     pub_rows = pub.published_rows() if with_published else {}
     for run in runs:
-        est = Estimator(run, iters, seed)
+        plain, stocked = Estimator(run, iters, seed), Estimator(views[run.label], iters, seed)
         jinfo = judges[run.label]
         for sec in sections:
+            src, est = (views[run.label], stocked) if sec.view else (run, plain)
             cells: dict[str, Cell] = {}
             for col in sec.columns:
-                tree, coverage = col.build(run)
+                tree, coverage = col.build(src)
                 if tree is None:
                     if coverage:
                         cells[col.key] = Cell(None, coverage=coverage, notes=[f"needs all parts ({coverage})"])
                     continue
                 e = est.estimate(tree)
                 cell = Cell(e.value, n=e.n or None, unscored=e.unscored, coverage=coverage, notes=list(e.notes),
-                            tasks=sorted({lf.task for lf in leaves(tree)}))
+                            tasks=sorted({lf.task for lf in leaves(tree)}), pessimistic=e.pessimistic)
                 if e.reps is not None:
                     cell.ci, cell.ci_method = percentile_ci(e.reps, level), "bootstrap"
                 elif e.stderr is not None and e.value is not None:
@@ -798,6 +961,8 @@ def build_board(runs: list[Run], with_published: bool = True, iters: int = DEFAU
                           section_judge=section_judge(jinfo, {t for c in cells.values() for t in c.tasks}))
                 if jinfo.self_judged:
                     row.notes.append("judge is the evaluated model (self-judged)")
+                if sec.family and stock.STOCK_BY_KEY[sec.family].lengths:
+                    row.series = stock.series(src, stock.STOCK_BY_KEY[sec.family])
                 sec.rows.append(row)
     for sec in sections:
         for pr in pub_rows.get(sec.key, []):
@@ -831,9 +996,13 @@ def section_judge(j: JudgeInfo, tasks: set[str]) -> dict[str, Any] | None:
     unscored = sum(p.get("unscored", 0) for p in per)
     costs = [p["cost_usd"] for p in per if p.get("cost_usd") is not None]
     templates = {k: v for p in per for k, v in p.get("templates", {}).items()}
-    return {"models": models, "items": items, "unscored": unscored,
-            "unscored_rate": unscored / items if items else None, "cost_usd": sum(costs) if costs else None,
-            "templates": templates, "self_judged": j.self_judged}
+    tampered = [p["tampered"] for p in per if "tampered" in p]
+    out = {"models": models, "items": items, "unscored": unscored,
+           "unscored_rate": unscored / items if items else None, "cost_usd": sum(costs) if costs else None,
+           "templates": templates, "self_judged": j.self_judged}
+    if tampered:  # results written before issue 19 report none: their rows render as before
+        out["tampered"] = sum(tampered)
+    return out
 
 
 def _z(level: float) -> float:
@@ -849,6 +1018,7 @@ def _protocol_diffs(run: Run, tree: Est, proto: dict[str, Any], jinfo: JudgeInfo
     if not judges:
         judges = set(jinfo.models)
     if proto.get("judge") and judges != {proto["judge"]}:
+        # the ignore below: judge set: tested above
         out.append(f"protocol: judge {_fmt_judges(judges)} (paper: {proto['judge']})")  # type: ignore[arg-type]
     n = sum((run.tasks[t].n or 0) for t in {lf.task for lf in leaves(tree)})
     if proto.get("n") and n and n != proto["n"]:

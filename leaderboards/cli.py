@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from lr_eval.errors import UserError
-from lr_eval.jsonl import check_dir_writable, check_output_path, write_text_atomic
+from lr_eval.jsonl import check_dir_writable, check_paths, write_text_atomic
 
 from .stats import DEFAULT_ITERS, DEFAULT_SEED
 
@@ -58,11 +58,13 @@ def _stats_args(p: argparse.ArgumentParser, iters: int) -> None:
 def _build(a: argparse.Namespace) -> int:
     from .board import build_board
     from .html import to_html
-    from .reader import load_runs
+    from .reader import input_files, load_runs
     from .render import dumps, to_csv, to_json, to_markdown
 
+    runs = load_runs(a.results)  # inputs first: a bad one leaves no empty output folder behind
     check_dir_writable(a.out)
-    runs = load_runs(a.results)
+    names = ["leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.html"]
+    check_paths({f"output {n}": a.out / n for n in names}, input_files(runs))
     board = build_board(runs, with_published=not a.no_published, iters=a.iters, seed=a.seed, level=a.ci_level)
     out: Path = a.out
     out.mkdir(parents=True, exist_ok=True)
@@ -104,11 +106,11 @@ def _build(a: argparse.Namespace) -> int:
 
 def _compare(a: argparse.Namespace) -> int:
     from .compare import compare_runs, format_comparisons
-    from .reader import disambiguate, load_runs
+    from .reader import disambiguate, input_files, load_runs
 
-    if a.json:
-        check_output_path(a.json, what="--json file")
     ra, rb = load_runs([a.a]), load_runs([a.b])
+    if a.json:
+        check_paths({"--json file": a.json}, input_files(ra + rb))
     for arg, runs in ((a.a, ra), (a.b, rb)):
         if len(runs) != 1:
             print(f"lr-leaderboard compare: {arg} holds {len(runs)} runs ({', '.join(r.label for r in runs)}); "

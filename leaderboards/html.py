@@ -13,7 +13,19 @@ import json
 import re
 
 from .board import Board, Column, Row, Section
-from .render import DAGGER, WARN, _partial, clean, fmt_cost, fmt_value, methods_text, run_details
+from .render import (
+    DAGGER,
+    UNSCORED,
+    UNSCORED_LEGEND,
+    WARN,
+    _partial,
+    any_mark,
+    clean,
+    fmt_cost,
+    fmt_value,
+    methods_text,
+    run_details,
+)
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem auto;max-width:1200px;
@@ -93,6 +105,9 @@ def _cell_td(row: Row, col: Column) -> str:
         parts.append(f"95% CI {c.ci[0]:.{col.decimals}f}–{c.ci[1]:.{col.decimals}f} ({c.ci_method})")
     if c.n:
         parts.append(f"n = {c.n} scored items" + (f", {c.unscored} unscored" if c.unscored else ""))
+    if c.pessimistic is not None:
+        parts.append(f"pessimistic bound {c.pessimistic:.{col.decimals}f} (judge-unscored items counted as the "
+                     "scale's minimum)")
     if c.coverage:
         parts.append(f"coverage: {c.coverage}")
     if c.tasks:
@@ -109,6 +124,10 @@ def _cell_td(row: Row, col: Column) -> str:
 def _label_td(row: Row) -> str:
     warn = f' <span class="warn" title="the judge is the evaluated model (self-judged)">{WARN}</span>' \
         if row.judge and row.judge.self_judged else ""
+    if row.unscored_mark and row.section_judge:
+        j = row.section_judge
+        warn += (f' <span class="warn" title="{_e(j["unscored"])} of {_e(j["items"])} judged items unscored by the '
+                 f'judge (over 2%)">{UNSCORED}</span>')
     if row.run is None:
         det = f'<div class="det">{_e("; ".join(row.notes))}</div>'
         hover = "published in the paper; " + "; ".join(row.notes)
@@ -134,6 +153,8 @@ def _judge_tds(row: Row) -> str:
     rate = j["unscored_rate"]
     rate_txt = "—" if rate is None else f"{100 * rate:.1f}%"
     rate_title = "" if rate is None else f"{j['unscored']} of {j['items']} judged items unscored"
+    if "tampered" in j:
+        rate_title += f"; {j['tampered']} tampered (the evaluated text's doing: scored as the scale's minimum)"
     cost = j["cost_usd"]
     return (f'<td class="text" data-sort="{_e(models)}" title="templates: {_e(tmpl)}">{_e(models)}{warn}</td>'
             f'<td data-sort="{"" if rate is None else rate!r}" title="{_e(rate_title)}">{rate_txt}</td>'
@@ -184,8 +205,10 @@ def to_html(board: Board, title: str = "Leaderboard", notes: list[str] | None = 
             f"<figure><figcaption>{_e(name)}</figcaption>{_inline_svg(svg)}</figure>" for name, svg in plots.items()
         ) + "</section>"
     foot = (f"<footer><p>{_e(methods_text(board))}</p><p>{DAGGER}: only some of the column's datasets were run. "
-            f"{WARN}: the judge is the evaluated model (self-judged). Click a column header to sort; click a model "
-            f"to expand its details; hover a cell for its interval, item count and notes.</p></footer>")
+            f"{WARN}: the judge is the evaluated model (self-judged). "
+            + (f"{_e(UNSCORED_LEGEND)} " if any_mark(board) else "")
+            + "Click a column header to sort; click a model to expand its details; hover a cell for its interval, "
+            "item count and notes.</p></footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body data-ready=\"0\">"

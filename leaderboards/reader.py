@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lr_eval.jsonl import InputError, read_json, read_jsonl
+from lr_eval.records import verdict_of
 
 RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
 SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[0-9.\-]+)\.jsonl$")
@@ -184,7 +185,7 @@ def read_samples(path: Path, filt: str = "none") -> tuple[list[Sample], dict[str
     out: list[Sample] = []
     judge: dict[str, Any] = {}
     seen: set[str] = set()
-    for n, row in read_jsonl(path, allow_empty=True):
+    for n, row in read_jsonl(path):  # an empty samples file is refused: it would pair nothing, silently
         if isinstance(row, InputError):
             raise row  # a partial samples file would give wrong intervals: refused
         if row.get("filter", filt) != filt:
@@ -200,6 +201,8 @@ def read_samples(path: Path, filt: str = "none") -> tuple[list[Sample], dict[str
         # not per-item scores and are skipped
         values = {m: _item_value(row.get(m)) for m in names
                   if row.get(m) is None or _is_number(row.get(m)) or _is_numbers(row.get(m))}
+        for m in row.get("metrics") or []:  # a score the row names as a metric must be one
+            _check_score(row.get(m), path, n, m)
         bucket = next((b[1] for m in values if (b := BUCKET_KEY_RE.search(m))), None)
         out.append(Sample(doc_id=row.get("doc_id"), doc_hash=row.get("doc_hash"), values=values,
                           length=_doc_length(row.get("doc")), bucket=bucket))
@@ -208,19 +211,24 @@ def read_samples(path: Path, filt: str = "none") -> tuple[list[Sample], dict[str
     return out, judge
 
 
+def _check_score(value: Any, path: Path, line: int | None, field: str) -> None:
+    """A metric value is a number, null (unscored) or NaN (unscored, as lm-eval writes it); a string or an
+    infinity is a broken file, refused rather than shown as unscored or left out."""
+    if isinstance(value, str):
+        raise InputError(path, line, field, f"expected a number (or null for unscored), got the string {value!r}")
+    if isinstance(value, float) and math.isinf(value):
+        raise InputError(path, line, field, f"expected a finite number, got {value}")
+
+
 def _verdict_judge(filtered: Any) -> dict[str, Any]:
+    """The judge of a sample's verdict (:class:`lr_eval.records.Verdict`): model, template, and LongReward's
+    templates from its audit trail."""
     first = filtered[0] if isinstance(filtered, list) and filtered else filtered
-    if isinstance(first, str) and first.startswith("{"):
-        try:
-            first = json.loads(first)
-        except ValueError:
-            return {}
-    if not isinstance(first, dict):
+    verdict = verdict_of(first)
+    if verdict is None:
         return {}
-    out: dict[str, Any] = {}
-    if isinstance(first.get("judge"), dict):
-        out.update(first["judge"])
-    audit = first.get("audit")
+    out: dict[str, Any] = dict(verdict.judge)
+    audit = verdict.details.get("audit")
     if isinstance(audit, dict) and isinstance(audit.get("templates"), dict):
         out["templates"] = audit["templates"]
     return out
@@ -331,6 +339,11 @@ def check_results(data: Any, path: Path) -> dict[str, Any]:
         for name, entry in (data.get(key) or {}).items():
             if entry is not None and not isinstance(entry, dict):
                 raise InputError(path, None, f"{key}.{name}", f"expected an object, got {type(entry).__name__}")
+    for key in ("results", "groups"):
+        for name, entry in (data.get(key) or {}).items():
+            for metric, value in (entry or {}).items():
+                if "," in metric and not metric.split(",", 1)[0].endswith("_stderr"):
+                    _check_score(value, path, None, f"{key}.{name}.{metric}")
     for name, subs in (data.get("group_subtasks") or {}).items():
         if not isinstance(subs, list):
             raise InputError(path, None, f"group_subtasks.{name}", f"expected a list, got {type(subs).__name__}")
@@ -361,6 +374,17 @@ def load_runs(args: list[str]) -> list[Run]:
             runs.append(load_run(d, label if len(dirs) == 1 else None, only))
     disambiguate(runs)
     return runs
+
+
+def input_files(runs: list[Run]) -> dict[str, Path]:
+    """Every file the runs were read from (results, samples, sidecars), named: what no output may replace."""
+    out: dict[str, Path] = {}
+    for run in runs:
+        names = [*run.results_files, *run.sidecars,
+                 *(t.samples_file for t in run.tasks.values() if t.samples_file)]
+        for name in names:
+            out[f"input {run.path / name}"] = run.path / name
+    return out
 
 
 def disambiguate(runs: list[Run]) -> None:

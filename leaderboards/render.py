@@ -12,6 +12,11 @@ from .board import Board, Cell, Column, JudgeInfo, Row, Section, is_partial
 
 DAGGER = "†"
 WARN = "⚠"
+#: marks a row whose judged tasks left more than 2% of their items unscored (judge-caused)
+UNSCORED = "‡"
+UNSCORED_LEGEND = (f"{UNSCORED}: more than 2% of this row's judged items were left unscored by the judge (left out "
+                   "of the mean; the cell's details give the pessimistic bound, unscored counted as the scale's "
+                   "minimum).")
 
 
 def fmt_value(v: float | None, decimals: int = 1) -> str:
@@ -45,7 +50,25 @@ def fmt_rate(j: JudgeInfo | None) -> str:
 
 
 def row_label(row: Row) -> str:
-    return row.label + (f" {WARN}" if row.judge and row.judge.self_judged else "")
+    return row.label + (f" {WARN}" if row.judge and row.judge.self_judged else "") \
+        + (f" {UNSCORED}" if row.unscored_mark else "")
+
+
+def any_mark(board: Board) -> bool:
+    return any(r.unscored_mark for s in board.sections for r in s.rows)
+
+
+def fmt_tampered(j: JudgeInfo) -> str:
+    """Tampered items and whose fault the unscored and tampered ones were (the judge's, the evaluated text's)."""
+    if j.tampered is None:
+        return "—"
+    causes: dict[str, int] = {}
+    for entry in j.per_task.values():
+        for k, v in (entry.get("causes") or {}).items():
+            if isinstance(v, int):
+                causes[k] = causes.get(k, 0) + v
+    why = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(causes.items()))
+    return f"{j.tampered}" + (f" (causes: {why})" if why else "")
 
 
 def methods_text(board: Board) -> str:
@@ -65,14 +88,17 @@ def to_markdown(board: Board, title: str = "Leaderboard", notes: list[str] | Non
         out += _md_section(sec)
     measured = list(board.runs)
     if measured:
-        out += ["## Judge", "", "| Model | Judge model | Templates | Unscored | Judge cost | Note |",
-                "|---|---|---|--:|--:|---|"]
+        tampered = any(board.judges[r.label].tampered is not None for r in measured)
+        thead, tsep = (" Tampered |", "--:|") if tampered else ("", "")
+        out += ["## Judge", "", "| Model | Judge model | Templates | Unscored |" + thead + " Judge cost | Note |",
+                "|---|---|---|--:|" + tsep + "--:|---|"]
         for run in measured:
             j = board.judges[run.label]
             tmpl = ", ".join(f"{k}@{v}" if v else k for k, v in sorted(j.templates.items())) or "—"
             warn = f"{WARN} judge is the evaluated model" if j.self_judged else ""
-            out.append(f"| {_esc(run.label)} | {_esc(', '.join(j.models) or '—')} | {_esc(tmpl)} | {fmt_rate(j)} | "
-                       f"{fmt_cost(j.cost_usd)} | {warn} |")
+            tcell = f" {_esc(fmt_tampered(j))} |" if tampered else ""
+            out.append(f"| {_esc(run.label)} | {_esc(', '.join(j.models) or '—')} | {_esc(tmpl)} | {fmt_rate(j)} |"
+                       f"{tcell} {fmt_cost(j.cost_usd)} | {warn} |")
         out += ["", "## Runs", "", "| Model | lm-eval model | model_args | limit | chat template | lm-eval | results |",
                 "|---|---|---|--:|---|---|---|"]
         for run in measured:
@@ -84,7 +110,8 @@ def to_markdown(board: Board, title: str = "Leaderboard", notes: list[str] | Non
         out.append("")
     out += [methods_text(board), "",
             f"{DAGGER}: only some of the column's datasets were run (see the coverage in the CSV). "
-            f"{WARN}: the judge is the evaluated model; its scores include self-preference.", ""]
+            f"{WARN}: the judge is the evaluated model; its scores include self-preference."
+            + (f" {UNSCORED_LEGEND}" if any_mark(board) else ""), ""]
     return "\n".join(out)
 
 
@@ -167,13 +194,30 @@ def to_json(board: Board) -> dict[str, Any]:
         "sections": [{
             "key": s.key, "title": s.title, "description": s.description, "notes": s.notes,
             "columns": [{"key": c.key, "label": c.label, "title": c.title} for c in s.columns],
-            "rows": [{"label": r.label, "source": r.source, "notes": r.notes,
-                      "cells": {k: {"value": c.value, "ci": list(c.ci) if c.ci else None, "ci_method": c.ci_method,
-                                    "n": c.n, "unscored": c.unscored, "coverage": c.coverage, "notes": c.notes}
-                                for k, c in r.cells.items()}} for r in s.rows],
+            "rows": [_json_row(r) for r in s.rows],
         } for s in board.sections],
         "runs": [run_details(r, board.judges[r.label]) for r in board.runs],
     }
+
+
+def _json_row(r: Row) -> dict[str, Any]:
+    """A row as JSON; the keys added by the verdict-trust rules (pessimistic, marks, tampered) and the length
+    series appear only where the results carry them, so older results give the same JSON as before."""
+    cells = {}
+    for k, c in r.cells.items():
+        d: dict[str, Any] = {"value": c.value, "ci": list(c.ci) if c.ci else None, "ci_method": c.ci_method,
+                             "n": c.n, "unscored": c.unscored, "coverage": c.coverage, "notes": c.notes}
+        if c.pessimistic is not None:
+            d["pessimistic"] = c.pessimistic
+        cells[k] = d
+    out: dict[str, Any] = {"label": r.label, "source": r.source, "notes": r.notes, "cells": cells}
+    if r.unscored_mark:
+        out["marks"] = ["unscored_over_2pct"]
+    if r.section_judge and "tampered" in r.section_judge:
+        out["judge"] = {k: r.section_judge[k] for k in ("items", "unscored", "unscored_rate", "tampered")}
+    if r.series is not None:
+        out["series"] = r.series
+    return out
 
 
 def run_details(run: Any, j: JudgeInfo) -> dict[str, Any]:
@@ -187,7 +231,8 @@ def run_details(run: Any, j: JudgeInfo) -> dict[str, Any]:
         "info": run.info, "results_files": run.results_files,
         "judge": {"models": j.models, "templates": j.templates, "unscored": j.unscored,
                   "judged_items": j.judged_items, "unscored_rate": j.unscored_rate, "cost_usd": j.cost_usd,
-                  "self_judged": j.self_judged, "sources": j.sources, "per_task": j.per_task},
+                  "self_judged": j.self_judged, "sources": j.sources, "per_task": j.per_task,
+                  **({"tampered": j.tampered} if j.tampered is not None else {})},
         "sidecars": run.sidecars,
         "tasks": {t: {"metrics": tr.metrics, "stderr": tr.stderr, "n": tr.n, "filter": tr.filter,
                       "version": tr.version, "samples": tr.samples_file} for t, tr in sorted(run.tasks.items())},

@@ -78,11 +78,11 @@ def permutation_p(observed: float, null: np.ndarray) -> float | None:
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     """Holm-Bonferroni adjusted p-values (controls the family-wise error rate); None stays None."""
     idx = [i for i, p in enumerate(pvalues) if p is not None]
-    order = sorted(idx, key=lambda i: pvalues[i])  # type: ignore[arg-type,return-value]
+    order = sorted(idx, key=lambda i: pvalues[i])  # type: ignore[arg-type,return-value]  # idx: p not None
     m = len(order)
     out: list[float | None] = [None] * len(pvalues)
     running = 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))  # type: ignore[arg-type]
+        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))  # type: ignore[arg-type]  # idx: p not None
         out[i] = running
     return out

@@ -9,14 +9,33 @@ so they behave the same whatever the backend.
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .formats import from_json, verdict_logprobs_from_steps
+from .formats import AnswerFormat, FormatTooLarge, from_json, verdict_logprobs_from_steps
+from .progress import console
 from .retry import classify
 from .types import ChatRequest, ChatResult, PermanentError, TransientError, Usage
+
+if TYPE_CHECKING:
+    from .accounting import UsageMeter
+
+#: The request field each server form puts the grammar in, and what to try when a server ignores it.
+SERVER_FIELDS = {"structured_outputs": "structured_outputs", "guided_regex": "guided_regex", "regex": "regex",
+                 "json_schema": "response_format"}
+_INSTEAD = {
+    "structured_outputs": "vLLM before 0.10.2 takes --structured-form guided_regex, SGLang regex, other servers "
+                          "perhaps json_schema",
+    "guided_regex": "vLLM 0.10.2 and later take --structured-form structured_outputs (guided_* was removed in "
+                    "0.12)",
+    "regex": "vLLM takes --structured-form structured_outputs",
+    "json_schema": "vLLM takes --structured-form structured_outputs",
+}
+
 
 def structured_body(request: ChatRequest) -> dict[str, Any]:
     """The body fields that make a server enforce the request's answer format (none when not structured).
@@ -34,8 +53,27 @@ def structured_body(request: ChatRequest) -> dict[str, Any]:
             "name": fmt.name.replace(".", "_").replace("[", "_").replace("]", "")[:64],
             "schema": fmt.json_schema(request.max_tokens), "strict": True}}}
     rx = fmt.regex(request.max_tokens)
-    return {"structured_outputs": {"structured_outputs": {"regex": rx}}, "guided_regex": {"guided_regex": rx},
-            "regex": {"regex": rx}}[form]
+    forms: dict[str, dict[str, Any]] = {"structured_outputs": {"structured_outputs": {"regex": rx}},
+                                        "guided_regex": {"guided_regex": rx}, "regex": {"regex": rx}}
+    return forms[form]
+
+
+@functools.lru_cache(maxsize=256)
+def _format_re(fmt: AnswerFormat, max_tokens: int) -> re.Pattern[str] | None:
+    try:
+        return re.compile(fmt.regex(max_tokens))
+    except (FormatTooLarge, re.error):  # a format too large is a failed call before sending; not checked
+        return None
+
+
+def outside_format(request: ChatRequest, text: str | None) -> bool:
+    """True when the answer to a server-constrained request does not match the format it was constrained to
+    (the server ignored the field): a constraint that did not take effect is said, not assumed."""
+    fmt = request.answer_format
+    if fmt is None or request.structured not in SERVER_FIELDS or text is None or request.max_tokens is None:
+        return False
+    pattern = _format_re(fmt, request.max_tokens)
+    return pattern is not None and pattern.fullmatch(text) is None
 
 
 class Backend(Protocol):
@@ -65,6 +103,8 @@ class OpenAIBackend:
         self.timeout = timeout
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.meter: UsageMeter | None = None  # set by build_client: answers outside their format are counted
+        self._ignored: set[str] = set()       # request fields this server was seen to ignore (said once each)
 
     def _get_client(self) -> Any:
         # AsyncOpenAI clients (and their aiohttp sessions) are bound to the event loop that first used them.
@@ -94,10 +134,24 @@ class OpenAIBackend:
         res = _result_from_openai(resp, self.base_url)
         if request.structured == "json_schema" and res.content is not None:
             res.content = from_json(res.content)
+        if outside_format(request, res.content):
+            self._ignored_constraint(str(request.structured))
         if request.score_from == "logprobs" and request.answer_format is not None and res.top_logprobs:
             chosen = [t["token"] for t in resp["choices"][0]["logprobs"]["content"]]
             res.verdict_logprobs = verdict_logprobs_from_steps(chosen, res.top_logprobs, request.answer_format.ratings)
         return res
+
+    def _ignored_constraint(self, form: str) -> None:
+        """Count an answer outside its format and say once per field that the server ignored it."""
+        if self.meter is not None:
+            self.meter.off_format += 1
+        if form not in self._ignored:
+            self._ignored.add(form)
+            console.print(f"warning: the judge server at {self.base_url or 'api.openai.com'} ignored the "
+                          f"`{SERVER_FIELDS[form]}` request field (--structured-form {form}): an answer came back "
+                          f"outside its format; such answers are read as free text and counted "
+                          f"(answers_outside_format). {_INSTEAD[form]}.", style="yellow", markup=False,
+                          highlight=False)
 
     async def aclose(self) -> None:
         if self._client is not None:

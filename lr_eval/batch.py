@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import JudgeConfig, add_judge_args, build_client
-from .jsonl import InputError, check_output_path, read_jsonl, require, write_jsonl_atomic
+from .jsonl import InputError, check_paths, read_jsonl, require, write_jsonl_atomic
 from .judge import gather_or_cancel
 from .progress import console
 from .report import print_usage
@@ -62,9 +62,7 @@ def output_record(rid: Any, res: ChatResult) -> dict[str, Any]:
 def run_batch(input_path: str | Path, output_path: str | Path, cfg: JudgeConfig) -> int:
     """Returns the number of failed lines (0 = all answered). Paths and every line are checked before any
     request is sent; a bad or repeated-id line is an error record of the output."""
-    check_output_path(output_path, [input_path])
-    if cfg.cache_path() is not None:
-        check_output_path(cfg.cache_path(), what="judge cache")  # type: ignore[arg-type]
+    check_paths({"output": output_path, **cfg.written_paths()}, {"input": input_path, **cfg.read_paths()})
     rows: list[dict[str, Any]] = []        # output records in input order, filled in place
     pending: list[tuple[int, ChatRequest]] = []
     seen: set[str] = set()
@@ -117,7 +115,7 @@ def run_batch(input_path: str | Path, output_path: str | Path, cfg: JudgeConfig)
     return failed
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("batch", help="send a JSONL file of chat requests to a judge (cached, resumable)",
                        description=__doc__)
     p.add_argument("input", help="JSONL: {id, messages, [temperature, max_tokens, logprobs, top_logprobs]}")

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .jsonl import OutputPathError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
@@ -42,22 +44,38 @@ CREATE TABLE IF NOT EXISTS claims (
 _BATCH = 500  # keys per lookup query (SQLite's parameter limit is 999 on old builds)
 
 
+def open_sqlite(path: Path, what: str, schema: Sequence[str]) -> sqlite3.Connection:
+    """A cache database in WAL mode with its tables, or one OutputPathError saying why it cannot be: a file
+    that is not SQLite (an input given as --cache), a folder that cannot be written, a locked file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=60000")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for table in schema:
+            db.execute(table)
+    except sqlite3.DatabaseError as e:
+        why = ("not an SQLite database: give a new or existing cache file" if "not a database" in str(e)
+               else f"cannot be opened for writing ({e})")
+        raise OutputPathError(f"{what} {path}: {why}") from None
+    except OSError as e:
+        raise OutputPathError(f"{what} {path}: cannot be created ({e.strerror or e})") from None
+    return db
+
+
 class ResponseCache:
     """Maps a request's content hash to the stored answer."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = open_sqlite(self.path, "judge cache", (_SCHEMA, _CLAIMS))
         self._lock = threading.RLock()  # one transaction at a time on the shared connection
-        self._db.execute("PRAGMA busy_timeout=60000")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
-        self._db.execute(_CLAIMS)
         # Claims of processes that died long ago and whose keys nobody asked for again.
-        self._db.execute("DELETE FROM claims WHERE expires < ?", (time.time() - 86400,))
+        try:
+            self._db.execute("DELETE FROM claims WHERE expires < ?", (time.time() - 86400,))
+        except sqlite3.OperationalError as e:  # a read-only file
+            raise OutputPathError(f"judge cache {self.path}: cannot be written ({e})") from None
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
@@ -138,7 +156,7 @@ class ResponseCache:
             self._db.execute("COMMIT")
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        return int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

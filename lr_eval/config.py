@@ -8,11 +8,12 @@ ever contain the key.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,6 +24,12 @@ from .accounting import UsageMeter, load_prices
 from .cache import ResponseCache
 from .errors import UserError
 from .flags import truthy
+from .options import add_options, option
+from .redaction import redact, register_secret, register_url
+
+if TYPE_CHECKING:
+    from .backends import Backend
+    from .judge import JudgeClient
 
 BACKENDS = ("openai", "transformers", "vllm", "embedded")
 STRUCTURED = ("off", "auto", "on")
@@ -44,26 +51,33 @@ def cache_dir() -> Path:
 class JudgeConfig:
     """Everything needed to build a JudgeClient. Field names match the TOML keys and `LR_JUDGE_<NAME>`."""
 
-    backend: str = "openai"
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str = "LR_JUDGE_API_KEY"
+    # The option fields are the judge flags of every judging command (add_judge_args), dests judge_<name>.
+    backend: str = option("openai", "judge backend (openai: any OpenAI-compatible endpoint)", choices=BACKENDS,
+                          flag="judge_backend")
+    base_url: str | None = option(None, "e.g. http://localhost:8000/v1", metavar="URL")
+    model: str | None = option(None, "judge model name (or local path)", metavar="NAME")
+    api_key_env: str = option("LR_JUDGE_API_KEY", "environment variable holding the API key (then OPENAI_API_KEY)",
+                              metavar="VAR")
     max_tokens: int = 1024
-    concurrency: int = 16
-    timeout: float = 120.0
-    max_retries: int = 6
-    cache: str | None = None           # path; "none" disables caching
-    max_cost: float | None = None
-    max_requests: int | None = None
-    prices: str | None = None          # JSON file {model: [usd_in_per_1M, usd_out_per_1M]}
-    price_input: float | None = None
-    price_output: float | None = None
-    system_prompt: str | None = None
+    concurrency: int = option(16, "judge requests in flight", metavar="N")
+    timeout: float = option(120.0, "per-request timeout in seconds", metavar="S")
+    max_retries: int = option(6, "retries of a failed request", metavar="N")
+    cache: str | None = option(None, "SQLite cache file, or 'none' (default: ~/.cache/longreward-eval/"
+                               "judge-cache.sqlite)", metavar="PATH")
+    max_cost: float | None = option(None, "hard budget", metavar="USD")
+    max_requests: int | None = option(None, "hard budget", metavar="N")
+    prices: str | None = option(None, "JSON price table {model: [usd_in_per_1M, usd_out_per_1M]}", metavar="FILE")
+    price_input: float | None = option(None, "per 1M tokens", metavar="USD")
+    price_output: float | None = option(None, "per 1M tokens", metavar="USD")
+    system_prompt: str | None = option(None, "system message of every judge request", metavar="TEXT")
     dry_run: bool = False
     claim_lease: float = 30.0          # seconds a claim on a shared cache lives without its owner's heartbeat
-    structured: str = "auto"           # enforce answer formats: off, on, auto (on for in-process backends)
-    structured_form: str = "structured_outputs"  # how an OpenAI-compatible server takes the grammar
-    score_from: str = "text"           # 1-N ratings from the text, or probability-weighted from logprobs
+    structured: str = option("auto", "enforce each template's answer format while decoding (default auto: on for "
+                             "in-process backends, off for remote endpoints)", choices=STRUCTURED)
+    structured_form: str = option("structured_outputs", "how an OpenAI-compatible server takes the grammar (default "
+                                  "structured_outputs: vLLM >= 0.10.2)", choices=SERVER_FORMS)
+    score_from: str = option("text", "1-N ratings from the text (default) or probability-weighted from logprobs "
+                             "(G-Eval)", choices=SCORE_FROM)
 
     def structured_mode(self) -> str | None:
         """The form answer formats are enforced in for this backend, or None when they are not."""
@@ -78,16 +92,33 @@ class JudgeConfig:
         return self.backend != "openai" or bool(self.base_url or self.model)
 
     def describe(self) -> str:
-        where = self.base_url or ("api.openai.com" if self.backend == "openai" else "in-process")
+        """The judge in words, for reports and results files: a URL's user-info is never in it."""
+        register_url(self.base_url)
+        where = redact(self.base_url) if self.base_url else None
+        where = where or ("api.openai.com" if self.backend == "openai" else "in-process")
         return f"{self.model or '(embedded SmolLM2-135M-Instruct)'} via {self.backend} at {where}"
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY")
 
+    def api_key_source(self) -> str:
+        """The variable the key is read from (what a refused-credentials message names)."""
+        if os.environ.get(self.api_key_env) or not os.environ.get("OPENAI_API_KEY"):
+            return self.api_key_env
+        return "OPENAI_API_KEY"
+
     def cache_path(self) -> Path | None:
         if self.cache and self.cache.lower() == "none":
             return None
         return Path(self.cache).expanduser() if self.cache else cache_dir() / "judge-cache.sqlite"
+
+    def written_paths(self) -> dict[str, Path | None]:
+        """The files judging writes besides a command's outputs (for `jsonl.check_paths`)."""
+        return {"judge cache (--cache)": self.cache_path()}
+
+    def read_paths(self) -> dict[str, str | None]:
+        """The files the judge settings read (for `jsonl.check_paths`): no output may replace them."""
+        return {"price table (--prices)": self.prices}
 
     # -- sources -----------------------------------------------------------------
     @classmethod
@@ -118,15 +149,17 @@ class JudgeConfig:
                   ("max_requests", self.max_requests, 0), ("price_input", self.price_input, 0),
                   ("price_output", self.price_output, 0)]
         for name, value, low in checks:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"judge setting {name} must be a finite number, not {value}")
             if value is not None and value < low:
                 raise ConfigError(f"judge setting {name} must be at least {low}, not {value}")
-        for name, value, allowed in (("structured", self.structured, STRUCTURED),
+        for name, choice, allowed in (("structured", self.structured, STRUCTURED),
                                      ("structured_form", self.structured_form, SERVER_FORMS),
                                      ("score_from", self.score_from, SCORE_FROM)):
-            if value not in allowed:
-                raise ConfigError(f"judge setting {name} must be one of {', '.join(allowed)}, not {value!r}")
+            if choice not in allowed:
+                raise ConfigError(f"judge setting {name} must be one of {', '.join(allowed)}, not {choice!r}")
         for name, value in (("timeout", self.timeout), ("claim_lease", self.claim_lease)):
-            if not value > 0:
+            if not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"judge setting {name} must be a positive number of seconds, not {value}")
 
     def _update(self, values: dict[str, Any], source: str) -> None:
@@ -162,33 +195,13 @@ def add_judge_args(parser: argparse.ArgumentParser, dry_run: bool = True) -> Non
     """The judge options shared by every command that judges."""
     g = parser.add_argument_group("judge (also LR_JUDGE_* variables or a TOML file)")
     g.add_argument("--judge-config", metavar="FILE", help="TOML file with judge settings")
-    g.add_argument("--judge-backend", choices=BACKENDS, help="default: openai (any OpenAI-compatible endpoint)")
-    g.add_argument("--base-url", dest="judge_base_url", metavar="URL", help="e.g. http://localhost:8000/v1")
-    g.add_argument("--model", dest="judge_model", metavar="NAME", help="judge model name (or local path)")
-    g.add_argument("--api-key-env", dest="judge_api_key_env", metavar="VAR",
-                   help="environment variable holding the API key (default LR_JUDGE_API_KEY, then OPENAI_API_KEY)")
-    g.add_argument("--concurrency", dest="judge_concurrency", type=int, metavar="N")
-    g.add_argument("--timeout", dest="judge_timeout", type=float, metavar="S", help="per-request timeout")
-    g.add_argument("--max-retries", dest="judge_max_retries", type=int, metavar="N")
-    g.add_argument("--cache", dest="judge_cache", metavar="PATH", help="SQLite cache file, or 'none'")
-    g.add_argument("--max-cost", dest="judge_max_cost", type=float, metavar="USD", help="hard budget")
-    g.add_argument("--max-requests", dest="judge_max_requests", type=int, metavar="N", help="hard budget")
-    g.add_argument("--prices", dest="judge_prices", metavar="FILE", help="JSON price table")
-    g.add_argument("--price-input", dest="judge_price_input", type=float, metavar="USD", help="per 1M tokens")
-    g.add_argument("--price-output", dest="judge_price_output", type=float, metavar="USD", help="per 1M tokens")
-    g.add_argument("--system-prompt", dest="judge_system_prompt", metavar="TEXT")
-    g.add_argument("--structured", dest="judge_structured", choices=STRUCTURED,
-                   help="enforce each template's answer format while decoding (default auto: on for in-process "
-                        "backends, off for remote endpoints)")
-    g.add_argument("--structured-form", dest="judge_structured_form", choices=SERVER_FORMS,
-                   help="how an OpenAI-compatible server takes the grammar (default structured_outputs: vLLM)")
-    g.add_argument("--score-from", dest="judge_score_from", choices=SCORE_FROM,
-                   help="1-N ratings from the text (default) or probability-weighted from logprobs (G-Eval)")
+    # Not given: absent (None in from_args), so a file or LR_JUDGE_* variable can set it; help shows the default.
+    add_options(g, JudgeConfig, dest_prefix="judge_", suppress=True)
     if dry_run:
         g.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and cost; send nothing")
 
 
-def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = None) -> Any:
+def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Backend | None = None) -> JudgeClient:
     """The JudgeClient for a configuration (loading a local model lazily, on first use).
 
     `backend` reuses an existing backend (e.g. an already loaded local model).
@@ -201,7 +214,10 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = No
     elif cfg.backend == "openai":
         if not cfg.model:
             raise ConfigError("no judge model: pass --model NAME (or set LR_JUDGE_MODEL)")
-        backend = OpenAIBackend(cfg.model, cfg.base_url, cfg.api_key(), cfg.timeout, cfg.api_key_env)
+        key = cfg.api_key()
+        register_secret(key)
+        register_url(cfg.base_url)
+        backend = OpenAIBackend(cfg.model, cfg.base_url, key, cfg.timeout, cfg.api_key_source())
     elif cfg.backend == "embedded":
         from .embedded import embedded_model_path
 
@@ -221,6 +237,8 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Any = No
     if price is None and cfg.backend != "openai":
         price = (0.0, 0.0)  # in-process models cost nothing per token
     meter = UsageMeter(model=backend.model, price=price, max_cost=cfg.max_cost, max_requests=cfg.max_requests)
+    if isinstance(backend, OpenAIBackend):
+        backend.meter = meter  # counts the answers a server sent outside the format it was asked to enforce
     path = cfg.cache_path()
     return JudgeClient(backend, cache=ResponseCache(path) if path else None, concurrency=cfg.concurrency,
                        max_retries=cfg.max_retries, meter=meter, dry_run=cfg.dry_run,

@@ -57,7 +57,7 @@ class DemoContext:
 
 
 def load_sample() -> dict[str, Any]:
-    return json.loads((resources.files("lr_eval") / "data" / "demo_sample.json").read_text(encoding="utf-8"))
+    return dict(json.loads((resources.files("lr_eval") / "data" / "demo_sample.json").read_text(encoding="utf-8")))
 
 
 def run_demo(cfg: JudgeConfig) -> int:
@@ -78,7 +78,7 @@ def run_demo(cfg: JudgeConfig) -> int:
     if not res.ok:
         console.print(f"[red]the model could not answer: {res.error}")
         return 1
-    answer = res.content.strip()
+    answer = (res.content or "").strip()
     console.print(f"\n[bold]answer[/] ({res.usage.output_tokens} tokens):\n{escape(answer)}\n")
 
     if not cfg.configured:
@@ -111,7 +111,7 @@ def run_demo(cfg: JudgeConfig) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="end-to-end demo on the embedded model (offline)", description=__doc__)
     add_judge_args(p, dry_run=False)
     p.set_defaults(func=lambda a: run_demo(JudgeConfig.from_args(a)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +21,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .cache import open_sqlite
+from .redaction import register_secret, register_url
 from .retry import backoff_delay, classify
 from .types import JudgeFatalError, TransientError
 
@@ -161,6 +162,8 @@ class OpenAIEmbedder:
 
                 # Never stored in a field of ours or logged; local servers accept any key.
                 key = os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+                register_secret(key)
+                register_url(self.base_url)
                 self._client = OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=self.timeout)
             return self._client
 
@@ -253,12 +256,7 @@ class EmbeddingCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=60000")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db = open_sqlite(self.path, "embedding cache", (_SCHEMA,))
         self._lock = threading.Lock()
 
     def get_many(self, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -289,7 +287,7 @@ class EmbeddingCache:
 
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+            return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:

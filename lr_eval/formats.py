@@ -5,7 +5,8 @@ One `AnswerFormat` gives both sides of a verdict, so they cannot drift apart:
   embedded model), a regular expression for vLLM and OpenAI-compatible servers (guided regex), or a
   JSON schema for servers that only take `response_format`;
 - the parser that reads the verdict (`AnswerFormat.parse`), which every answer goes through, constrained
-  or not, after `lr_eval.trust.own_words`.
+  or not, after `lr_eval.trust.examine`; every parser reads its verdict among the tokens of
+  `lr_eval.trust.tokens`, the one grammar of bracketed verdicts.
 
 Shape of every format: an optional free rationale (no square brackets, so the only bracketed tokens of a
 constrained answer are its verdict; one paragraph where the format says so), then the verdict part. Free
@@ -26,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .trust import tokens as _verdict_tokens
 from .types import PermanentError
 
 #: Free text: anything but square brackets (they are the verdict syntax).
@@ -141,6 +143,8 @@ class AnswerFormat:
     #: of the statement-list prompt ("Analysis: ..." on one line, the list from the next). A small judge
     #: that would ramble to the bound reaches its verdict after one finished thought (README).
     one_paragraph: bool = False
+    #: The lowest verdict (a rating scale's bottom, "not supported"): what a tampered verdict scores.
+    minimum: float | None = None
 
     def grammar(self, max_tokens: int) -> Part:
         """The whole answer as one grammar that fits in `max_tokens` generated tokens (EOS included)."""
@@ -212,7 +216,7 @@ def from_json(content: str) -> str:
     if not isinstance(obj, dict) or not isinstance(obj.get("verdict"), str):
         return content
     analysis = obj.get("analysis")
-    return (f"{analysis}\n" if isinstance(analysis, str) and analysis else "") + obj["verdict"]
+    return (f"{analysis}\n" if isinstance(analysis, str) and analysis else "") + str(obj["verdict"])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -224,23 +228,23 @@ def rating_format(name: str, lo: int, hi: int, parse: Callable[[str | None], Any
     """Free rationale, then `[[r]]` with an integer r in [lo, hi]."""
     numbers = tuple(range(lo, hi + 1))
     tail = seq(lit("[["), alt(*(lit(str(n)) for n in numbers)), lit("]]"))
-    return AnswerFormat(name, lambda _budget: tail, parse, ratings=numbers, version=version)
+    return AnswerFormat(name, lambda _budget: tail, parse, ratings=numbers, version=version, minimum=float(lo))
 
 
 def label_format(name: str, labels: Sequence[str], parse: Callable[[str | None], Any],
-                 version: str = "1") -> AnswerFormat:
-    """Free rationale, then one `[[label]]`."""
+                 version: str = "1", minimum: float | None = None) -> AnswerFormat:
+    """Free rationale, then one `[[label]]` (`minimum`: the value of the lowest label)."""
     tail = seq(lit("[["), alt(*(lit(x) for x in labels)), lit("]]"))
-    return AnswerFormat(name, lambda _budget: tail, parse, version=version)
+    return AnswerFormat(name, lambda _budget: tail, parse, version=version, minimum=minimum)
 
 
 def label_lines_format(name: str, ids: Sequence[str], labels: Sequence[str], parse: Callable[[str | None], Any],
-                       header: str = "Verdicts:\n", version: str = "1") -> AnswerFormat:
+                       header: str = "Verdicts:\n", version: str = "1", minimum: float | None = None) -> AnswerFormat:
     """Free analysis, then `header` and one `id: [[label]]` line per id, in order."""
     choice = alt(*(lit(x) for x in labels))
     lines = [seq(lit(("\n" if n else "") + f"{i}: [["), choice, lit("]]")) for n, i in enumerate(ids)]
     tail = seq(lit(header), *lines)
-    return AnswerFormat(f"{name}[{len(ids)}]", lambda _budget: tail, parse, version=version)
+    return AnswerFormat(f"{name}[{len(ids)}]", lambda _budget: tail, parse, version=version, minimum=minimum)
 
 
 def item_block_format(name: str, start: str, none: str | None, parse: Callable[[str | None], Any],
@@ -310,13 +314,15 @@ def verdict_logprobs_from_steps(tokens: Sequence[str], steps: Sequence[Mapping[s
     """{rating: log-probability} at the verdict position of a generated answer, from per-token alternatives.
 
     `tokens` are the generated tokens and `steps[i]` the top alternatives at position i (a server's
-    top_logprobs). The verdict position is the first token with a digit after the last `[[`. Ratings that
+    top_logprobs). The verdict position is the first token with a digit after the opening of the last
+    `[[...]]` token (`lr_eval.trust.tokens`). Ratings that
     are one token there are read directly. A rating the judge spelled over two tokens (a "10" written "1",
     "0") is only known along the generated path: its first token's probability times the second's; the
     one-token reading of that first token ("1") then takes the probability of a closing bracket after it.
     """
     text = "".join(tokens)
-    at = text.rfind("[[")
+    verdicts = [t for t in _verdict_tokens(text) if t.double]
+    at = verdicts[-1].start if verdicts else -1
     if at < 0 or len(steps) < len(tokens):
         return None
     pos, i = 0, 0

@@ -4,8 +4,10 @@ checked before any paid request, atomic writes with the user's umask, and resuma
 Input rules (every command): a UTF-8 BOM and CRLF line ends are accepted; a line that is not UTF-8 or not
 a JSON object is an error for that line only (the good lines are kept); a missing file, a directory and
 an empty file are refused with one message; duplicate ids are refused (the command reading them says if
-it has another policy). Output rules: an output path must be writable (checked before anything is sent)
-and must not be an input; files are created with the user's umask (``tempfile.mkstemp`` alone gives 0600).
+it has another policy). Output rules (`check_paths`, run by every command before anything is sent): each
+written path (outputs, caches) must be writable and must be neither another written path nor any path the
+command reads, links resolved; files are created with the user's umask (``tempfile.mkstemp`` alone gives
+0600) and hold no registered secret (`lr_eval.redaction`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import UserError
+from .redaction import redact
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -134,7 +137,7 @@ def read_unique(path: str | Path, parse: Callable[[dict[str, Any], int], tuple[s
         if error is not None:
             errors.append(error)
         else:
-            items.append(item)  # type: ignore[arg-type]
+            items.append(item)  # type: ignore[arg-type]  # item is set whenever error is None
     return items, errors
 
 
@@ -193,13 +196,43 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+PathMap = Mapping[str, "str | Path | None"]
+
+
+def _clash(a: Path, b: Path) -> bool:
+    """The same file: one path resolves (links followed) to the other, or both name one inode."""
+    return _same(a, b) or a.resolve() == b.resolve()
+
+
+def check_paths(writes: PathMap, reads: PathMap = {}) -> dict[str, Path]:  # noqa: B006 - read only
+    """The one path rule of every command, run before anything is sent or computed: each path the command
+    writes (outputs, judge cache, embedding cache, sample cache...) must be writable and must be neither
+    another written path nor any path it reads (input, data, references...), links resolved. `writes` and
+    `reads` map what a path is (named in the message, e.g. "--cache") to the path; None entries are skipped.
+    Returns the written paths, checked. Raises OutputPathError."""
+    out = {what: Path(p).expanduser() for what, p in writes.items() if p is not None}
+    ins = {what: Path(p).expanduser() for what, p in reads.items() if p is not None}
+    names = list(out)
+    for i, what in enumerate(names):
+        for other in names[:i]:
+            if _clash(out[what], out[other]):
+                raise OutputPathError(f"{what} {out[what]} is also the {other} {out[other]}: choose another {what}")
+        for other, q in ins.items():
+            if _clash(out[what], q):
+                raise OutputPathError(f"{what} {out[what]} is also the {other} {q}, which it would replace: "
+                                      f"choose another {what}")
+    for what, p in out.items():
+        check_output_path(p, what=what)
+    return out
+
+
 def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output") -> Path:
     """Check, before any request is sent, that `path` can be written as a file and is none of `inputs`;
     its parent folders are created. Raises OutputPathError."""
     p = Path(path).expanduser()
     for inp in inputs:
         q = Path(inp).expanduser()
-        if _same(p, q) or p.resolve() == q.resolve():
+        if _clash(p, q):
             raise OutputPathError(f"{what} {p} is also an input: choose another {what} path")
     if p.is_dir():
         raise OutputPathError(f"{what} {p} is a directory, expected a file path")
@@ -247,7 +280,8 @@ def _atomic(path: str | Path, write: Callable[[Any], None]) -> None:
 
 
 def dumps(rec: Any) -> str:
-    return json.dumps(rec, ensure_ascii=False)
+    """One record as it is written: JSON, with no registered secret in it (`lr_eval.redaction`)."""
+    return redact(json.dumps(rec, ensure_ascii=False), generic=False)
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
@@ -260,7 +294,7 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[dict[str, Any]]) -> N
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a whole text file (a JSON report, a results file) through a temporary file and a rename."""
-    _atomic(path, lambda f: f.write(text))
+    _atomic(path, lambda f: f.write(redact(text, generic=False)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -327,7 +361,7 @@ class ResumableJsonl:
             return None
         here = self._fh.tell()
         self._fh.seek(offset)
-        rec = json.loads(self._fh.readline().decode("utf-8").lstrip("\ufeff"))
+        rec: dict[str, Any] = json.loads(self._fh.readline().decode("utf-8").lstrip("\ufeff"))
         self._fh.seek(here)
         return rec
 
@@ -387,7 +421,7 @@ class JsonlIndex(Mapping[str, dict[str, Any]]):
         with open(self.path, "rb") as f:
             f.seek(self._offsets[rid])
             raw = f.readline()
-        return json.loads(raw.decode("utf-8").removeprefix("\ufeff"))
+        return dict(json.loads(raw.decode("utf-8").removeprefix("\ufeff")))  # a line this file checked: an object
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._offsets)
@@ -439,9 +473,9 @@ class JsonlRecords:
     def __eq__(self, other: object) -> bool:
         if isinstance(other, JsonlRecords):
             return self.digest == other.digest
-        return isinstance(other, Iterable) and list(self) == list(other)  # type: ignore[arg-type]
+        return isinstance(other, Iterable) and list(self) == list(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like list (mypy wants a method)
 
 
 async def run_window(items: Iterable[T], work: Callable[[int, T], Awaitable[R]], window: int,

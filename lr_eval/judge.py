@@ -14,14 +14,14 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from .accounting import UsageMeter, estimate_tokens, max_input_tokens
 from .backends import Backend
 from .cache import ResponseCache
-from .progress import BatchProgress
+from .progress import BatchProgress, console
 from .retry import backoff_delay
 from .types import BudgetExceeded, ChatRequest, ChatResult, JudgeFatalError, PermanentError, TransientError
 
@@ -29,6 +29,11 @@ T = TypeVar("T")
 
 #: Alternatives asked for at each position when ratings are read from log-probabilities.
 LOGPROB_ALTERNATIVES = 20
+
+
+#: The client settings that complete() fills into every request, so that they enter its cache key. A stored
+#: result (a resume key) is reused only where these are unchanged: `keyed_settings()` is that one list.
+KEYED_SETTINGS = ("model", "system_prompt", "default_max_tokens", "structured", "score_from")
 
 
 class JudgeClient:
@@ -67,27 +72,32 @@ class JudgeClient:
         self._answered: list[str] = []  # claims whose answer is stored: harmless, dropped in batches
         self._heartbeat: asyncio.Task[None] | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._settled: asyncio.Event | None = None  # set whenever a reservation is released
         self._sem_loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Future[ChatResult]] = {}
         self._dry_seen: set[str] = set()
         self._fatal: JudgeFatalError | BudgetExceeded | None = None
         self._progress: BatchProgress | None = None
 
+    def keyed_settings(self) -> dict[str, Any]:
+        """This client's values of KEYED_SETTINGS: what a resume key must hold besides the work's own input."""
+        return {name: getattr(self, name) for name in KEYED_SETTINGS}
+
     # -- one request -------------------------------------------------------------
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         if self._sem is None or self._sem_loop is not loop:
             self._sem, self._sem_loop = asyncio.Semaphore(self.concurrency), loop
+            self._settled = asyncio.Event()
             self._inflight = {}
         return self._sem
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         """Answer one request: from the cache, from an identical request in flight, or from the judge.
 
-        Raises JudgeFatalError / BudgetExceeded, which stop the whole batch.
+        Raises JudgeFatalError / BudgetExceeded, which stop the whole batch (an answer already in the cache
+        is still given after a stop: it costs nothing).
         """
-        if self._fatal is not None:
-            raise self._fatal
         request = self.complete(request)
         key = request.cache_key(self.model)
         if self.cache is not None:
@@ -95,6 +105,12 @@ class JudgeClient:
             if hit is not None:
                 return self._from_cache(hit)
         return await self._chat_uncached(request, key)
+
+    def _refuse(self) -> None:
+        """Raise the stop that ended the run for one more request; a budget stop counts it as not sent."""
+        assert self._fatal is not None
+        self.meter.not_sent += isinstance(self._fatal, BudgetExceeded)
+        raise self._fatal
 
     def complete(self, request: ChatRequest) -> ChatRequest:
         """The request as it will be keyed, budgeted and sent: the configured system prompt (when the request
@@ -125,7 +141,7 @@ class JudgeClient:
         """chat() after a cache miss: join an identical request in flight here, wait for another process
         that claimed it, or claim it and ask the judge."""
         if self._fatal is not None:
-            raise self._fatal
+            self._refuse()
         sem = self._semaphore()
         pending = self._inflight.get(key)
         if pending is not None:
@@ -168,7 +184,7 @@ class JudgeClient:
             if key in claimed:
                 return None
             if self._fatal is not None:
-                raise self._fatal
+                self._refuse()
             waited = True
             await asyncio.sleep(self.claim_poll)
 
@@ -207,15 +223,7 @@ class JudgeClient:
         attempt = 0
         while True:
             async with sem:
-                if self._fatal is not None:
-                    self.meter.not_sent += isinstance(self._fatal, BudgetExceeded)
-                    raise self._fatal
-                try:
-                    hold = self.meter.reserve(bound, max_out)
-                except BudgetExceeded as e:
-                    self.meter.not_sent += 1
-                    self._fatal = e
-                    raise
+                hold = await self._reserve(bound, max_out)
                 attempt += 1
                 try:
                     res = await self.backend.send(request)
@@ -243,15 +251,17 @@ class JudgeClient:
                         self._answered.append(key)  # its claim is dropped in a batch (one write per answer)
                         if len(self._answered) >= 256:
                             self._drop_answered_claims()
-                    try:
-                        self.meter.settle(res.usage, bound, max_out)
-                    except BudgetExceeded as e:
-                        self._fatal = e
-                        raise
+                    note, stop = self.meter.settle(res.usage, bound, max_out)
+                    if note:
+                        console.print(f"warning: {note}", style="yellow", markup=False)
+                    if stop is not None and self._fatal is None:
+                        self._fatal = stop  # no new request; this paid answer is still returned
                     self._tick(res)
                     return res
                 finally:
                     self.meter.release(hold)
+                    assert self._settled is not None
+                    self._settled.set()
             # Back off outside the semaphore so that waiting requests do not block others.
             if attempt > self.max_retries:
                 if last.refused:
@@ -265,6 +275,23 @@ class JudgeClient:
             self.meter.retries += 1
             await asyncio.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_max, wait))
 
+    async def _reserve(self, bound: int, max_out: int) -> float:
+        """Hold the worst-case cost of one request, waiting while it fits only once requests in flight
+        settle; a request that cannot fit at all (or comes after a stop) is refused."""
+        assert self._settled is not None
+        while True:
+            if self._fatal is not None:
+                self._refuse()
+            try:
+                hold = self.meter.reserve(bound, max_out)
+            except BudgetExceeded as e:
+                self._fatal = e
+                self._refuse()
+            if hold is not None:
+                return hold
+            self._settled.clear()
+            await self._settled.wait()
+
     def _tick(self, res: ChatResult) -> None:
         if self._progress is not None:
             self._progress.advance(res, self.meter)
@@ -272,8 +299,6 @@ class JudgeClient:
     # -- many requests -----------------------------------------------------------
     async def chat_many(self, requests: Sequence[ChatRequest], desc: str = "judging") -> list[ChatResult]:
         """Answer all requests concurrently; results in input order."""
-        if self._fatal is not None:
-            raise self._fatal
         requests = [self.complete(r) for r in requests]
         keys = [r.cache_key(self.model) for r in requests]
         # One cache query (and one claim transaction) for the whole batch instead of one per request: reruns
@@ -303,13 +328,13 @@ class JudgeClient:
                 self._drop_answered_claims()
             for i, res in zip(misses, answers, strict=True):
                 results[i] = res
-            return results  # type: ignore[return-value]
+            return results  # type: ignore[return-value]  # every slot filled
 
     def run(self, requests: Sequence[ChatRequest], desc: str = "judging") -> list[ChatResult]:
         """Synchronous chat_many, usable from plain code (and from inside a running loop)."""
         return self.run_coroutine(lambda: self.chat_many(requests, desc))
 
-    def run_coroutine(self, make: Callable[[], Awaitable[T]]) -> T:
+    def run_coroutine(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run a coroutine that uses this client to completion on a fresh event loop (see run_sync).
 
         The backend's connections belong to that loop, so they are closed before it ends;
@@ -372,7 +397,7 @@ def shared_task(aw: Awaitable[T]) -> asyncio.Future[T]:
     return fut
 
 
-def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from synchronous code.
 
     Inside an already running event loop (Jupyter, some harnesses) the coroutine
@@ -395,4 +420,5 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     t.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]
+    value: T = box["value"]
+    return value

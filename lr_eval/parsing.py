@@ -1,9 +1,11 @@
 """Parse policy shared by every judged metric.
 
-A judge answer either yields a score or is "unscored" with a reason; there is
-no default score. Out-of-range scores are clamped and the clamp is counted. An
-unparseable answer may be re-asked a bounded number of times (the re-ask is an
-ordinary, cached request).
+A judge answer yields a verdict with a status (`lr_eval.records`): *scored* (the judge's own verdict),
+*tampered* (the only verdict was copied from the evaluated text, or the text broke the prompt's fences:
+the scale's minimum, cause ``evaluated_text``) or *unscored* with a reason (cause ``judge``); there is no
+default score. Out-of-range scores are clamped and the clamp is counted. An unparseable answer may be
+re-asked a bounded number of times (the re-ask is an ordinary, cached request); a tampered one never is.
+Every parser finds its verdict among the tokens of `lr_eval.trust.tokens`, the grammar the copy rule checks.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from dataclasses import dataclass, field, replace
 
 from .formats import rating_distribution
 from .judge import JudgeClient
-from .trust import COPIED_ONLY, OwnWords, own_words
+from .records import JUDGE_CAUSE, SCORED, TAMPERED, TEXT_CAUSE, UNSCORED
+from .trust import BROKEN_FENCE, COPIED_ONLY, COPIED_TEXT, Examined, examine, tokens
 from .types import ChatRequest, ChatResult
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
-_BRACKETED = re.compile(r"\[\[\s*(" + _NUMBER + r")\s*(?:/\s*\d+(?:\.\d+)?)?\s*\]\]")
+_BRACKETED = re.compile(r"\s*(" + _NUMBER + r")\s*(?:/\s*\d+(?:\.\d+)?)?\s*")
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,31 @@ class Parsed:
     #: With --score-from logprobs: `value` is the probability-weighted mean rating and this the likeliest one.
     argmax: float | None = None
     from_logprobs: bool = False
+    #: The verdict could be the evaluated text's (`lr_eval.trust`): `value` is the scale's minimum when the
+    #: format knows it (else None, and the family scores its minimum).
+    tampered: bool = False
 
     @property
     def scored(self) -> bool:
-        return self.value is not None
+        """The judge's own verdict (not tampered)."""
+        return self.value is not None and not self.tampered
+
+    @property
+    def status(self) -> str:
+        return TAMPERED if self.tampered else SCORED if self.value is not None else UNSCORED
+
+    @property
+    def cause(self) -> str | None:
+        return TEXT_CAUSE if self.tampered else None if self.value is not None else JUDGE_CAUSE
 
 
 def unscored(reason: str, raw: str = "") -> Parsed:
     return Parsed(value=None, reason=reason, raw=raw)
+
+
+def tampered(reason: str, minimum: float | None, raw: str = "") -> Parsed:
+    """A verdict the evaluated text could have supplied: the scale's `minimum`, flagged, never re-asked."""
+    return Parsed(value=minimum, reason=reason, raw=raw, tampered=True)
 
 
 def clamp(value: float, lo: float, hi: float, raw: str = "") -> Parsed:
@@ -55,10 +75,10 @@ def parse_bracket_score(text: str | None, lo: float, hi: float) -> Parsed:
     """The last `[[number]]` (also `[[7/10]]`) in the answer, clamped to [lo, hi]."""
     if text is None:
         return unscored("no answer")
-    found = _BRACKETED.findall(text)
+    found = [m for t in tokens(text) if t.double and (m := _BRACKETED.fullmatch(t.inside))]
     if not found:
         return unscored("no [[score]] in the answer", text)
-    return clamp(float(found[-1]), lo, hi, text)
+    return clamp(float(found[-1].group(1)), lo, hi, text)
 
 
 Parser = Callable[[str | None], Parsed]
@@ -75,6 +95,7 @@ class ParseStats:
     """Counters that reports print: scored, unscored by reason, clamped, re-asked."""
 
     scored: int = 0
+    tampered: int = 0           # verdicts the evaluated text could have supplied (the scale's minimum)
     clamped: int = 0
     reasked: int = 0
     unscored: Counter[str] = field(default_factory=Counter)
@@ -83,7 +104,9 @@ class ParseStats:
 
     def add(self, p: Parsed) -> None:
         self.constrained += int(p.constrained)
-        if p.scored:
+        if p.tampered:
+            self.tampered += 1
+        elif p.scored:
             self.scored += 1
             self.clamped += int(p.clamped)
             self.from_logprobs += int(p.from_logprobs)
@@ -91,32 +114,54 @@ class ParseStats:
             self.unscored[p.reason or "unknown"] += 1
 
     def to_dict(self) -> dict[str, object]:
-        return {"scored": self.scored, "unscored": sum(self.unscored.values()),
+        return {"scored": self.scored, "tampered": self.tampered, "unscored": sum(self.unscored.values()),
                 "unscored_reasons": dict(self.unscored), "clamped": self.clamped, "reasked": self.reasked,
                 "constrained": self.constrained, "from_logprobs": self.from_logprobs}
 
 
-def own_answer(res: ChatResult, request: ChatRequest) -> OwnWords:
+def own_answer(res: ChatResult, request: ChatRequest) -> Examined:
     """The judge's answer to `request` with every verdict it copied blanked out: the only text parsers read."""
-    return own_words(res.content or "", request.prompt_texts(), request.untrusted)
+    return examine(res.content or "", request.prompt_texts(), request.evaluated, request.separators)
+
+
+def minimum_of(request: ChatRequest) -> float | None:
+    """The lowest verdict of the request's answer format (None when the format does not say)."""
+    fmt = request.answer_format
+    return None if fmt is None else fmt.minimum
+
+
+def judged(own: Examined, parsed: Parsed, full: Parsed, raw: str, minimum: float | None) -> Parsed:
+    """The status of a verdict read from the judge's own words (`parsed`) and from its whole answer (`full`).
+
+    Tampered: the evaluated text broke the prompt's fences; or the judge has no verdict of its own and copied
+    from the evaluated text a verdict (`full` reads one), verdict syntax (a ``[[...]]`` token: a copied
+    ``[[ [10]]`` must not veto the sample by being unreadable) or the whole text. Unscored with `COPIED_ONLY`:
+    its only verdict was copied from the template. Else the parser's own verdict or reason.
+    """
+    if own.broken_fence:
+        return tampered(f"{BROKEN_FENCE} ({own.broken_fence!r})", minimum, raw)
+    if parsed.scored or not own.removed:
+        return replace(parsed, raw=raw) if own.removed else parsed
+    if own.only_copy or own.copied_doubles or (own.copied_text and full.scored):
+        return tampered(COPIED_TEXT, minimum, raw)
+    if full.scored:
+        return replace(parsed, reason=COPIED_ONLY, raw=raw)
+    return replace(parsed, raw=raw)
 
 
 def result_to_parsed(res: ChatResult, parser: Parser, request: ChatRequest) -> Parsed:
     """Parse a judge result; a failed call is unscored with the call's error as reason.
 
-    Only the judge's own words count (`lr_eval.trust.own_words`): a verdict it copied from
-    the prompt or from the evaluated text is blanked out first, and an answer whose only verdicts were
-    copied is unscored with `COPIED_ONLY` as the reason.
+    Only the judge's own words count (`lr_eval.trust.examine`): a verdict it copied from the prompt or from
+    the evaluated text is blanked out first; an answer whose only verdicts were copied is tampered (copied
+    from the evaluated text) or unscored with `COPIED_ONLY` (copied from the template).
     """
     if not res.ok:
         return unscored(f"judge call failed: {res.error}")
     own = own_answer(res, request)
     parsed = parser(own.text)
-    if not parsed.scored and own.removed and parser(res.content).scored:
-        parsed = replace(parsed, reason=COPIED_ONLY, raw=res.content or "")
-    elif own.removed:
-        parsed = replace(parsed, raw=res.content or "")
-    return verdict_mode(parsed, res, request)
+    full = parser(res.content) if own.removed and not parsed.scored else parsed  # what the copies would read as
+    return verdict_mode(judged(own, parsed, full, res.content or "", minimum_of(request)), res, request)
 
 
 def verdict_mode(parsed: Parsed, res: ChatResult, request: ChatRequest) -> Parsed:
@@ -129,6 +174,8 @@ def verdict_mode(parsed: Parsed, res: ChatResult, request: ChatRequest) -> Parse
     """
     fmt = request.answer_format
     parsed = replace(parsed, constrained=bool(request.structured and fmt is not None))
+    if parsed.tampered:
+        return parsed
     if request.score_from != "logprobs" or not parsed.scored or fmt is None or not fmt.ratings:
         return parsed
     dist = rating_distribution(res.verdict_logprobs or {}, fmt.ratings)
@@ -160,7 +207,7 @@ async def ask_and_parse(client: JudgeClient, request: ChatRequest, parser: Parse
     parsed = result_to_parsed(results[-1], parser, request)
     req = request
     for _ in range(reasks):
-        if parsed.scored or not results[-1].ok:
+        if parsed.scored or parsed.tampered or not results[-1].ok:
             break
         req = reask_request(req, results[-1].content or "", reask_prompt,
                             f"{request.template_version}+{reask_tag}")

@@ -14,6 +14,7 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from .redaction import redact
 from .types import JudgeFatalError, PermanentError, TransientError
 
 
@@ -68,12 +69,29 @@ def _root_causes(e: BaseException) -> list[BaseException]:
     return out
 
 
+#: Causes that mean the server (or something between) closed the connection: not a timeout, whatever the
+#: HTTP layer wraps them in.
+_DROPPED = ("ServerDisconnectedError", "RemoteProtocolError", "ClientPayloadError", "IncompleteRead",
+            "ConnectionResetError", "BrokenPipeError", "ConnectionAbortedError")
+
+
 def classify(e: Exception, endpoint: str | None, model: str, what: str = "judge",
              key_env: str = "LR_JUDGE_API_KEY", timeout: float | None = None) -> Exception:
-    """The kind of an exception raised by the openai client (or by reading its answer), with a clear message.
+    """The kind of an exception raised by the openai client (or by reading its answer), with a clear message
+    in which no key appears (`lr_eval.redaction`).
 
-    `what` is "judge" or "embedding"; `endpoint` the base URL (None: api.openai.com).
+    `what` is "judge" or "embedding"; `endpoint` the base URL (None: api.openai.com); `key_env` the
+    variable the key was read from.
     """
+    kind = _classify(e, endpoint, model, what, key_env, timeout)
+    if kind is e:
+        return e
+    kind.args = tuple(redact(a) if isinstance(a, str) else a for a in kind.args)
+    return kind
+
+
+def _classify(e: Exception, endpoint: str | None, model: str, what: str, key_env: str,
+              timeout: float | None) -> Exception:
     import openai
 
     where = endpoint or "https://api.openai.com/v1"
@@ -99,6 +117,10 @@ def classify(e: Exception, endpoint: str | None, model: str, what: str = "judge"
         if any(isinstance(c, ConnectionRefusedError) for c in causes):
             return TransientError(f"{what} endpoint {where} refused the connection (is the server running, "
                                   "and is the port right?)", refused=True)
+        dropped = next((c for c in causes if type(c).__name__ in _DROPPED), None)
+        if dropped is not None:
+            return TransientError(f"{what} endpoint {where} closed the connection before answering "
+                                  f"({type(dropped).__name__}: {dropped})")
         if isinstance(e, openai.APITimeoutError):
             return TransientError(f"no answer from {where} within {timeout:g} s" if timeout else
                                   f"request to {where} timed out")

@@ -167,6 +167,10 @@ FAMILIES: tuple[Family, ...] = (
            (*(d for d in LONGBENCH_DATASETS if d.name in ("musique", "2wikimqa", "multifieldqa_en", "narrativeqa")),
             Dataset("longbook_qa_eng")),
            section="cotqa", source=f"NEUIR/LongMab-PO's CoT-answer protocol on {_LONGBENCH} and {_INFINITEBENCH}"),
+    Family("longbench_v2", "LongBench v2", "longreward_longbench_v2", "overall", "0-100",
+           (Dataset("plain"), Dataset("cot"), Dataset("no_context"), Dataset("rag")), section="longbench_v2",
+           source="THUDM/LongBench (Bai et al., 2025): LongBench v2's pred.py and result.py, generative, "
+                  "answer parsed from 'The correct answer is (X)'"),
     # ---- New families go here. A section the board has no layout for shows one column per dataset (per
     # ---- one-task family) and, when all are on one scale, their mean.
 )

@@ -38,6 +38,10 @@ class ChatRequest:
     #: The untrusted texts inside the messages, as they appear there (see lr_eval.trust). Not part of the
     #: cache key or of what is sent: the parser uses them to keep the verdict to the judge's own words.
     untrusted: tuple[str, ...] = field(default=(), compare=False)
+    #: The texts under evaluation (the model's answers) as written, before any fence, and the template's own
+    #: part delimiters: whose a verdict is, and whether the text broke the prompt's fences (lr_eval.trust).
+    evaluated: tuple[str, ...] = field(default=(), compare=False)
+    separators: tuple[str, ...] = field(default=(), compare=False)
     #: The template's answer format (an `lr_eval.formats.AnswerFormat`): every template declares one. It only
     #: changes what is sent when `structured` names the form a backend enforces it in ("llguidance",
     #: "structured_outputs", "guided_regex", "regex", "json_schema"); JudgeClient.complete() sets that.
@@ -53,8 +57,9 @@ class ChatRequest:
         msgs = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in messages)
         if kw.get("stop") is not None:
             kw["stop"] = tuple(kw["stop"])
-        if kw.get("untrusted") is not None:
-            kw["untrusted"] = tuple(str(t) for t in kw["untrusted"])
+        for key in ("untrusted", "evaluated", "separators"):
+            if kw.get(key) is not None:
+                kw[key] = tuple(str(t) for t in kw[key])
         return ChatRequest(messages=msgs, **kw)
 
     def decoding(self) -> dict[str, Any]:

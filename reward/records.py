@@ -8,7 +8,7 @@ not score); :func:`score_results` reads the results of such a line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from lr_eval.records import FieldError, check_version, number, table
 DIMENSIONS = ("helpfulness", "logicality", "faithfulness", "completeness")
 #: The numbers of a score record: the dimensions and their weighted mean.
 SCORE_KEYS = (*DIMENSIONS, "reward")
-SCORE_VERSION = 1
+SCORE_VERSION = 2  # 2: `tampered`
 SCALE = (0.0, 10.0)
 
 
@@ -27,8 +27,10 @@ class ResponseScore:
     """The LongReward verdict on one response, with everything needed to audit it.
 
     A dimension is a float in [0, 10] or None; every enabled dimension that is
-    None has its reason in `unscored`. `reward` is the weighted mean of the
-    dimensions listed in `averaged` (None when that list is empty).
+    None has its reason in `unscored` (the judge's doing). A dimension whose verdict
+    the evaluated text could have supplied is *tampered*: it scores 0 (the scale's
+    minimum), is averaged, and has its reason in `tampered`. `reward` is the weighted
+    mean of the dimensions listed in `averaged` (None when that list is empty).
     """
 
     helpfulness: float | None = None
@@ -38,6 +40,7 @@ class ResponseScore:
     reward: float | None = None
     averaged: list[str] = field(default_factory=list)
     unscored: dict[str, str] = field(default_factory=dict)
+    tampered: dict[str, str] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     audit: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
@@ -45,10 +48,19 @@ class ResponseScore:
     def scores(self) -> dict[str, float | None]:
         return {d: getattr(self, d) for d in DIMENSIONS}
 
+    @property
+    def status(self) -> str:
+        """The response's verdict: tampered when any dimension is, unscored without a reward, else scored."""
+        return "tampered" if self.tampered else "unscored" if self.reward is None else "scored"
+
+    def partial(self, enabled: Sequence[str] = DIMENSIONS) -> bool:
+        """Whether the reward averages fewer than the `enabled` dimensions (some were unscored)."""
+        return self.reward is not None and set(self.averaged) != set(enabled)
+
     def to_dict(self) -> dict[str, Any]:
         return {**self.scores(), "reward": self.reward, "averaged": list(self.averaged),
-                "unscored": dict(self.unscored), "flags": list(self.flags), "audit": self.audit,
-                "usage": self.usage, "version": SCORE_VERSION}
+                "unscored": dict(self.unscored), "tampered": dict(self.tampered), "flags": list(self.flags),
+                "audit": self.audit, "usage": self.usage, "version": SCORE_VERSION}
 
     @staticmethod
     def from_dict(d: Mapping[str, Any], prefix: str = "") -> ResponseScore:
@@ -63,7 +75,7 @@ class ResponseScore:
             check_version(d, SCORE_VERSION, "score record")
         except FieldError as e:
             raise FieldError(prefix + e.field, e.problem) from None
-        values = {}
+        values: dict[str, float | None] = {}
         for key in SCORE_KEYS:
             value = number(d, key, optional=True, prefix=prefix)
             if value is not None and not SCALE[0] <= value <= SCALE[1]:
@@ -73,10 +85,15 @@ class ResponseScore:
         bad = [x for x in averaged if x not in DIMENSIONS]
         if bad:
             raise FieldError(prefix + "averaged", f"not a dimension: {bad[0]!r} (dimensions: {', '.join(DIMENSIONS)})")
-        unscored = table(d, "unscored", prefix)
-        if not all(isinstance(v, str) for v in unscored.values()):
-            raise FieldError(prefix + "unscored", "expected dimension -> reason (text)")
-        return ResponseScore(**values, averaged=averaged, unscored=unscored, flags=_strings(d, "flags", prefix),
+        reasons: dict[str, dict[str, str]] = {}
+        for key in ("unscored", "tampered"):
+            reasons[key] = table(d, key, prefix)
+            if not all(isinstance(v, str) for v in reasons[key].values()):
+                raise FieldError(prefix + key, "expected dimension -> reason (text)")
+        return ResponseScore(helpfulness=values["helpfulness"], logicality=values["logicality"],
+                             faithfulness=values["faithfulness"], completeness=values["completeness"],
+                             reward=values["reward"], averaged=averaged, unscored=reasons["unscored"],
+                             tampered=reasons["tampered"], flags=_strings(d, "flags", prefix),
                              audit=table(d, "audit", prefix), usage=table(d, "usage", prefix))
 
 

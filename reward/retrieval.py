@@ -74,6 +74,7 @@ class Retriever:
             return np.zeros((len(queries), len(self.chunks)), dtype=np.float32)
         if self._bm25 is not None:
             bm25 = self._bm25
+            # the ignore below: _bm25 is typed object (rank_bm25 is imported lazily); here it is a BM25Plus
             return np.stack([np.asarray(bm25.get_scores(bm25_terms(q)), dtype=np.float32)  # type: ignore[attr-defined]
                              for q in queries])
         assert self.embedder is not None and self._matrix is not None

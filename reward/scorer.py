@@ -54,7 +54,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lr_eval.formats import (
@@ -69,17 +69,19 @@ from lr_eval.parsing import (
     Parsed,
     ParseStats,
     ask_and_parse,
+    judged,
     own_answer,
     parse_bracket_score,
     reask_request,
     unscored,
 )
-from lr_eval.trust import COPIED_ONLY
+from lr_eval.trust import Token, tokens
 from lr_eval.types import ChatRequest, ChatResult
 
 from . import prompts
 from .prompts import NO_INFO_AT_ALL, NO_INFO_LABEL, Template, neutralise
 from .records import DIMENSIONS, ResponseScore
+from .settings import RewardConfig
 
 _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named in the config
 
@@ -87,62 +89,6 @@ _FROM_CONFIG: Any = object()  # sentinel: build the embedder / tokenizer named i
 # ---------------------------------------------------------------------------------------------------------
 # configuration and results
 # ---------------------------------------------------------------------------------------------------------
-
-@dataclass
-class RewardConfig:
-    """Method settings. The paper's where it gives them (128-token retrieval chunks, k = 5, 4096-token
-    extraction chunks, equal weights); ours elsewhere, and two of ours change the judge calls:
-    `support_batch` = 8 statements per support call (the paper makes one call per statement: 1), and
-    the per-stage output budgets `max_tokens` (prompts.DEFAULT_MAX_TOKENS: statements 1024 where the
-    reference code allows 2048, support 384, information extraction 768, the 0-10 scores 512).
-    Users set these through `lr_eval.reward.settings.RewardSettings`."""
-
-    retrieval_chunk_tokens: int = 128
-    extraction_chunk_tokens: int = 4096
-    k: int = 5
-    weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # in DIMENSIONS order
-    language: str = "auto"             # "auto" (from question + context), "en" or "zh"
-    reasks: int = 1                    # bounded re-asks of an unparseable answer
-    tokenizer: str | None = None       # chunking tokenizer (None: the offline default of chunking.py)
-    embedder: str = "local"            # "local", "local:PATH", "openai:MODEL" or "bm25"
-    temperature: float = 0.0
-    max_tokens: dict[str, int] = field(default_factory=lambda: dict(prompts.DEFAULT_MAX_TOKENS))
-    judge_window: int | None = 128_000  # the judge's context window in tokens; None = unknown, never checked
-    max_context_tokens: int | None = 262_144
-    max_statements: int | None = None   # cap per response (None: judge every statement, as the paper)
-    min_parsed_fraction: float = 0.5   # of statements / document parts that need a verdict
-    empty_policy: str = "zero"         # "zero" or "unscored"
-    support_batch: int = 8             # statements per support call (ours; 1: one call per statement, as the paper)
-
-    def __post_init__(self) -> None:
-        self.weights = tuple(float(w) for w in self.weights)  # type: ignore[assignment]
-        if len(self.weights) != 4 or any(w < 0 for w in self.weights) or not any(self.weights):
-            raise ValueError("weights: four non-negative numbers (helpfulness, logicality, faithfulness, "
-                             "completeness), not all zero")
-        if self.language not in ("auto", *prompts.LANGUAGES):
-            raise ValueError(f"language must be auto, {' or '.join(prompts.LANGUAGES)}, not {self.language!r}")
-        if self.empty_policy not in ("zero", "unscored"):
-            raise ValueError(f"empty_policy must be 'zero' or 'unscored', not {self.empty_policy!r}")
-        if self.k < 1 or self.retrieval_chunk_tokens < 1 or self.extraction_chunk_tokens < 1:
-            raise ValueError("k and the chunk sizes must be positive")
-        if self.support_batch < 1:
-            raise ValueError("support_batch must be at least 1 (1 = one support call per statement)")
-        if not 0.0 <= self.min_parsed_fraction <= 1.0:
-            raise ValueError("min_parsed_fraction must be between 0 and 1")
-        self.max_tokens = {**prompts.DEFAULT_MAX_TOKENS, **self.max_tokens}
-
-    def weight(self, dim: str) -> float:
-        return self.weights[DIMENSIONS.index(dim)]
-
-    def enabled(self) -> list[str]:
-        """Dimensions with a positive weight; the others are not computed at all."""
-        return [d for d in DIMENSIONS if self.weight(d) > 0]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["weights"] = list(self.weights)
-        return d
-
 
 def combine(scores: Mapping[str, float | None], weights: Mapping[str, float] | None = None,
             dims: Iterable[str] = DIMENSIONS) -> tuple[float | None, list[str]]:
@@ -156,7 +102,7 @@ def combine(scores: Mapping[str, float | None], weights: Mapping[str, float] | N
     if not used:
         return None, []
     total = sum(weights.get(d, 1.0) for d in used)
-    return sum(weights.get(d, 1.0) * float(scores[d]) for d in used) / total, used  # type: ignore[arg-type]
+    return sum(weights.get(d, 1.0) * float(scores[d] or 0.0) for d in used) / total, used  # used: scored, not None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -173,8 +119,10 @@ class ParsedItems(Parsed):
 _BULLET = re.compile(r"^\s*(?:[-*•·]+|\(?\d{1,3}[.)、:]|（\d{1,3}）)\s*")
 
 
-def _marker_re(name: str) -> re.Pattern[str]:
-    return re.compile(r"\[\[\s*" + r"\s+".join(map(re.escape, name.split())) + r"\s*\]\]", re.IGNORECASE)
+def _markers(text: str, name: str) -> list[Token]:
+    """The ``[[name]]`` tokens of `text` (case and spacing free), in the one grammar (`lr_eval.trust.tokens`)."""
+    key = " ".join(name.lower().split())
+    return [t for t in tokens(text) if t.double and t.key == key]
 
 
 def parse_item_block(text: str | None, start: str, none: str, end: str = "END") -> ParsedItems:
@@ -186,18 +134,17 @@ def parse_item_block(text: str | None, start: str, none: str, end: str = "END") 
     """
     if text is None:
         return ParsedItems(value=None, reason="no answer")
-    starts = list(_marker_re(start).finditer(text))
-    nones = list(_marker_re(none).finditer(text))
-    last_start = starts[-1].end() if starts else -1
-    last_none = nones[-1].end() if nones else -1
+    starts, nones = _markers(text, start), _markers(text, none)
+    last_start = starts[-1].end if starts else -1
+    last_none = nones[-1].end if nones else -1
     if last_start < 0 and last_none < 0:
         return ParsedItems(value=None, reason=f"no [[{start}]] list and no [[{none}]] in the answer", raw=text)
     if last_none > last_start:
         return ParsedItems(value=0.0, raw=text)
     body = text[last_start:]
-    stop = _marker_re(end).search(body)
+    stop = _markers(body, end)
     if stop:
-        body = body[:stop.start()]
+        body = body[:stop[0].start]
     items = []
     for line in body.splitlines():
         line = _BULLET.sub("", line).strip()
@@ -218,7 +165,6 @@ def parse_information(text: str | None) -> ParsedItems:
     return parse_item_block(text, "INFORMATION", "NO RELEVANT INFORMATION")
 
 
-_LABEL = re.compile(r"\[\[\s*([^\[\]]{1,40}?)\s*\]\]")
 _LABELS = {
     "fully supported": 1.0, "fully": 1.0, "full": 1.0, "supported": 1.0, "完全支持": 1.0,
     "partially supported": 0.5, "partially": 0.5, "partial": 0.5, "部分支持": 0.5,
@@ -230,16 +176,16 @@ def parse_support(text: str | None) -> Parsed:
     """The last [[fully supported]] / [[partially supported]] / [[not supported]] label → 1 / 0.5 / 0."""
     if text is None:
         return unscored("no answer")
-    for m in reversed(list(_LABEL.finditer(text))):
-        label = re.sub(r"\s+", " ", m.group(1).strip().lower())
-        if label in _LABELS:
-            return Parsed(value=_LABELS[label], raw=text)
+    for t in reversed(tokens(text)):
+        if t.double and t.key in _LABELS:
+            return Parsed(value=_LABELS[t.key], raw=text)
     return unscored("no [[fully/partially/not supported]] label in the answer", text)
 
 
 # A verdict line of a batched support answer: "S3: [[partially supported]]" (markdown bold and a full-width
-# colon tolerated). Anywhere in the answer; per id the last line with a known label wins, as in parse_support.
-_VERDICT_LINE = re.compile(r"(?<![\w\[])S(\d{1,3})\s*\**\s*[:：]\s*\**\s*\[\[\s*([^\[\]]{1,40}?)\s*\]\]")
+# colon tolerated): a label token of the one grammar, right after its id. Anywhere in the answer; per id the
+# last line with a known label wins, as in parse_support.
+_VERDICT_ID = re.compile(r"(?<![\w\[])S(\d{1,3})\s*\**\s*[:：]\s*\**\s*$")
 
 
 def parse_support_lines(text: str | None, labels: Sequence[str]) -> dict[str, Parsed]:
@@ -252,10 +198,10 @@ def parse_support_lines(text: str | None, labels: Sequence[str]) -> dict[str, Pa
     if text is None:
         return {lab: unscored("no answer") for lab in labels}
     found: dict[str, float] = {}
-    for m in _VERDICT_LINE.finditer(text):
-        label = re.sub(r"\s+", " ", m.group(2).strip().lower())
-        if label in _LABELS:
-            found[f"S{int(m.group(1))}"] = _LABELS[label]
+    for t in tokens(text):
+        m = _VERDICT_ID.search(text, max(0, t.start - 24), t.start) if t.double and t.key in _LABELS else None
+        if m:
+            found[f"S{int(m.group(1))}"] = _LABELS[t.key]
     return {lab: Parsed(value=found[lab], raw=text) if lab in found else
             unscored(f"no verdict line for {lab} in the answer", text) for lab in labels}
 
@@ -264,21 +210,23 @@ def _support_lines(res: ChatResult, request: ChatRequest, labels: Sequence[str])
     """parse_support_lines on the judge's own words only (a verdict line it copied is no verdict)."""
     own = own_answer(res, request)
     verdicts = parse_support_lines(own.text, labels)
-    if own.removed:
-        copied = parse_support_lines(res.content, labels)
-        verdicts = {lab: p if p.scored or not copied[lab].scored else unscored(COPIED_ONLY, res.content or "")
-                    for lab, p in verdicts.items()}
+    full = parse_support_lines(res.content, labels) if own.removed else verdicts
+    verdicts = {lab: judged(own, p, full[lab], res.content or "", NOT_SUPPORTED) for lab, p in verdicts.items()}
     constrained = bool(request.structured and request.answer_format is not None)
     return {lab: replace(p, constrained=constrained) for lab, p in verdicts.items()}
 
 
+SCORE_MIN, SCORE_MAX = 0.0, 10.0  # the 0-10 scale of every dimension
+
+
 def parse_score(text: str | None) -> Parsed:
-    return parse_bracket_score(text, 0, 10)
+    return parse_bracket_score(text, SCORE_MIN, SCORE_MAX)
 
 
 # The answer format of each stage (both languages: the verdict markers are English in both): the grammar a
 # local judge is held to and the parser every answer goes through, declared together (lr_eval.formats).
 _SUPPORT_LABELS = ("fully supported", "partially supported", "not supported")
+NOT_SUPPORTED = 0.0  # the lowest support verdict: what a tampered one scores
 FORMATS: dict[str, AnswerFormat] = {
     "helpfulness": rating_format("longreward.helpfulness", 0, 10, parse_score),
     "logicality": rating_format("longreward.logicality", 0, 10, parse_score),
@@ -288,14 +236,14 @@ FORMATS: dict[str, AnswerFormat] = {
                                     one_paragraph=True),
     "extract": item_block_format("longreward.extract", "INFORMATION", "NO RELEVANT INFORMATION",
                                  parse_information),
-    "support": label_format("longreward.support", _SUPPORT_LABELS, parse_support),
+    "support": label_format("longreward.support", _SUPPORT_LABELS, parse_support, minimum=NOT_SUPPORTED),
 }
 
 
 def support_batch_format(labels: Sequence[str]) -> AnswerFormat:
     """The batched support answer for statements `labels` (S1, S2, ...): analysis, "Verdicts:", one line each."""
     return label_lines_format("longreward.support_batch", labels, _SUPPORT_LABELS,
-                              lambda text: _lines_parsed(parse_support_lines(text, labels)))
+                              lambda text: _lines_parsed(parse_support_lines(text, labels)), minimum=NOT_SUPPORTED)
 
 
 def _lines_parsed(verdicts: dict[str, Parsed]) -> Parsed:
@@ -363,6 +311,15 @@ class _Dim:
     audit: dict[str, Any]
     results: list[ChatResult]
     flags: list[str] = field(default_factory=list)
+    #: The verdict could be the evaluated text's (lr_eval.trust): `value` is the minimum, `reason` says why.
+    tampered: bool = False
+
+    @staticmethod
+    def of(a: _Ask, audit: dict[str, Any], flags: list[str] | None = None) -> _Dim:
+        """A dimension read from one verdict: a tampered one scores the scale's minimum (0)."""
+        p = a.parsed
+        value = SCORE_MIN if p.tampered else p.value
+        return _Dim(value, p.reason, audit, a.results, flags or [], tampered=p.tampered)
 
 
 @dataclass
@@ -574,10 +531,14 @@ class LongRewardScorer:
 
     # -- asking -----------------------------------------------------------------------------------------
     def _request(self, t: Template, stage: str, raw: tuple[str, ...] = (), fmt: AnswerFormat | None = None,
-                 **fields: str) -> ChatRequest:
+                 evaluated: Sequence[str] = (), **fields: str) -> ChatRequest:
+        """The request of one stage; `evaluated` (default: the response field) are the texts under evaluation
+        as written, for the copy rule (a statement is the response's, as the judge extracted it)."""
+        evaluated = list(evaluated) or [fields[k] for k in ("response", "statement") if k in fields]
         return ChatRequest.of(t.messages(raw, **fields), max_tokens=self.config.max_tokens[stage],
                               temperature=self.config.temperature, template_id=t.id, template_version=t.version,
                               untrusted=[v if k in raw else neutralise(v) for k, v in fields.items()],
+                              evaluated=evaluated,
                               answer_format=fmt or FORMATS[stage])
 
     def _fits(self, t: Template, stage: str, data_tokens: int) -> str | None:
@@ -637,7 +598,9 @@ class LongRewardScorer:
         results: list[ChatResult] = []
         for dim, o in zip(enabled, outcomes, strict=True):
             setattr(s, dim, o.value)
-            if o.value is None:
+            if o.tampered:
+                s.tampered[dim] = o.reason or "tampered"
+            elif o.value is None:
                 s.unscored[dim] = o.reason or "unscored"
             s.audit[dim] = o.audit
             results.extend(o.results)
@@ -666,7 +629,7 @@ class LongRewardScorer:
         """Helpfulness or logicality: question + response, analysis, then [[0-10]]."""
         req = self._request(t, stage, question=g.question, response=response)
         a = await self._ask(stage, req, parse_score)
-        return _Dim(a.parsed.value, a.parsed.reason, _verdict_audit(a), a.results)
+        return _Dim.of(a, _verdict_audit(a))
 
     # -- faithfulness -----------------------------------------------------------------------------------
     async def _faithfulness(self, g: _Group, tpl: dict[str, Template], response: str,
@@ -689,6 +652,8 @@ class LongRewardScorer:
             # Nothing was answered: estimate with one statement per sentence, as the paper's judge roughly does.
             parsed = ParsedItems(value=1.0, items=tuple(_sentences(response)) or (response,))
             flags.append("dry_run_estimate")
+        if parsed.tampered:
+            return _Dim(SCORE_MIN, f"statement extraction: {parsed.reason}", audit, results, flags, tampered=True)
         if not parsed.scored:
             return _Dim(None, f"statement extraction: {parsed.reason}", audit, results, flags)
         statements = list(dict.fromkeys(" ".join(x.split()) for x in getattr(parsed, "items", ())))
@@ -707,6 +672,7 @@ class LongRewardScorer:
             verdicts = await self._supports(g, tpl["support"], statements)
         rows = []
         judged: list[float] = []
+        tampered: list[str] = []
         counted: set[int] = set()
         for st, v in zip(statements, verdicts, strict=True):
             if id(v.ask) not in counted:  # a batched call counts once per response, however many statements
@@ -721,13 +687,19 @@ class LongRewardScorer:
                 row["batch"] = {"id": v.label, "statements": v.batch_size, "passages": v.passages}
                 if len(v.ask.results) > 1:
                     row["reasked"] = len(v.ask.results) - 1
-            if not v.parsed.scored:
+            if v.parsed.tampered:
+                row["tampered"] = v.parsed.reason
+                tampered.append(st)
+            elif not v.parsed.scored:
                 row["unscored"] = v.ask.skipped or v.parsed.reason
             else:
-                judged.append(float(v.parsed.value))  # type: ignore[arg-type]
+                judged.append(float(v.parsed.value))  # type: ignore[arg-type]  # scored: value set
             rows.append(row)
         audit["statements"] = rows
         audit["judged"] = len(judged)
+        if tampered:  # a support verdict the statement could have supplied: the dimension scores its minimum
+            return _Dim(SCORE_MIN, f"{len(tampered)} of {len(statements)} support verdicts copied from the "
+                                   "evaluated text", audit, results, flags, tampered=True)
         if len(judged) < len(statements):
             flags.append("statements_unjudged")
         if not judged or len(judged) < cfg.min_parsed_fraction * len(statements):
@@ -881,7 +853,7 @@ class LongRewardScorer:
         stmts = "\n".join(f'<statement id="{lab}" passages="{", ".join(map(str, own))}">\n{neutralise(st)}\n'
                           f'</statement>' for lab, st, own in zip(labels, members, ids, strict=True))
         req = self._request(t, "support_batch", raw=("passages", "statements"), fmt=support_batch_format(labels),
-                            passages=passages or "(the document is empty)", statements=stmts,
+                            evaluated=members, passages=passages or "(the document is empty)", statements=stmts,
                             ids=f"{labels[0]}-{labels[-1]}")
         req = self.client.complete(req)  # as keyed and sent: its structured form decides how verdicts are marked
         stats = self.parse_stats["support_batch"]
@@ -967,7 +939,7 @@ class LongRewardScorer:
                             information=info, response=response)
         a = await self._ask("completeness", req, parse_score)
         audit.update(_verdict_audit(a))
-        return _Dim(a.parsed.value, a.parsed.reason, audit, a.results, flags)
+        return _Dim.of(a, audit, flags)
 
     async def _extract_all(self, g: _Group, t: Template) -> list[dict[str, Any]]:
         """Per extraction chunk, the information relevant to the question: once per (context, question)."""
@@ -1033,6 +1005,7 @@ def _batch_rationale(a: _Ask) -> str | None:
 
 
 def _support_label(value: float | None) -> str | None:
+    # the ignore below: None: no label
     return {1.0: "fully supported", 0.5: "partially supported", 0.0: "not supported"}.get(value)  # type: ignore[arg-type]
 
 

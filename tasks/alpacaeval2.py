@@ -59,7 +59,10 @@ Metrics (corpus-level ``aggregation: !function`` hooks over per-instruction reco
 stderr for them, so ``standard_error`` and ``lc_standard_error`` are reported as metrics of their own):
 ``win_rate``, ``standard_error``, ``discrete_win_rate``, ``avg_length``, ``length_controlled_winrate``,
 ``lc_standard_error`` (``alpacaeval_glm``: ``length_controlled_v1`` (default), ``length_controlled_noreg``
-or ``none``), ``position_consistency`` (both-orders runs only), ``judge_unscored`` and ``judge_cost_usd``.
+or ``none``), ``position_consistency`` (both-orders runs only), ``win_rate_pessimistic`` and
+``length_controlled_winrate_pessimistic`` (unscored instructions counted as lost), ``judge_unscored``,
+``judge_tampered`` and ``judge_cost_usd``. Chat markup inside an instruction or an output (``<|im_end|>``,
+``<|im_start|>system``) is made inert before the template is filled and split, so it never becomes a message.
 The LC win rate is a fit over all instructions of the run: with ``--limit`` it is not the leaderboard's
 number, and below 5 judged instructions it is NaN (logged).
 """
@@ -85,8 +88,10 @@ from datasets import Dataset, DatasetDict
 from lr_eval.flags import truthy
 from lr_eval.formats import choice_format
 from lr_eval.judge import JudgeClient, gather_or_cancel
-from lr_eval.records import JudgeReport
+from lr_eval.parsing import Parsed, result_to_parsed, unscored
+from lr_eval.records import SCORED, TAMPERED, UNSCORED, JudgeCall, JudgeReport, Verdict
 from lr_eval.suite import FAMILY
+from lr_eval.trust import neutralise_markup
 from lr_eval.types import ChatRequest, ChatResult
 
 from .alpacaeval_metrics import (
@@ -103,6 +108,7 @@ from .judging import (
     BatchJudgeFilter,
     _cost,
     build_judge,
+    count_verdicts,
     decode_verdict,
     download_checked,
     register_judge_filter,
@@ -149,7 +155,9 @@ DIR_KEY, DIR_ENV = "alpacaeval_dir", "LR_ALPACAEVAL_DIR"
 
 #: Metrics computed from all instructions at once; each gets the same per-instruction record.
 CORPUS_METRICS = ("win_rate", "standard_error", "discrete_win_rate", "avg_length", "length_controlled_winrate",
-                  "lc_standard_error")
+                  "lc_standard_error", "win_rate_pessimistic", "length_controlled_winrate_pessimistic")
+#: A preference: 1 = the reference is better, 2 = the model (the scale's minimum: what a tampered verdict gets).
+PREFERENCE_SCALE = (1.0, 2.0)
 
 
 # ------------------------------------------------------------------------------------------- data files
@@ -315,19 +323,31 @@ def is_swapped(instruction: str, seed: int = SEED) -> bool:
     return random.Random(SWITCH_COLUMN + instruction + str(seed)).choices([False, True], k=1)[0]
 
 
-def read_preference(result: ChatResult) -> tuple[float | None, str, str | None]:
-    """(preference in the order shown, how it was read, unscored reason) from one judge answer."""
-    if not result.ok:
-        return None, "error", f"judge call failed: {result.error}"
-    if result.top_logprobs:
+def read_preference(result: ChatResult, request: ChatRequest) -> Parsed:
+    """The preference in the order shown, from one judge answer (`method`: how it was read).
+
+    Log-probabilities are the judge's own; a text answer goes through the trust rule of every family
+    (`lr_eval.parsing.result_to_parsed`): only the judge's own words count, and a preference the evaluated
+    text could have supplied is tampered (the reference wins, the scale's minimum, after unswapping).
+    """
+    if result.ok and result.top_logprobs:
         pref = preference_from_logprobs(result.top_logprobs[0], FIRST_ID, SECOND_ID)
         if pref is None:
-            return None, "logprobs", f"neither {FIRST_ID} nor {SECOND_ID} among the top log-probabilities"
-        return pref, "logprobs", None
-    pref = preference_from_text(result.content, FIRST_ID, SECOND_ID)
-    if pref is None:
-        return None, "text", f"answer is neither {FIRST_ID} nor {SECOND_ID} (and no log-probabilities)"
-    return pref, "text", None
+            return unscored(f"neither {FIRST_ID} nor {SECOND_ID} among the top log-probabilities")
+        return Parsed(value=pref)
+    parsed = result_to_parsed(result, _text_preference, request)
+    if not parsed.scored and not parsed.tampered and result.ok:
+        return unscored(f"answer is neither {FIRST_ID} nor {SECOND_ID} (and no log-probabilities)", parsed.raw)
+    return parsed
+
+
+def _text_preference(text: str | None) -> Parsed:
+    pref = preference_from_text(text, FIRST_ID, SECOND_ID)
+    return unscored("no preference") if pref is None else Parsed(value=pref)
+
+
+def _method(result: ChatResult) -> str:
+    return "error" if not result.ok else "logprobs" if result.top_logprobs else "text"
 
 
 def winner(preference: float | None) -> str | None:
@@ -355,16 +375,22 @@ class Annotator:
         return Annotator(check_template(path.read_text(encoding="utf-8"), str(path)),
                          SEED if seed in (None, "") else int(seed), truthy(metadata.get("alpacaeval_both_orders")))
 
-    def request(self, instruction: str, first: str, second: str) -> ChatRequest:
-        messages = chatml_messages(fill_template(self.template, instruction, first, second))
+    def request(self, instruction: str, first: str, second: str, evaluated: str | None = None) -> ChatRequest:
+        """The judge request for one order (`evaluated`: the model's output; default both); chat markup inside
+        the texts is made inert before the template is filled and split into messages, so no text creates a
+        message or a role (`lr_eval.trust`)."""
+        texts = [neutralise_markup(t) for t in (instruction, first, second)]
+        messages = chatml_messages(fill_template(self.template, *texts))
         return ChatRequest.of(messages, **DECODING, template_id=TEMPLATE_ID, template_version=self.template_version,
-                              untrusted=[instruction, first, second], answer_format=FORMAT)
+                              untrusted=texts, evaluated=[first, second] if evaluated is None else [evaluated],
+                              answer_format=FORMAT)
 
     def requests(self, instruction: str, reference: str, output: str) -> list[tuple[bool, ChatRequest]]:
         """(swapped, request) for the seeded order, then (both-orders mode) the other order."""
         swapped = is_swapped(instruction, self.seed)
         orders = [swapped, not swapped] if self.both_orders else [swapped]
-        return [(s, self.request(instruction, *((output, reference) if s else (reference, output)))) for s in orders]
+        return [(s, self.request(instruction, *((output, reference) if s else (reference, output)), output))
+                for s in orders]
 
     def describe(self) -> dict[str, Any]:
         return {"template_id": TEMPLATE_ID, "template_version": self.template_version, "decoding": dict(DECODING),
@@ -377,14 +403,14 @@ class Annotator:
 def judge_alpacaeval(annotator: Annotator, client: JudgeClient, docs: Sequence[Mapping[str, Any]],
                      responses: Sequence[str], lc: LCInputs | None = None,
                      desc: str = "judging AlpacaEval",
-                     judge: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Judge every instruction in one concurrent batch; one verdict per doc and the judge report
-    (:class:`~lr_eval.records.JudgeReport` as a dict; `judge` describes the judge configuration).
+                     judge: str | None = None) -> tuple[list[Verdict], JudgeReport]:
+    """Judge every instruction in one concurrent batch; one :class:`~lr_eval.records.Verdict` per doc and the
+    judge report (`judge` describes the judge configuration).
 
-    A verdict: ``response`` (stripped), ``preference`` (1-2 in canonical order, None if unscored),
-    ``unscored``, ``swapped``, ``method`` (logprobs / text / identical / error), ``judge_answer``,
-    ``top_logprobs``; in both-orders mode ``other_order`` and ``consistent``; the LC inputs
-    (``difficulty``, ``glm``, ``gamed``), ``cost_usd`` and ``judge``.
+    A verdict's value is the preference (1-2 in canonical order; None if unscored; 1, the reference, if
+    tampered), its calls one per order shown (the seeded order first); its details ``swapped``, ``method``
+    (logprobs / text / identical / error), ``top_logprobs``, in both-orders mode ``other_order`` and
+    ``consistent``, and the LC inputs (``index``, ``difficulty``, ``glm``, ``gamed``).
     """
     difficulty = lc.difficulty() if lc is not None and lc.glm != "none" else {}
     if lc is not None and lc.glm != "none":
@@ -400,61 +426,64 @@ def judge_alpacaeval(annotator: Annotator, client: JudgeClient, docs: Sequence[M
             return await gather_or_cancel([client.chat(req) for _, _, req in plan])
 
     results = client.run_coroutine(run_all) if plan else []
-    calls: list[list[tuple[bool, ChatResult]]] = [[] for _ in docs]
-    for (i, swapped, _), res in zip(plan, results, strict=True):
-        calls[i].append((swapped, res))
+    calls: list[list[tuple[bool, ChatResult, ChatRequest]]] = [[] for _ in docs]
+    for (i, swapped, req), res in zip(plan, results, strict=True):
+        calls[i].append((swapped, res, req))
 
     methods: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    verdicts = []
-    total_cost: float | None = 0.0 if client.meter.price is not None else None
+    verdicts: list[Verdict] = []
     for doc, out, doc_calls in zip(docs, outputs, calls, strict=True):
-        v: dict[str, Any] = {"response": out}
-        if not doc_calls:
-            v.update(preference=1.5, unscored=None, swapped=None, method="identical", judge_answer=None,
-                     top_logprobs=None)
-        judged = []
-        for swapped, res in doc_calls:
-            shown, method, reason = read_preference(res)
-            judged.append({"preference": unswap(shown, swapped), "swapped": swapped, "method": method,
-                           "unscored": reason, "judge_answer": res.content,
-                           "top_logprobs": res.top_logprobs[0] if res.top_logprobs else None,
-                           "cached": res.cached})
-        if judged:
-            v.update(judged[0])
-        if annotator.both_orders:
-            v["other_order"] = judged[1] if len(judged) > 1 else None
-            v["consistent"] = (winner(judged[0]["preference"]) == winner(judged[1]["preference"])
-                               if len(judged) > 1 and None not in (judged[0]["preference"], judged[1]["preference"])
-                               else None)
-        methods[v["method"]] += 1
-        if v["preference"] is None:
-            reasons[v["unscored"] or "unknown"] += 1
+        judged: list[JudgeCall] = []
+        for swapped, res, req in doc_calls:
+            p = read_preference(res, req)
+            value = PREFERENCE_SCALE[0] if p.tampered else unswap(p.value, swapped)
+            judged.append(JudgeCall(
+                status=p.status, value=value, cause=p.cause, reason=p.reason, template_id=TEMPLATE_ID,
+                template_version=annotator.template_version, answer=res.content,
+                usage={"calls": 1, "input_tokens": res.usage.input_tokens,
+                       "output_tokens": res.usage.output_tokens, "cached": res.cached},
+                cost_usd=_cost([res], client),
+                details={"swapped": swapped, "method": _method(res),
+                         "top_logprobs": res.top_logprobs[0] if res.top_logprobs else None}))
         index = int(doc["index"])
-        v.update(index=index, difficulty=difficulty.get(index), glm=lc.glm if lc else "none",
-                 gamed=lc.gamed if lc else None)
-        cost = _cost([r for _, r in doc_calls], client)
-        if cost is not None and total_cost is not None:
-            total_cost += cost
-        v["cost_usd"] = cost
-        v["judge"] = {"model": client.model, "template": f"{TEMPLATE_ID}@{annotator.template_version}"}
-        verdicts.append(v)
-    consistent = [v["consistent"] for v in verdicts if v.get("consistent") is not None]
-    details = annotator.describe()
+        details: dict[str, Any] = {"index": index, "difficulty": difficulty.get(index),
+                                   "glm": lc.glm if lc else "none", "gamed": lc.gamed if lc else None}
+        if judged:
+            first = judged[0]
+            status, value, cause, reason = first.status, first.value, first.cause, first.reason
+            details.update(swapped=first.details["swapped"], method=first.details["method"],
+                           top_logprobs=first.details["top_logprobs"])
+        else:  # identical outputs: 1.5 without a call, as alpaca_eval
+            status, value, cause, reason = SCORED, 1.5, None, None
+            details.update(swapped=None, method="identical", top_logprobs=None)
+        if annotator.both_orders:
+            other = judged[1] if len(judged) > 1 else None
+            details["other_order"] = other.to_dict() if other else None
+            details["consistent"] = (winner(judged[0].value) == winner(other.value)
+                                     if other and None not in (judged[0].value, other.value) else None)
+        methods[details["method"]] += 1
+        costs = [c.cost_usd for c in judged if c.cost_usd is not None]
+        verdicts.append(Verdict(status=status, scale=PREFERENCE_SCALE, value=value, cause=cause, reason=reason,
+                                response=out, calls=judged,
+                                judge={"model": client.model,
+                                       "template": f"{TEMPLATE_ID}@{annotator.template_version}"},
+                                cost_usd=sum(costs) if client.meter.price is not None else None,
+                                details=details))
+    consistent = [v.details["consistent"] for v in verdicts if v.details.get("consistent") is not None]
+    described = annotator.describe()
     report = JudgeReport(
-        model=client.model, judge=judge, template_id=details.pop("template_id"),
-        template_version=details.pop("template_version"),
-        samples={"judged": len(docs), "scored": len(docs) - sum(reasons.values()),
-                 "unscored": sum(reasons.values()), "unscored_reasons": dict(reasons),
-                 "preference_from": dict(methods),
-                 "swapped": sum(1 for v in verdicts if v.get("swapped"))},
-        usage=client.summary(), cost_usd=None if total_cost is None else round(total_cost, 6),
-        details={**details, "position_consistency": (sum(consistent) / len(consistent) if consistent else None)
+        model=client.model, judge=judge, template_id=described.pop("template_id"),
+        template_version=described.pop("template_version"),
+        samples={**count_verdicts(verdicts), "preference_from": dict(methods),
+                 "swapped": sum(1 for v in verdicts if v.details.get("swapped"))},
+        usage=client.summary(),
+        cost_usd=None if client.meter.price is None else round(sum(v.cost_usd or 0.0 for v in verdicts), 6),
+        details={**described, "position_consistency": (sum(consistent) / len(consistent) if consistent else None)
                  if annotator.both_orders else None,
                  "length_controlled": {"glm": lc.glm if lc else "none", "gamed": lc.gamed if lc else None,
                                        "instruction_difficulty": (lc.difficulty_source or "df_gamed.csv")
                                        if lc else None}})
-    return verdicts, report.to_dict()
+    return verdicts, report
 
 
 # ---------------------------------------------------------------------------------------------- lm-eval
@@ -482,7 +511,7 @@ class AlpacaEvalJudgeFilter(BatchJudgeFilter):
     unit = "answers"
 
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
-              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+              responses: list[str]) -> tuple[list[Verdict], JudgeReport]:
         client, cfg = build_judge(name, metadata)
         return judge_alpacaeval(Annotator.from_metadata(metadata), client, docs, responses,
                                 LCInputs.from_metadata(metadata), desc=f"judging {name}", judge=cfg.describe())
@@ -492,17 +521,18 @@ register_judge_filter(FILTER_NAME, AlpacaEvalJudgeFilter)
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """Per-instruction values: one record (for the corpus metrics), unscored 0/1, cost, consistency."""
-    verdict = decode_verdict(results, ("preference",), TASK)
-    record = {"index": int(doc["index"]), "preference": verdict["preference"], "length": len(verdict["response"]),
-              "reference_length": len(doc["reference"]), "difficulty": verdict.get("difficulty"),
-              "glm": verdict.get("glm") or "none", "gamed": verdict.get("gamed")}
+    """Per-instruction values: one record (for the corpus metrics), unscored and tampered 0/1, cost, consistency."""
+    verdict = decode_verdict(results, TASK)
+    record = {"index": int(doc["index"]), "preference": verdict.value, "length": len(verdict.response),
+              "reference_length": len(doc["reference"]), "difficulty": verdict.details.get("difficulty"),
+              "glm": verdict.details.get("glm") or "none", "gamed": verdict.details.get("gamed")}
     out: dict[str, Any] = dict.fromkeys(CORPUS_METRICS, record)
-    out["judge_unscored"] = 0.0 if verdict["preference"] is not None else 1.0
-    if verdict.get("cost_usd") is not None:
-        out["judge_cost_usd"] = float(verdict["cost_usd"])
-    if "consistent" in verdict:
-        out["position_consistency"] = {"index": record["index"], "consistent": verdict["consistent"]}
+    out["judge_unscored"] = float(verdict.status == UNSCORED)
+    out["judge_tampered"] = float(verdict.status == TAMPERED)
+    if verdict.cost_usd is not None:
+        out["judge_cost_usd"] = float(verdict.cost_usd)
+    if "consistent" in verdict.details:
+        out["position_consistency"] = {"index": record["index"], "consistent": verdict.details["consistent"]}
     return out
 
 
@@ -548,6 +578,22 @@ def corpus_metrics(rows: tuple[_Row, ...]) -> dict[str, Any]:
     out["length_controlled_winrate"] = float(lc["length_controlled_winrate"])
     out["lc_standard_error"] = float(lc["lc_standard_error"])
     return out
+
+
+def _pessimistic(items: Sequence[Mapping[str, Any]]) -> tuple[_Row, ...]:
+    """The records with every unscored preference counted as the reference's win (the scale's minimum)."""
+    return _rows([{**r, "preference": PREFERENCE_SCALE[0] if r["preference"] is None else r["preference"]}
+                  for r in items])
+
+
+def win_rate_pessimistic(items: Sequence[Mapping[str, Any]]) -> float:
+    """The win rate with the unscored instructions counted as lost (the pessimistic bound)."""
+    return corpus_metrics(_pessimistic(items))["win_rate"]
+
+
+def lc_win_rate_pessimistic(items: Sequence[Mapping[str, Any]]) -> float:
+    """The length-controlled win rate with the unscored instructions counted as lost (the pessimistic bound)."""
+    return corpus_metrics(_pessimistic(items))["length_controlled_winrate"]
 
 
 def win_rate(items: Sequence[Mapping[str, Any]]) -> float:

@@ -99,6 +99,10 @@ class AlpacaEvalDataError(InputError):
 # --------------------------------------------------------------------------------------
 
 
+class LCUnknown(ValueError):
+    """The length-controlled win rate cannot be fitted from these annotations (the message says why)."""
+
+
 def _top_logprobs_as_dict(top_logprobs: Any) -> dict[str, float]:
     if isinstance(top_logprobs, Mapping):
         return {str(k): float(v) for k, v in top_logprobs.items()}
@@ -419,6 +423,9 @@ def length_controlled_winrate(
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"annotation {i}: preference {prefs[i] + 1.0!r} is outside [1, 2]")
 
+    if not has_pref.any():  # a fit on the baselines alone would report ~50 for a model never judged
+        raise LCUnknown(f"none of the {n} annotations has a usable preference (all null or NaN): the "
+                        "length-controlled win rate is unknown")
     x_model = np.column_stack([tanh_s, difficulty, np.ones(n)])
     parts_x = []
     parts_p = []
@@ -713,7 +720,12 @@ def main(argv: list[str] | None = None) -> int:
         if want_lc:
             if args.glm == "length_controlled_v1" and gamed is None:
                 raise ValueError("--glm length_controlled_v1 needs --gamed (df_gamed.csv)")
-            lc = length_controlled_winrate(annotations, difficulty, gamed, glm=args.glm)
+            try:
+                lc = length_controlled_winrate(annotations, difficulty, gamed, glm=args.glm)
+            except LCUnknown as e:
+                lc = {"length_controlled_winrate": None, "lc_standard_error": None}
+                out["length_controlled_unknown"] = str(e)
+                print(f"note: {e}", file=sys.stderr)
             out["length_controlled_winrate"] = lc["length_controlled_winrate"]
             out["lc_standard_error"] = lc["lc_standard_error"]
         else:

@@ -9,13 +9,14 @@ How a judged task runs inside lm-eval 0.4.13:
 3. ``filter_list`` runs a :class:`JudgeFilter` subclass. lm-eval hands a filter every response
    and doc of the task at once, so all judge calls of the task go to the judge client in one
    concurrent batch (cached, retried, budgeted; one progress bar). The filter returns one
-   *verdict* dict per sample; lm-eval logs it as the sample's ``filtered_resps`` (response,
-   score, each judge call's rating, reason and rationale).
-4. :func:`process_results` turns a verdict into metric values: ``score`` (0-100; absent for an
-   unscored sample, so the mean skips it), ``judge_unscored`` (0/1, summed) and
-   ``judge_cost_usd`` (summed; absent when the judge's price is unknown). The verdict travels as
-   JSON text because lm-eval's samples writer applies ``str()`` to every filtered response. Nothing unscored ever
-   becomes a default score.
+   *verdict* per sample; lm-eval logs it as the sample's ``filtered_resps`` (response, value,
+   status, cause, reason, each judge call's answer, parsed value and usage).
+4. :func:`process_results` turns a verdict (:class:`lr_eval.records.Verdict`) into metric values:
+   ``score`` (0-100; a tampered sample at the scale's minimum; absent for an unscored one, so the mean
+   leaves it out), ``score_pessimistic`` (unscored counted as the minimum: the pessimistic bound),
+   ``judge_unscored`` and ``judge_tampered`` (0/1, summed) and ``judge_cost_usd`` (summed; absent when the
+   judge's price is unknown). The verdict travels as JSON text because lm-eval's samples writer applies
+   ``str()`` to every filtered response. Nothing unscored ever becomes a default score.
 5. The filter also writes the judge's identity, template versions, parse counts and usage/cost
    into the task's config metadata, which lm-eval dumps into the results JSON as
    ``configs.<task>.metadata.judge``.
@@ -52,8 +53,11 @@ from lr_eval.errors import UserError
 from lr_eval.flags import truthy
 from lr_eval.judge import JudgeClient, gather_or_cancel
 from lr_eval.parsing import Parsed, ParseStats, ask_and_parse
-from lr_eval.records import JudgeReport
+from lr_eval.records import CAUSES, SCORED, TAMPERED, UNSCORED, JudgeCall, JudgeReport, Verdict, verdict_of
 from lr_eval.types import ChatRequest, ChatResult
+
+from .lm_eval_adapter import (calling_task, is_predict_only, note_in_results, predict_only_requested,
+                              running_lm_eval_cli, store_report)
 
 log = logging.getLogger(__name__)
 
@@ -102,21 +106,6 @@ def no_judge_message(task: str) -> str:
         "--metadata '{\"judge_model\": \"NAME\", \"judge_base_url\": \"URL\"}'. To generate without judging, "
         "run with --predict_only and score the samples later with `lr-eval rejudge SAMPLES.jsonl`."
     )
-
-
-def predict_only_requested(metadata: dict[str, Any] | None = None) -> bool:
-    """Whether this run only generates (lm-eval's --predict_only / -x, or metadata predict_only)."""
-    if truthy((metadata or {}).get("predict_only")):
-        return True
-    if not running_lm_eval_cli():
-        return False  # another program's flags (pytest's -x) mean nothing here
-    return any(a in ("--predict_only", "-x") or a.startswith("--predict_only=") for a in sys.argv[1:])
-
-
-def running_lm_eval_cli() -> bool:
-    """Whether this process is lm-eval's command line (not the Python API, rejudge or a test)."""
-    program = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
-    return "lm_eval" in program or "lm-eval" in program
 
 
 def require_judge(task: str, metadata: dict[str, Any] | None) -> JudgeConfig | None:
@@ -254,6 +243,8 @@ class JudgeSpec(ABC):
     template_version: str = ""
     #: The scale of one rating, for reports (e.g. (1, 3)).
     scale: tuple[float, float] = (0.0, 10.0)
+    #: The scale of a sample's value (what `combine` returns; a tampered sample scores its minimum).
+    sample_scale: tuple[float, float] = (0.0, 100.0)
 
     def __init__(self, task: str, metadata: dict[str, Any] | None = None, max_tokens: int = 1024):
         self.task = task
@@ -270,7 +261,8 @@ class JudgeSpec(ABC):
 
     @abstractmethod
     def combine(self, doc: dict[str, Any], ratings: list[Parsed]) -> Parsed:
-        """The sample's score on 0-100 from its calls' ratings (unscored when it cannot be known)."""
+        """The sample's score on `sample_scale` from its calls' ratings (unscored when it cannot be known;
+        tampered when a call's verdict could be the evaluated text's)."""
 
     def call_info(self, doc: dict[str, Any], index: int) -> dict[str, Any]:
         """Extra fields logged with the index-th call's judgement (e.g. which reference)."""
@@ -292,15 +284,43 @@ def _cost(results: Sequence[ChatResult], client: JudgeClient) -> float | None:
                for r in results if r.ok and not r.cached)
 
 
+def _usage(results: Sequence[ChatResult]) -> dict[str, Any]:
+    return {"calls": len(results), "input_tokens": sum(r.usage.input_tokens for r in results),
+            "output_tokens": sum(r.usage.output_tokens for r in results), "cached": all(r.cached for r in results)}
+
+
+def judge_call(spec: JudgeSpec, parsed: Parsed, results: Sequence[ChatResult], client: JudgeClient,
+               info: dict[str, Any]) -> JudgeCall:
+    """One call's record: its template, the judge's answer, what was read from it and what it cost."""
+    details: dict[str, Any] = {**info, "clamped": parsed.clamped, "constrained": parsed.constrained,
+                               "error": results[-1].error}
+    if parsed.from_logprobs:
+        details["rating_argmax"] = parsed.argmax
+    if len(results) > 1:
+        details["reask_answer"] = results[-1].content
+    return JudgeCall(status=parsed.status, value=parsed.value, cause=parsed.cause, reason=parsed.reason,
+                     template_id=spec.template_id, template_version=spec.template_version,
+                     answer=results[0].content if results[0].ok else None, usage=_usage(results),
+                     cost_usd=_cost(results, client), details=details)
+
+
+def count_verdicts(verdicts: Sequence[Verdict]) -> dict[str, Any]:
+    """The JudgeReport's sample counts: judged, scored, tampered, unscored (judge-caused), reasons, causes."""
+    reasons = Counter(v.reason or "unknown" for v in verdicts if v.status == UNSCORED)
+    causes = Counter(v.cause for v in verdicts if v.cause is not None)
+    return {"judged": len(verdicts), "scored": sum(v.status == SCORED for v in verdicts),
+            "tampered": sum(v.status == TAMPERED for v in verdicts), "unscored": sum(reasons.values()),
+            "unscored_reasons": dict(reasons), "tampered_reasons": dict(Counter(
+                v.reason or "unknown" for v in verdicts if v.status == TAMPERED)),
+            "causes": {c: causes.get(c, 0) for c in CAUSES}}
+
+
 def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str, Any]], responses: Sequence[str],
                   reasks: int = DEFAULT_REASKS, desc: str | None = None,
-                  judge: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Judge every sample in one concurrent batch; returns one verdict per sample and the judge report
-    (:class:`~lr_eval.records.JudgeReport` as a dict; `judge` describes the judge configuration).
-
-    A verdict: ``response``, ``score`` (0-100 or None), ``unscored`` (reason or None),
-    ``judgements`` (per call: rating, reason, clamped, rationale, cached), ``judge`` and ``cost_usd``.
-    """
+                  judge: str | None = None) -> tuple[list[Verdict], JudgeReport]:
+    """Judge every sample in one concurrent batch; returns one :class:`~lr_eval.records.Verdict` per sample
+    (its value on the spec's `sample_scale`, its judge calls) and the judge report (`judge` describes the judge
+    configuration)."""
     plan = [(i, j, req) for i, (doc, resp) in enumerate(zip(docs, responses, strict=True))
             for j, req in enumerate(spec.requests(doc, resp))]
     call_stats = ParseStats()
@@ -315,45 +335,26 @@ def judge_samples(spec: JudgeSpec, client: JudgeClient, docs: Sequence[dict[str,
     for (i, j, _), (parsed, results) in zip(plan, outcomes, strict=True):
         per_sample[i].append((j, parsed, results))
 
-    sample_reasons: Counter[str] = Counter()
-    verdicts: list[dict[str, Any]] = []
-    scores: list[float] = []
-    total_cost: float | None = 0.0 if client.meter.price is not None else None
+    verdicts: list[Verdict] = []
+    lo, hi = spec.sample_scale
     for doc, resp, calls in zip(docs, responses, per_sample, strict=True):
         final = spec.combine(doc, [p for _, p, _ in calls])
-        all_results = [r for _, _, rs in calls for r in rs]
-        cost = _cost(all_results, client)
-        if cost is not None and total_cost is not None:
-            total_cost += cost
-        judgements = []
-        for j, parsed, results in calls:
-            entry: dict[str, Any] = {**spec.call_info(doc, j), "rating": parsed.value, "reason": parsed.reason,
-                                     "clamped": parsed.clamped,
-                                     "rationale": results[0].content if results[0].ok else None,
-                                     "error": results[-1].error, "cached": all(r.cached for r in results),
-                                     "calls": len(results), "constrained": parsed.constrained}
-            if parsed.from_logprobs:
-                entry["rating_argmax"] = parsed.argmax
-            if len(results) > 1:
-                entry["reask_answer"] = results[-1].content
-            judgements.append(entry)
-        if final.scored:
-            scores.append(float(final.value))  # type: ignore[arg-type]
-        else:
-            sample_reasons[final.reason or "unknown"] += 1
-        verdicts.append({"response": resp, "score": final.value, "unscored": final.reason,
-                         "judgements": judgements,
-                         "judge": {"model": client.model, "template": f"{spec.template_id}@{spec.template_version}"},
-                         "cost_usd": cost})
+        cost = _cost([r for _, _, rs in calls for r in rs], client)
+        value = lo if final.tampered else final.value
+        verdicts.append(Verdict(
+            status=final.status, scale=(lo, hi), value=value, cause=final.cause, reason=final.reason,
+            response=resp, calls=[judge_call(spec, p, rs, client, spec.call_info(doc, j)) for j, p, rs in calls],
+            judge={"model": client.model, "template": f"{spec.template_id}@{spec.template_version}"},
+            cost_usd=cost, details={"clamped": final.clamped}))
     details = spec.describe()
+    costs = [v.cost_usd for v in verdicts]
     report = JudgeReport(
         model=client.model, judge=judge, template_id=details.pop("template_id", None),
-        template_version=details.pop("template_version", None),
-        samples={"judged": len(docs), "scored": len(scores), "unscored": sum(sample_reasons.values()),
-                 "unscored_reasons": dict(sample_reasons)},
-        usage=client.summary(), cost_usd=None if total_cost is None else round(total_cost, 6),
-        details={**details, "reasks": reasks, "calls": call_stats.to_dict()})
-    return verdicts, report.to_dict()
+        template_version=details.pop("template_version", None), samples=count_verdicts(verdicts),
+        usage=client.summary(),
+        cost_usd=None if client.meter.price is None else round(sum(c or 0.0 for c in costs), 6),
+        details={**details, "sample_scale": [lo, hi], "reasks": reasks, "calls": call_stats.to_dict()})
+    return verdicts, report
 
 
 def build_judge(task: str, metadata: dict[str, Any] | None) -> tuple[JudgeClient, JudgeConfig]:
@@ -369,45 +370,7 @@ def reasks_from(metadata: dict[str, Any] | None, default: int = DEFAULT_REASKS) 
     return default if value is None else int(value)
 
 
-# ------------------------------------------------------------------------- lm-eval glue
-
-
-def calling_task() -> Any | None:
-    """The lm-eval Task whose filters are running (found on the call stack), or None.
-
-    lm-eval 0.4.13 gives a filter only the responses and docs; the task tells us its name,
-    its --metadata (judge overrides) and whether this is a --predict_only run.
-    """
-    from lm_eval.api.task import Task
-
-    return _on_stack("self", lambda x: isinstance(x, Task))
-
-
-def calling_lm() -> Any | None:
-    """The lm-eval model of the running evaluation (``lm`` of ``lm_eval.evaluator.evaluate``), or None.
-
-    lm-eval 0.4.13 gives neither filters nor tasks the model; a task that must generate again after
-    seeing the first answers (MT-Bench's second turn) finds it here.
-    """
-    # Duck-typed: lm-eval's --use_cache wraps the model in a CachingLM, which is no LM subclass.
-    return _on_stack("lm", lambda x: callable(getattr(x, "generate_until", None)))
-
-
-def _on_stack(name: str, accept: Callable[[Any], bool]) -> Any | None:
-    """The nearest caller's local variable `name` that `accept` takes, or None."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        candidate = frame.f_locals.get(name)
-        if candidate is not None and accept(candidate):
-            return candidate
-        frame = frame.f_back
-    return None
-
-
-def is_predict_only(task: Any) -> bool:
-    """lm-eval's --predict_only replaces the task's metrics by 'bypass' before generating."""
-    metric_fns = getattr(task, "_metric_fn_list", None) or {}
-    return bool(metric_fns) and set(metric_fns) == {"bypass"}
+# ------------------------------------------------------------------------- judge filters
 
 
 def _first(resp: Any) -> str:
@@ -415,26 +378,6 @@ def _first(resp: Any) -> str:
     if isinstance(resp, (list, tuple)):
         resp = resp[0] if resp else ""
     return "" if resp is None else str(resp)
-
-
-def note_in_results(key: str, value: Any) -> None:
-    """Record a value the task's loader resolved (e.g. the prompt budget it truncated to) in the task's
-    metadata, which lm-eval writes to the results as ``configs.<task>.metadata.<key>``; no-op outside lm-eval."""
-    task = calling_task()
-    if task is None:
-        return
-    if not isinstance(task.config.metadata, dict):
-        task.config.metadata = {}
-    task.config.metadata[key] = value
-
-
-def store_report(task: Any, report: dict[str, Any]) -> None:
-    """Write a judge report into the task's config metadata (lm-eval dumps it as ``configs.<task>.metadata.judge``).
-
-    It goes through :class:`~lr_eval.records.JudgeReport`, the record the leaderboard reads back."""
-    if not isinstance(task.config.metadata, dict):
-        task.config.metadata = {}
-    task.config.metadata["judge"] = JudgeReport.from_dict(report).to_dict()
 
 
 class BatchJudgeFilter(Filter):
@@ -463,12 +406,13 @@ class BatchJudgeFilter(Filter):
 
     @abstractmethod
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
-              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+              responses: list[str]) -> tuple[list[Verdict], JudgeReport]:
         """One verdict per sample and the report for the results file."""
 
-    def log_summary(self, name: str, n: int, report: dict[str, Any]) -> None:
-        log.warning("%s: judged %d %s with %s: %d scored, %d unscored, cost %s USD", name, n, self.unit,
-                    report["model"], report["samples"]["scored"], report["samples"]["unscored"], report["cost_usd"])
+    def log_summary(self, name: str, n: int, report: JudgeReport) -> None:
+        log.warning("%s: judged %d %s with %s: %d scored, %d tampered (scored as the minimum), %d unscored, "
+                    "cost %s USD", name, n, self.unit, report.model, report.samples["scored"],
+                    report.tampered_items, report.unscored_items, report.total_cost())
 
     def apply(self, resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[Any]:
         responses = [_first(r) for r in resps]
@@ -488,9 +432,9 @@ class BatchJudgeFilter(Filter):
             raise SystemExit(e.exit_code) from None
         self.log_summary(name, len(docs), report)
         if task is not None:
-            store_report(task, report)
+            store_report(task, report.to_dict())
         # JSON text, not a dict: lm-eval's samples writer turns every filtered response into str().
-        return [json.dumps(v, ensure_ascii=False, default=self.json_default) for v in verdicts]
+        return [json.dumps(v.to_dict(), ensure_ascii=False, default=self.json_default) for v in verdicts]
 
 
 class JudgeFilter(BatchJudgeFilter):
@@ -511,7 +455,7 @@ class JudgeFilter(BatchJudgeFilter):
         return list(docs)
 
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
-              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+              responses: list[str]) -> tuple[list[Verdict], JudgeReport]:
         client, cfg = build_judge(name, metadata)
         return judge_samples(self.make_spec(name, metadata, cfg), client, self.items(docs, responses), responses,
                              reasks_from(metadata, self.default_reasks), judge=cfg.describe())
@@ -529,41 +473,37 @@ def register_judge_filter(name: str, cls: type[Filter]) -> None:
         filter_registry.register(name)(cls)
 
 
-def parse_verdict(value: Any, required: Sequence[str]) -> dict[str, Any] | None:
-    """A verdict from a filtered response (JSON text as the filters return it, or a dict) with every
-    `required` key; None if not one."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return None
-    return value if isinstance(value, dict) and all(k in value for k in required) else None
+def load_verdict(value: Any) -> Verdict | None:
+    """The judge verdict of a filtered response (JSON text as the filters return it, or a dict); None if not one."""
+    return verdict_of(value)
 
 
-def load_verdict(value: Any) -> dict[str, Any] | None:
-    """A judge verdict (``score`` and ``response``) from a filtered response; None if not one."""
-    return parse_verdict(value, ("score", "response"))
-
-
-def decode_verdict(results: list[Any], required: Sequence[str], task_name: str, filter_name: str = "judge",
-                   kind: str = "judge") -> dict[str, Any]:
+def decode_verdict(results: list[Any], task_name: str, filter_name: str = "judge", kind: str = "judge") -> Verdict:
     """The verdict of a process_results call's first result, or a RuntimeError naming the filter to keep."""
-    verdict = parse_verdict(results[0], required)
+    verdict = verdict_of(results[0])
     if verdict is None:
         raise RuntimeError(f"{task_name} without a {kind} verdict: keep the task's `{filter_name}` filter "
                            "in filter_list")
     return verdict
 
 
-def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
-    """Metric values of one judged sample: score (only when scored), judge_unscored, judge_cost_usd."""
-    verdict = decode_verdict(results, ("score", "response"), "judged task")
-    out: dict[str, float] = {"judge_unscored": 0.0 if verdict["score"] is not None else 1.0}
-    if verdict["score"] is not None:
-        out["score"] = float(verdict["score"])
-    if verdict.get("cost_usd") is not None:
-        out["judge_cost_usd"] = float(verdict["cost_usd"])
+def verdict_metrics(verdict: Verdict, metric: str = "score") -> dict[str, float]:
+    """A verdict's metric values: `metric` (scored or tampered, at the minimum; absent when unscored, so the
+    mean leaves it out), ``<metric>_pessimistic`` (unscored counted as the scale's minimum), the 0/1 counts
+    ``judge_unscored`` and ``judge_tampered`` (summed) and ``judge_cost_usd`` (absent when unpriced)."""
+    out: dict[str, float] = {f"{metric}_pessimistic": verdict.pessimistic(),
+                             "judge_unscored": float(verdict.status == UNSCORED),
+                             "judge_tampered": float(verdict.status == TAMPERED)}
+    if verdict.value is not None:
+        out[metric] = float(verdict.value)
+    if verdict.cost_usd is not None:
+        out["judge_cost_usd"] = float(verdict.cost_usd)
     return out
+
+
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    """Metric values of one judged sample (:func:`verdict_metrics`)."""
+    return verdict_metrics(decode_verdict(results, "judged task"))
 
 
 def total(values: Sequence[float]) -> float:

@@ -268,7 +268,7 @@ def _stack_depth() -> int:
     depth, frame = 0, sys._getframe()
     while frame is not None:
         depth += 1
-        frame = frame.f_back
+        frame = frame.f_back  # type: ignore[assignment]  # None ends the walk
     return depth
 
 

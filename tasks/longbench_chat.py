@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from datasets import Dataset, DatasetDict
 from lr_eval.formats import rating_format
 from lr_eval.parsing import Parsed, clamp, unscored
 from lr_eval.suite import FAMILY
+from lr_eval.trust import neutralise_markup, template_separators, tokens
 from lr_eval.types import ChatRequest
 
 from .judging import (
@@ -66,7 +68,6 @@ _FILES = {
     "few_shots": ("few_shots.json", "longbench_chat_few_shots", "LR_LONGBENCH_CHAT_FEW_SHOTS"),
     "template": ("prompt_fs.txt", "longbench_chat_template", "LR_LONGBENCH_CHAT_TEMPLATE"),
 }
-_LAST_BRACKETS = re.compile(r"\[\[([^\]]+)\]\]")
 _NUMBER = re.compile(r"\d+\.\d+|\d+")
 
 
@@ -124,10 +125,11 @@ def load(**metadata: Any) -> DatasetDict:
 
 
 def parse_rating(text: str | None) -> Parsed:
-    """The official parse: the last [[...]], then its first number; clamped to 1-10."""
+    """The official parse: the last [[...]] (of the one grammar, `lr_eval.trust.tokens`), then its first number;
+    clamped to 1-10."""
     if text is None:
         return unscored("no answer")
-    found = _LAST_BRACKETS.findall(text)
+    found = [t.inside for t in tokens(text) if t.double]
     if not found:
         return unscored("no [[rating]] in the answer", text)
     number = _NUMBER.search(found[-1])
@@ -145,35 +147,39 @@ class ChatJudgeSpec(JudgeSpec):
 
     template_id = "longbench_chat.prompt_fs"
     scale = (1.0, 10.0)
+    sample_scale = (10.0, 100.0)
 
     def __init__(self, task: str, metadata: dict[str, Any] | None = None, max_tokens: int = 1024):
         super().__init__(task, metadata, max_tokens)
         self.template = load_template(self.metadata)
         # External data: its content hash is the version, so an edited template never reuses cached verdicts.
         self.template_version = "sha256:" + hashlib.sha256(self.template.encode("utf-8")).hexdigest()[:12]
+        self.separators = template_separators(self.template)
 
     def render(self, doc: dict[str, Any], response: str) -> str:
         shots = [x for s in doc["judge_examples"] for x in (s["answer"], s["score"])]
-        return self.template.format(doc["query"], doc["answer"], *shots, response.strip())
+        texts = [doc["query"], doc["answer"], *shots, response.strip()]
+        return self.template.format(*(neutralise_markup(str(t)) for t in texts))
 
     def requests(self, doc: dict[str, Any], response: str) -> list[ChatRequest]:
         messages = [{"role": "system", "content": SYSTEM_PROMPT},
                     {"role": "user", "content": self.render(doc, response)}]
-        # The official template stays byte for byte: the texts go in raw, and the parser keeps to the judge's
-        # own words (lr_eval.trust), so a planted "[[10]]" in any of them never becomes the verdict.
+        # The official template stays byte for byte: the texts go in raw (chat markup made inert), and the
+        # parser keeps to the judge's own words (lr_eval.trust): a verdict copied from the answer is tampered.
         untrusted = [doc["query"], doc["answer"], *(s["answer"] for s in doc["judge_examples"]), response.strip()]
-        return [ChatRequest.of(messages, temperature=0.0, max_tokens=self.max_tokens, untrusted=untrusted,
-                               template_id=self.template_id, template_version=self.template_version,
-                               answer_format=FORMAT)]
+        return [ChatRequest.of(messages, temperature=0.0, max_tokens=self.max_tokens,
+                               untrusted=[neutralise_markup(t) for t in untrusted], evaluated=[response.strip()],
+                               separators=self.separators, template_id=self.template_id,
+                               template_version=self.template_version, answer_format=FORMAT)]
 
     def parse(self, text: str | None) -> Parsed:
         return FORMAT.parse(text)
 
     def combine(self, doc: dict[str, Any], ratings: list[Parsed]) -> Parsed:
         rating = ratings[0]
-        if not rating.scored:
+        if rating.value is None:
             return rating
-        return Parsed(value=10.0 * float(rating.value), clamped=rating.clamped)  # type: ignore[arg-type]
+        return replace(rating, value=10.0 * float(rating.value))
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "system_prompt": SYSTEM_PROMPT, "reported": "mean rating x 10"}

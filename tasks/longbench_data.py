@@ -252,7 +252,8 @@ def load_longbench(
         max_length = default_max_length(name, int(longbench_max_gen), trust)
     if max_length <= 1:
         raise ValueError(f"LongBench max_length must be > 1 token, got {max_length}")
-    from .judging import EFFECTIVE_MAX_LENGTH, note_in_results
+    from .judging import EFFECTIVE_MAX_LENGTH
+    from .lm_eval_adapter import note_in_results
 
     note_in_results(EFFECTIVE_MAX_LENGTH, max_length)
 

@@ -8,12 +8,12 @@ samples, and a category (group ``longreward_longbench_judged_<category>``) is th
 mean of its four datasets; ``longreward_longbench_judged`` is the mean of all twelve (equal to
 the mean of the three categories, which have four datasets each).
 
-The paper's judge prompts are not public; the prompts below are ours. We judge each distinct
-reference in its own call (the paper's "max over references" taken literally) and take the best
-scored one. A sample is unscored, and counted, when a reference's verdict cannot be parsed and no
-other reference already got the top rating (then the unknown verdict could only have raised the
-maximum, so the known maximum is not the sample's score). The original scripts silently scored an
-unparseable verdict as 0.5; we never do.
+The paper's judge prompts are not public; the prompts below are ours. We judge each distinct reference in its
+own call (the paper's "max over references" taken literally) and take the best scored one. A sample where any
+reference's verdict is tampered (`lr_eval.trust`) scores 0. A sample is unscored, and counted, when a
+reference's verdict cannot be parsed and no other reference already got the top rating (then the unknown
+verdict could only have raised the maximum, so the known maximum is not the sample's score). The original
+scripts silently scored an unparseable verdict as 0.5; we never do.
 
 Rows, prompt templates and middle truncation come from :mod:`lr_eval.tasks.longbench_data` (the
 official LongBench data and ``pred.py`` truncation, with its overrides ``longbench_data`` /
@@ -25,6 +25,7 @@ official LongBench data and ``pred.py`` truncation, with its overrides ``longben
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from datasets import Dataset, DatasetDict
@@ -196,7 +197,7 @@ class LongBenchJudgeSpec(JudgeSpec):
             out.append(ChatRequest.of([{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
                                       temperature=0.0, max_tokens=self.max_tokens, template_id=self.template_id,
                                       template_version=self.template_version, untrusted=list(data.values()),
-                                      answer_format=self.format))
+                                      evaluated=[response.strip()], answer_format=self.format))
         return out
 
     def parse(self, text: str | None) -> Parsed:
@@ -206,8 +207,11 @@ class LongBenchJudgeSpec(JudgeSpec):
         lo, hi = self.scale
         if not ratings:
             return unscored("no reference answer")
+        copied = next((p for p in ratings if p.tampered), None)
+        if copied is not None:  # a reference's verdict could be the answer's own: the sample scores 0
+            return replace(copied, value=0.0)
         scored = [p for p in ratings if p.scored]
-        best = max((float(p.value) for p in scored), default=None)  # type: ignore[arg-type]
+        best = max((float(p.value) for p in scored), default=None)  # type: ignore[arg-type]  # scored: value set
         if best is None:
             return unscored(ratings[0].reason or "unscored")
         if len(scored) < len(ratings) and best < hi:

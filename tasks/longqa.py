@@ -37,8 +37,11 @@ see that class; the default embedder is the local MiniLM, ``reward_embedder: bm2
 judge is set up as for every judged task (``LR_JUDGE_*``, ``LR_JUDGE_CONFIG`` or ``judge_*`` metadata keys).
 
 Metrics: ``helpfulness``, ``logicality``, ``faithfulness``, ``completeness``, ``longreward`` (means
-over the answers where they are scored, 0-10) and ``<metric>_unscored`` (counts of answers where the
-metric could not be scored; e.g. faithfulness of an answer that states no fact). Each sample's
+over the answers where they are counted, 0-10: scored, or tampered at 0, `lr_eval.trust`),
+``longreward_pessimistic`` (an answer without a reward counted as 0), ``<metric>_unscored`` (counts of
+answers where the metric could not be scored; e.g. faithfulness of an answer that states no fact),
+``longreward_tampered`` (answers with a dimension whose verdict the answer could have supplied) and
+``longreward_partial`` (answers whose reward averages fewer than the enabled dimensions). Each sample's
 ``filtered_resps`` holds the scorer's full verdict, audit trail included; the results' ``configs.<task>.
 metadata.judge`` holds the judge, the LongReward settings, flag and parse counts and usage.
 """
@@ -55,7 +58,18 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-from lr_eval.records import JudgeReport
+from lr_eval.records import (
+    JUDGE_CAUSE,
+    SCORED,
+    TAMPERED,
+    TEXT_CAUSE,
+    UNSCORED,
+    JudgeCall,
+    JudgeReport,
+    Verdict,
+    cause_of,
+)
+from lr_eval.reward.records import DIMENSIONS, SCALE, ResponseScore
 from lr_eval.reward.settings import RewardSettings
 from lr_eval.suite import FAMILY
 
@@ -204,9 +218,9 @@ def load(*, longbench_dataset: str | None = None, infinitebench_enqa: bool = Fal
 
 
 def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]], responses: Sequence[str],
-                  task: str = TASK) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                  task: str = TASK) -> tuple[list[Verdict], JudgeReport]:
     """LongReward verdicts for every answer (all groups in one batch) and a report for the results file."""
-    from lr_eval.reward import DIMENSIONS, build_scorer
+    from lr_eval.reward import build_scorer
 
     judge = load_judge_config(dict(metadata))
     if not judge.configured:
@@ -215,22 +229,47 @@ def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]
     scorer = build_scorer(settings, judge)
     groups = [(str(doc["context"]), str(doc["question"]), [resp]) for doc, resp in zip(docs, responses, strict=True)]
     scores = scorer.score_groups(groups, settings.groups_in_flight, None, f"LongReward {task}")
-    verdicts = [{"response": resp, **group[0].to_dict()} for resp, group in zip(responses, scores, strict=True)]
+    enabled = scorer.config.enabled()
+    verdicts = [reward_verdict(resp, group[0], enabled, scorer.client.model)
+                for resp, group in zip(responses, scores, strict=True)]
     unscored: dict[str, Counter[str]] = {d: Counter() for d in DIMENSIONS}
-    for v in verdicts:
-        for dim, reason in v["unscored"].items():
+    tampered: Counter[str] = Counter()
+    for group in scores:
+        for dim, reason in group[0].unscored.items():
             unscored[dim][reason] += 1
+        tampered.update(group[0].tampered)
     usage = scorer.client.summary()
     report = JudgeReport(
         model=scorer.client.model, judge=judge.describe(), usage=usage, cost_usd=usage.get("cost_usd"),
-        samples={"judged": len(verdicts), "rewarded": sum(v["reward"] is not None for v in verdicts),
+        samples={"judged": len(verdicts), "rewarded": sum(v.value is not None for v in verdicts),
+                 "scored": sum(v.status == SCORED for v in verdicts),
+                 "tampered": {d: tampered.get(d, 0) for d in DIMENSIONS},
                  "unscored": {d: sum(c.values()) for d, c in unscored.items()},
-                 "unscored_reasons": {d: dict(c) for d, c in unscored.items() if c}},
+                 "unscored_reasons": {d: dict(c) for d, c in unscored.items() if c},
+                 "causes": {JUDGE_CAUSE: sum(sum(c.values()) for c in unscored.values()),
+                            TEXT_CAUSE: sum(tampered.values())},
+                 "partial": sum(group[0].partial(enabled) for group in scores)},
         details={"method": "LongReward (lr_eval.reward.scorer)", "reward_config": scorer.config.to_dict(),
                  "flags": dict(scorer.flag_counts),
                  "calls": {stage: stats.to_dict() for stage, stats in scorer.parse_stats.items()},
                  "embedded_tokens": scorer.embedded_tokens})
-    return verdicts, report.to_dict()
+    return verdicts, report
+
+
+def reward_verdict(response: str, score: ResponseScore, enabled: Sequence[str], model: str) -> Verdict:
+    """A LongReward score as the per-sample verdict: the reward on 0-10, one judge call per enabled dimension
+    (its value, status and reason), the score record itself in the details (audit trail included)."""
+    calls = []
+    for dim in enabled:
+        status = TAMPERED if dim in score.tampered else UNSCORED if getattr(score, dim) is None else SCORED
+        calls.append(JudgeCall(status=status, value=getattr(score, dim), cause=cause_of(status),
+                               reason=score.tampered.get(dim) or score.unscored.get(dim),
+                               details={"dimension": dim}))
+    reasons = score.tampered or (score.unscored if score.reward is None else {})
+    record = {k: v for k, v in score.to_dict().items() if k != "version"}
+    return Verdict(status=score.status, scale=SCALE, value=score.reward,
+                   reason="; ".join(f"{d}: {r}" for d, r in reasons.items()) or None, response=response,
+                   calls=calls, judge={"model": model}, cost_usd=None, details=record)
 
 
 class LongRewardFilter(BatchJudgeFilter):
@@ -241,25 +280,34 @@ class LongRewardFilter(BatchJudgeFilter):
     json_default = str
 
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
-              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+              responses: list[str]) -> tuple[list[Verdict], JudgeReport]:
         return score_answers(metadata, docs, responses, name)
 
-    def log_summary(self, name: str, n: int, report: dict[str, Any]) -> None:
-        log.warning("%s: LongReward scored %d answers with %s: %d rewarded", name, n, report["model"],
-                    report["samples"]["rewarded"])
+    def log_summary(self, name: str, n: int, report: JudgeReport) -> None:
+        samples = report.samples
+        log.warning("%s: LongReward scored %d answers with %s: %d rewarded, %d with a tampered dimension (scored "
+                    "0), %d with a partial reward", name, n, report.model, samples["rewarded"],
+                    report.tampered_items, samples["partial"])
 
 
 register_judge_filter(FILTER_NAME, LongRewardFilter)
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
-    """The four dimensions and the reward (only when scored, so the means skip the rest) and unscored counts."""
-    verdict = decode_verdict(results, ("reward",), TASK, filter_name="longreward", kind="LongReward")
+    """The four dimensions and the reward (when counted: scored, or tampered at 0; the means leave the rest out),
+    ``longreward_pessimistic`` (an unscored reward counted as 0), unscored counts per metric, and per answer
+    ``longreward_tampered`` (a dimension the answer could have supplied) and ``longreward_partial`` (a reward
+    averaging fewer than the enabled dimensions)."""
+    verdict = decode_verdict(results, TASK, filter_name="longreward", kind="LongReward")
+    score = ResponseScore.from_dict(verdict.details)
     out: dict[str, float] = {}
     for field, metric in METRICS.items():
-        value = verdict.get(field)
+        value = getattr(score, field)
         if value is not None:
             out[metric] = float(value)
-        missing = value is None and (field == "reward" or field in (verdict.get("unscored") or {}))
+        missing = value is None and (field == "reward" or field in score.unscored)
         out[f"{metric}_unscored"] = 1.0 if missing else 0.0
+    out["longreward_pessimistic"] = verdict.pessimistic()
+    out["longreward_tampered"] = float(bool(score.tampered))
+    out["longreward_partial"] = float(score.partial([*score.averaged, *score.unscored]))
     return out

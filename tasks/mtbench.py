@@ -45,6 +45,7 @@ from typing import Any
 from lr_eval.formats import rating_format
 from lr_eval.jsonl import InputError, read_jsonl, require
 from lr_eval.parsing import Parsed, clamp, unscored
+from lr_eval.trust import neutralise_markup, template_separators, tokens
 from lr_eval.types import ChatRequest
 
 from .judging import JudgeSpec, resolve_file
@@ -77,8 +78,7 @@ JUDGE_MAX_TOKENS = 2048
 SCALE = (1.0, 10.0)
 PROMPT_NAMES = ("single-v1", "single-math-v1", "single-v1-multi-turn", "single-math-v1-multi-turn")
 
-_RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
-_RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
+_RATING = re.compile(r"\d+\.?\d*")
 
 
 def temperature(category: str) -> float:
@@ -163,8 +163,13 @@ def choice_turns(rec: dict[str, Any], path: Path, line: int) -> tuple[str, ...]:
 
 def read_references(path: Path) -> dict[int, tuple[str, ...]]:
     """FastChat's reference_answer file: question_id -> reference turns."""
-    return {require(rec, "question_id", int, path, line): choice_turns(rec, path, line)
-            for line, rec in _records(path)}
+    refs: dict[int, tuple[str, ...]] = {}
+    for line, rec in _records(path):
+        qid = require(rec, "question_id", int, path, line)
+        if qid in refs:
+            raise InputError(path, line, "question_id", f"a second reference answer for question {qid}")
+        refs[qid] = choice_turns(rec, path, line)
+    return refs
 
 
 def read_judge_prompts(path: Path) -> dict[str, JudgePrompt]:
@@ -222,31 +227,38 @@ class Rubric:
             if turn == 2:
                 kwargs["ref_answer_2"] = ref[1]
         if turn == 2:
-            return template.format(question_1=question.turns[0], question_2=question.turns[1],
-                                   answer_1=answers[0], answer_2=answers[1], **kwargs)
-        return template.format(question=question.turns[0], answer=answers[0], **kwargs)
+            kwargs.update(question_1=question.turns[0], question_2=question.turns[1], answer_1=answers[0],
+                          answer_2=answers[1])
+        else:
+            kwargs.update(question=question.turns[0], answer=answers[0])
+        return template.format(**{k: neutralise_markup(v) for k, v in kwargs.items()})
 
     def request(self, question: Question, answers: Sequence[str], turn: int) -> ChatRequest:
-        """FastChat's prompt byte for byte: the answers and references go in raw, named as untrusted, so
-        the parser keeps to the judge's own words (lr_eval.trust) and a planted rating never scores."""
+        """FastChat's prompt byte for byte: the answers and references go in raw (chat markup made inert), named
+        as untrusted, so the parser keeps to the judge's own words (lr_eval.trust): a rating copied from an
+        answer is tampered, and an answer spelling the template's own separators broke its fences."""
         prompt = self.prompt(question, turn)
         messages = [{"role": "system", "content": prompt.system_prompt}] if prompt.system_prompt else []
         messages.append({"role": "user", "content": self.user_prompt(question, answers, turn)})
         references = self.references.get(question.question_id, ()) if question.category in REFERENCE_CATEGORIES \
             else ()
         return ChatRequest.of(messages, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS,
-                              untrusted=[*answers[:turn], *references[:turn]], answer_format=FORMAT,
-                              template_id=f"mtbench.{prompt.name}", template_version=prompt.version)
+                              untrusted=[neutralise_markup(t) for t in (*answers[:turn], *references[:turn])],
+                              evaluated=answers[:turn], separators=template_separators(prompt.template),
+                              answer_format=FORMAT, template_id=f"mtbench.{prompt.name}",
+                              template_version=prompt.version)
 
 
 def parse_rating(text: str | None) -> Parsed:
-    """FastChat's rule: the first ``[[n]]``, else the first ``[n]``; clamped to 1-10."""
+    """FastChat's rule: the first ``[[n]]``, else the first ``[n]`` (tokens of the one grammar,
+    `lr_eval.trust.tokens`); clamped to 1-10."""
     if text is None:
         return unscored("no answer")
-    match = _RATING.search(text) or _RATING_BACKUP.search(text)
+    found = [t for t in tokens(text) if _RATING.fullmatch(t.inside)]
+    match = next((t for t in found if t.double), None) or next(iter(found), None)
     if match is None:
         return unscored("no [[rating]] in the judgment", text)
-    return clamp(float(match.group(1)), *SCALE, raw=text)
+    return clamp(float(match.inside), *SCALE, raw=text)
 
 
 #: The verdict FastChat's judge prompts ask for, "[[rating]]" 1-10, with FastChat's parse (lr_eval.formats).
@@ -263,6 +275,7 @@ class MTBenchSpec(JudgeSpec):
 
     template_id = "mtbench"
     scale = SCALE
+    sample_scale = SCALE
 
     def __init__(self, task: str, rubric: Rubric, metadata: dict[str, Any] | None = None):
         super().__init__(task, metadata, JUDGE_MAX_TOKENS)
@@ -298,10 +311,12 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], categories: Mapping[int, str]) -> list[dict[str, Any]]:
-    """FastChat's show_result per model (turn 1, turn 2, overall: means of the scored judgments), plus
-    the per-category means over both turns, ``n`` scored and ``unscored`` judgments; best first.
+    """FastChat's show_result per model (turn 1, turn 2, overall: means of the counted judgments), plus
+    the per-category means over both turns, ``n`` counted, ``tampered`` (counted at 1) and ``unscored``
+    judgments and ``pessimistic`` (the overall mean with the unscored counted as 1); best first.
 
-    A row: ``model``, ``question_id``, ``turn``, ``score`` (a number; None or FastChat's -1 = unscored).
+    A row: ``model``, ``question_id``, ``turn``, ``score`` (a number; None or FastChat's -1 = unscored),
+    ``tampered`` (the reason, on a tampered row).
     """
     by_model: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -316,6 +331,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], categories: Mapping[int, str]) 
                     "turn1": _mean([float(r["score"]) for r in scored if r["turn"] == 1]),
                     "turn2": _mean([float(r["score"]) for r in scored if r["turn"] == 2]),
                     "overall": _mean([float(r["score"]) for r in scored]),
-                    "n": len(scored), "unscored": len(mrows) - len(scored),
+                    "pessimistic": _mean([float(r["score"]) for r in scored] + [SCALE[0]] * (len(mrows) - len(scored))),
+                    "n": len(scored), "tampered": sum(1 for r in scored if r.get("tampered")),
+                    "unscored": len(mrows) - len(scored),
                     "categories": {c: _mean(v) for c, v in sorted(cats.items())}})
     return sorted(out, key=lambda s: -1.0 if s["overall"] is None else -s["overall"])

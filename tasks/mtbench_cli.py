@@ -4,7 +4,8 @@
 ``model_id``, ``choices[0].turns``) and writes FastChat's ``model_judgment`` format, one row per question
 and turn: ``question_id``, ``model``, ``judge`` ([judge model, prompt name]), ``user_prompt`` (the exact
 prompt sent), ``judgment``, ``score``, ``turn``, ``tstamp``; an unscored row has ``score: null`` and
-``unscored`` (the reason), which FastChat's own show_result also leaves out of its means. Rows come in
+``unscored`` (the reason), which FastChat's own show_result also leaves out of its means; a tampered row
+(a rating the answer could have supplied, `lr_eval.trust`) has ``score: 1`` and ``tampered`` (the reason). Rows come in
 FastChat's order (turn 1 of the questions without and then with a reference, then turn 2 likewise). The
 model is named as FastChat names it: its answer file's stem, which for gen_model_answer's default path is
 the last component of ``model_id`` (``--answer-model`` overrides). Every judge call goes through the
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -32,8 +32,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import InputError, read_jsonl, require, write_jsonl_atomic
+from lr_eval.jsonl import InputError, check_paths, read_jsonl, require, write_jsonl_atomic
 from lr_eval.progress import console
+from lr_eval.records import TAMPERED, UNSCORED
 from lr_eval.report import print_usage
 
 from .judging import JudgeNotConfigured, judge_samples, no_judge_message
@@ -119,17 +120,13 @@ def read_answers(paths: Sequence[Path], questions: Mapping[int, Question],
     return out
 
 
-def check_output(output: Path, inputs: Sequence[Path]) -> None:
-    """Before any paid request: the output is a file we can create, and none of the inputs."""
-    if output.is_dir():
-        raise ValueError(f"-o {output}: is a folder")
-    if any(output.resolve() == p.resolve() for p in inputs):
-        raise ValueError(f"-o {output}: is one of the input files")
-    parent = output.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ValueError(f"-o {output}: cannot write under {parent}")
+def check_judge_paths(args: argparse.Namespace, cfg: JudgeConfig) -> None:
+    """Before any paid request: the output and the judge cache are writable files, neither another nor any
+    file the command reads (answers, --questions, --references, --judge-prompts, --prices), links resolved."""
+    reads: dict[str, str | None] = {f"answers file {a}": a for a in args.answers}
+    reads.update({"--questions file": args.questions, "--references file": args.references,
+                  "--judge-prompts file": args.judge_prompts, **cfg.read_paths()})
+    check_paths({"output (-o)": args.output, **cfg.written_paths()}, reads)
 
 
 def plan(questions: Sequence[Question], answers: Mapping[str, Mapping[int, tuple[str, ...]]]
@@ -156,8 +153,8 @@ def run_judge(args: argparse.Namespace) -> int:
     cfg = JudgeConfig.from_args(args)
     if not cfg.configured:
         raise JudgeNotConfigured(no_judge_message("lr-eval mtbench judge"))
+    check_judge_paths(args, cfg)
     output, inputs = Path(args.output), [Path(a) for a in args.answers]
-    check_output(output, inputs)
     metadata = _metadata(args)
     questions = read_questions(data_file("questions", metadata))
     by_id = {q.question_id: q for q in questions}
@@ -175,22 +172,27 @@ def run_judge(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for (model, conv), verdict in zip(items, verdicts, strict=True):
-        [call] = verdict["judgements"]
-        row = {"question_id": conv["question"].question_id, "model": model, "judge": [client.model, call["prompt"]],
-               "user_prompt": call["user_prompt"], "judgment": call["rationale"],
-               "score": _fastchat_score(verdict["score"]), "turn": conv["turn"], "tstamp": time.time()}
-        if "reask_answer" in call:
-            row["reask_judgment"] = call["reask_answer"]
-        if verdict["score"] is None:
-            row["unscored"] = verdict["unscored"]
+        [call] = verdict.calls
+        row = {"question_id": conv["question"].question_id, "model": model,
+               "judge": [client.model, call.details["prompt"]], "user_prompt": call.details["user_prompt"],
+               "judgment": call.answer, "score": _fastchat_score(verdict.value), "turn": conv["turn"],
+               "tstamp": time.time()}
+        if "reask_answer" in call.details:
+            row["reask_judgment"] = call.details["reask_answer"]
+        if verdict.status == UNSCORED:
+            row["unscored"] = verdict.reason
+        elif verdict.status == TAMPERED:
+            row["tampered"] = verdict.reason
         rows.append(row)
     write_jsonl_atomic(output, rows)
     print_summary(summarize(rows, {q.question_id: q.category for q in questions}))
     print_usage(client.meter)
-    failed = sum(1 for v in verdicts if v["judgements"][0]["error"])
-    unscored = report["samples"]["unscored"]
-    console.print(f"wrote {len(rows)} judgments to {output}" + (f"; {unscored} unscored (no rating)" if unscored
-                                                               else ""), markup=False)
+    failed = sum(1 for v in verdicts if v.calls[0].details.get("error"))
+    unscored, tampered = report.unscored_items, report.tampered_items
+    console.print(f"wrote {len(rows)} judgments to {output}"
+                  + (f"; {unscored} unscored (no rating)" if unscored else "")
+                  + (f"; {tampered} tampered (a rating the answer could have supplied: scored 1)" if tampered
+                     else ""), markup=False)
     if failed:
         console.print(f"{failed} judge calls failed (see 'unscored' in {output}); rerun to retry them",
                       style="red", markup=False)
@@ -200,20 +202,37 @@ def run_judge(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------- show
 
 
-def read_judgments(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line, rec in read_jsonl(path):
-        if isinstance(rec, InputError):
-            raise rec
-        require(rec, "model", str, path, line)
-        require(rec, "question_id", int, path, line)
-        if rec.get("turn") not in (1, 2):
-            raise InputError(path, line, "turn", "expected 1 or 2")
-        score = rec.get("score")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
-                                  or not math.isfinite(score)):
-            raise InputError(path, line, "score", "expected a number, null or -1 (unscored)")
-        rows.append(rec)
+#: MT-Bench ratings: 1-10 (FastChat's clamp); -1 or null is an unscored judgment.
+SCORE_RANGE = (1, 10)
+
+
+def read_judgments(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The judgments of all files; a second judgment of the same (model, question, turn), in one file or
+    across files (the same file given twice), is refused: it would be counted twice."""
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, int, int], str] = {}
+    for path in paths:
+        for line, rec in read_jsonl(path):
+            if isinstance(rec, InputError):
+                raise rec
+            model = require(rec, "model", str, path, line)
+            qid = require(rec, "question_id", int, path, line)
+            turn = rec.get("turn")
+            if isinstance(turn, bool) or turn not in (1, 2):
+                raise InputError(path, line, "turn", "expected 1 or 2")
+            score = rec.get("score")
+            low, high = SCORE_RANGE
+            if score is not None and score != -1 and (
+                    isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)
+                    or not low <= score <= high):
+                raise InputError(path, line, "score", f"expected a rating {low}-{high}, null or -1 (unscored), "
+                                                      f"got {score!r}")
+            key = (model, qid, turn)
+            if key in seen:
+                raise InputError(path, line, "question_id", f"a second judgment of {model} on question {qid} "
+                                                            f"turn {turn} (the first is {seen[key]})")
+            seen[key] = f"{path} line {line}"
+            rows.append(rec)
     return rows
 
 
@@ -223,10 +242,11 @@ def _fmt(value: float | None) -> str:
 
 def print_summary(summary: Sequence[Mapping[str, Any]], where: Console = out_console) -> None:
     t = Table(title="MT-Bench (mean of the scored judgments, 1-10)")
-    for col in ("model", "turn 1", "turn 2", "average", "scored", "unscored"):
+    for col in ("model", "turn 1", "turn 2", "average", "pessimistic", "counted", "tampered", "unscored"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for s in summary:
-        t.add_row(s["model"], _fmt(s["turn1"]), _fmt(s["turn2"]), _fmt(s["overall"]), str(s["n"]), str(s["unscored"]))
+        t.add_row(s["model"], _fmt(s["turn1"]), _fmt(s["turn2"]), _fmt(s["overall"]), _fmt(s["pessimistic"]),
+                  str(s["n"]), str(s["tampered"]), str(s["unscored"]))
     where.print(t)
     cats = sorted({c for s in summary for c in s["categories"]})
     if cats:
@@ -240,7 +260,7 @@ def print_summary(summary: Sequence[Mapping[str, Any]], where: Console = out_con
 
 
 def run_show(args: argparse.Namespace) -> int:
-    rows = [r for p in args.judgments for r in read_judgments(Path(p))]
+    rows = read_judgments([Path(p) for p in args.judgments])
     path = data_file("questions", _metadata(args))
     categories = {q.question_id: q.category for q in read_questions(path)}
     for row in rows:

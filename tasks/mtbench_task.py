@@ -16,30 +16,27 @@ Generation: FastChat's temperature per category (``mtbench.TEMPERATURES``; sampl
 every question instead. Without ``--apply_chat_template`` the turns are joined by blank lines (MT-Bench is
 made for chat models: use the flag).
 
-Metrics: ``turn1``, ``turn2`` (means of the scored judgments of each turn), ``score`` (all scored
-judgments: FastChat's average), ``score_<category>``, ``judge_unscored`` (judgments without a rating) and
-``judge_cost_usd``; the judge report goes to ``configs.longreward_mtbench.metadata.judge``. Data and judge
-protocol: :mod:`lr_eval.tasks.mtbench`.
-"""
+Metrics: ``turn1``, ``turn2`` (means of the counted judgments of each turn: scored, and tampered ones at 1),
+``score`` (all counted judgments: FastChat's average), ``score_<category>``, ``score_pessimistic`` (unscored
+judgments counted as 1), ``judge_unscored`` (judgments without a rating), ``judge_tampered`` (ratings the
+answer could have supplied, counted as 1) and ``judge_cost_usd``; the judge report goes to
+``configs.longreward_mtbench.metadata.judge``. Data and judge protocol: :mod:`lr_eval.tasks.mtbench`."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from copy import deepcopy
 from typing import Any
 
 from datasets import Dataset, DatasetDict
-from lm_eval.api.instance import Instance
-from lm_eval.api.task import ConfigurableTask
 
 from lr_eval.config import JudgeConfig
 from lr_eval.suite import FAMILY
 
-from .judging import JudgeFilter, JudgeSpec, calling_lm, parse_verdict, register_judge_filter, require_judge
-from .mtbench import MTBenchSpec, Question, Rubric, conversation, data_file, read_questions, temperature
+from lr_eval.records import TAMPERED, verdict_of
 
-log = logging.getLogger(__name__)
+from .judging import JudgeFilter, JudgeSpec, register_judge_filter, require_judge
+from .lm_eval_adapter import FollowUpTask
+from .mtbench import MTBenchSpec, Question, Rubric, conversation, data_file, read_questions, temperature
 
 TASK = FAMILY["mtbench"].prefix
 FILTER_NAME = "longreward_judge_mtbench"
@@ -64,19 +61,8 @@ def no_target(doc: dict[str, Any]) -> str:
     return ""
 
 
-class MTBenchTask(ConfigurableTask):
-    """A ConfigurableTask whose second-turn requests are generated after the first turn's answers."""
-
-    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        # The YAML's ``class:`` key selects this class; TaskConfig does not accept it.
-        config = {key: value for key, value in (config or {}).items() if key != "class"}
-        self._chat: dict[str, Any] = {}
-        super().__init__(config=config, **kwargs)
-
-    def build_all_requests(self, **kwargs: Any) -> None:
-        """Keeps the run's chat settings for the second turn."""
-        self._chat = {k: kwargs.get(k) for k in ("system_instruction", "apply_chat_template", "chat_template")}
-        super().build_all_requests(**kwargs)
+class MTBenchTask(FollowUpTask):
+    """A task whose second turn is the follow-up of the first (:class:`~lr_eval.tasks.lm_eval_adapter.FollowUpTask`)."""
 
     def construct_requests(self, doc: dict[str, Any], ctx: Any, **kwargs: Any) -> Any:
         inst = super().construct_requests(doc, ctx, **kwargs)
@@ -93,43 +79,15 @@ class MTBenchTask(ConfigurableTask):
 
     def second_turn_context(self, doc: dict[str, Any], first_answer: str) -> Any:
         """The conversation so far, as the model sees it: its chat template, or plain text without one."""
-        messages = [{"role": "user", "content": doc["turns"][0]}, {"role": "assistant", "content": first_answer},
-                    {"role": "user", "content": doc["turns"][1]}]
-        if self._chat.get("system_instruction"):
-            messages.insert(0, {"role": "system", "content": self._chat["system_instruction"]})
-        template = self._chat.get("chat_template") if self._chat.get("apply_chat_template") else None
-        if template is not None:
-            return template(messages, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages)
+        return self.render_chat([{"role": "user", "content": doc["turns"][0]},
+                                 {"role": "assistant", "content": first_answer},
+                                 {"role": "user", "content": doc["turns"][1]}])
 
-    def apply_filters(self) -> Any:
-        self._generate_second_turns()
-        return super().apply_filters()
-
-    def _generate_second_turns(self) -> None:
-        if any(inst.idx == 1 for inst in self._instances):
-            return  # already generated
-        firsts = [inst for inst in self._instances if inst.idx == 0 and len(inst.doc["turns"]) > 1]
-        if not firsts:
-            return
-        lm = calling_lm()
-        if lm is None:
-            raise RuntimeError(f"{TASK}: no lm-eval model found to generate the second turns (run the task "
-                               "through lm_eval's evaluate)")
-        seconds = [Instance(request_type="generate_until", doc=inst.doc,
-                            arguments=(self.second_turn_context(inst.doc, first_answer(inst)),
-                                       deepcopy(inst.arguments[1])),
-                            idx=1, metadata=(inst.task_name, inst.doc_id, 1)) for inst in firsts]
-        log.info("%s: generating %d second turns", TASK, len(seconds))
-        for inst, resp in zip(seconds, lm.generate_until(seconds), strict=True):
-            inst.resps.append(resp)
-        self._instances = self._instances + seconds
-
-
-def first_answer(inst: Instance) -> str:
-    """The turn-1 answer as the conversation carries it on (FastChat strips it)."""
-    resp = inst.resps[0] if inst.resps else ""
-    return ("" if resp is None else str(resp)).strip()
+    def follow_up(self, doc: dict[str, Any], first: str, gen_kwargs: dict[str, Any]) -> tuple[Any, dict] | None:
+        """Turn 2 after the stripped turn-1 answer (FastChat strips it), with turn 1's decoding."""
+        if len(doc["turns"]) < 2:
+            return None
+        return self.second_turn_context(doc, first.strip()), gen_kwargs
 
 
 class MTBenchJudgeFilter(JudgeFilter):
@@ -166,23 +124,26 @@ register_judge_filter(FILTER_NAME, MTBenchJudgeFilter)
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     """Per question (results: its verdicts in turn order, as lm-eval sorts a doc's requests by idx): turn1/turn2
-    when scored, the list of its scored judgments for ``score`` and its category, judge_unscored (0-2) and
-    judge_cost_usd."""
-    verdicts = [parse_verdict(r, ("score", "response")) for r in results]
+    when counted, the list of its counted judgments (scored, and tampered at 1) for ``score`` and its category,
+    ``score_pessimistic`` (unscored counted as 1), judge_unscored and judge_tampered (0-2) and judge_cost_usd."""
+    verdicts = [verdict_of(r) for r in results]
     if any(v is None for v in verdicts):
         raise RuntimeError(f"{TASK} without judge verdicts: keep the task's `judge` filter in filter_list")
     out: dict[str, Any] = {}
-    scored, unscored, costs = [], 0, []
+    counted, pessimistic, unscored, tampered, costs = [], [], 0, 0, []
     for turn, v in enumerate(verdicts, 1):
         assert v is not None
-        if v["score"] is None:
+        pessimistic.append(v.pessimistic())
+        tampered += v.status == TAMPERED
+        if v.value is None:
             unscored += 1
         else:
-            out[f"turn{turn}"] = float(v["score"])
-            scored.append(float(v["score"]))
-        if v.get("cost_usd") is not None:
-            costs.append(float(v["cost_usd"]))
-    out.update({"score": scored, f"score_{doc['category']}": scored, "judge_unscored": float(unscored)})
+            out[f"turn{turn}"] = float(v.value)
+            counted.append(float(v.value))
+        if v.cost_usd is not None:
+            costs.append(float(v.cost_usd))
+    out.update({"score": counted, f"score_{doc['category']}": counted, "score_pessimistic": pessimistic,
+                "judge_unscored": float(unscored), "judge_tampered": float(tampered)})
     if costs:
         out["judge_cost_usd"] = sum(costs)
     return out

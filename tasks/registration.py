@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
+from typing import Any
 
 #: Folder scanned by lm-eval for our task YAMLs (all families: ``configs/<family>/*.yaml``).
 TASKS_DIR: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -52,7 +53,7 @@ def enabled() -> bool:
 def with_our_path(paths: object) -> object:
     """``include_path`` value with our folder prepended (once); the caller's paths keep precedence."""
     if paths is None:
-        current: list[object] = []
+        current: list[Any] = []
     elif isinstance(paths, (list, tuple)):
         current = list(paths)
     else:
@@ -99,7 +100,7 @@ def register() -> None:
 class _PatchingLoader:
     """Delegates to lm-eval's own loader and patches the module right after it executed."""
 
-    def __init__(self, loader: object) -> None:
+    def __init__(self, loader: Any) -> None:
         self._loader = loader
 
     def __getattr__(self, name: str) -> object:
@@ -112,7 +113,7 @@ class _PatchingLoader:
         self._loader.exec_module(module)
         # Hand the module back its real loader so that nothing else sees this wrapper.
         module.__loader__ = self._loader
-        if getattr(module, "__spec__", None) is not None:
+        if module.__spec__ is not None:
             module.__spec__.loader = self._loader
         try:
             _patch_task_manager(module)
@@ -123,7 +124,7 @@ class _PatchingLoader:
 class _LmEvalFinder:
     """One-shot ``sys.meta_path`` entry waiting for ``lm_eval.tasks.manager`` to be imported."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname != _TARGET_MODULE:
             return None
         if self in sys.meta_path:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ from lr_eval.config import JudgeConfig, add_judge_args
 from lr_eval.jsonl import (
     InputError,
     check_dir_writable,
-    check_output_path,
+    check_paths,
     read_jsonl,
     write_jsonl_atomic,
     write_text_atomic,
@@ -92,15 +93,17 @@ def task_of(path: Path, given: str | None) -> tuple[str, str | None]:
 def responses_of(rec: dict[str, Any], path: Path, line: int) -> list[str]:
     """The raw generations, one per request of the doc (by its ``idx``; MT-Bench has two turns):
     resps[k][0]; else the filtered responses (texts or earlier verdicts)."""
-    resps = rec.get("resps")
-    if isinstance(resps, list) and resps:
-        got = [r[0] if isinstance(r, list) and r and isinstance(r[0], str) else r for r in resps]
-        if all(isinstance(g, str) for g in got):
-            return got
+    if rec.get("resps") is not None:  # logged: it must be lm-eval's shape, never silently replaced
+        resps = rec["resps"]
+        if not (isinstance(resps, list) and resps
+                and all(isinstance(r, list) and r and isinstance(r[0], str) for r in resps)):
+            raise InputError(path, line, "resps", "expected lm-eval's list of response lists "
+                                                  "([[\"text\", ...], ...]), one non-empty list per request")
+        return [r[0] for r in resps]
     filtered = rec.get("filtered_resps")
     if isinstance(filtered, list) and filtered:
         verdicts = [load_verdict(f) for f in filtered]
-        got = [v["response"] if v is not None else f for v, f in zip(verdicts, filtered, strict=True)]
+        got = [v.response if v is not None else f for v, f in zip(verdicts, filtered, strict=True)]
         if all(isinstance(g, str) for g in got):
             return got
     raise InputError(path, line, "resps", "no model response found (expected resps[k][0])")
@@ -118,6 +121,11 @@ def read_samples(path: Path, doc_fields: Sequence[str] = ()) -> list[dict[str, A
         if not isinstance(rec.get("doc"), dict):
             raise InputError(path, line, "doc", "missing or not an object")
         key = rec.get("doc_id", line)
+        if isinstance(key, bool) or not isinstance(key, (int, str)):
+            raise InputError(path, line, "doc_id", f"expected an integer or a string, got {key!r}")
+        for name, value in rec["doc"].items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InputError(path, line, f"doc.{name}", f"expected a finite number, got {value}")
         doc = json.dumps(rec["doc"], sort_keys=True, default=str)
         if key in seen:
             if seen[key][1] != doc:
@@ -359,10 +367,10 @@ def rejudge(paths: list[Path], cfg: JudgeConfig, metadata: dict[str, Any], task:
         sources[name] = (tm.task_index[name].yaml_path, path)
         counts[name] = (run.get("n-samples") or {}).get(name) or {}
 
-    if not cfg.dry_run:  # before any request: the output folder and the judge cache must be writable
+    # before any request: the output folder writable; the judge cache writable and none of the inputs
+    if not cfg.dry_run:
         check_dir_writable(out_dir)
-        if cfg.cache_path() is not None:
-            check_output_path(cfg.cache_path(), paths, what="judge cache")  # type: ignore[arg-type]
+    check_paths(cfg.written_paths(), {**{f"samples file {p}": p for p in paths}, **cfg.read_paths()})
     res = evaluate_saved(jobs, tm)
     samples = res.pop("samples")
     res["configs"] = {name: _clean_config(conf, jobs[name][0], *sources[name]) if name in jobs else conf

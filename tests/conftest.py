@@ -1,5 +1,5 @@
-"""Shared fixtures: an isolated cache folder per test, the path to ../shared/data when present, and torch on
-one thread for the tiny-model (DPO) tests."""
+"""Shared fixtures: an isolated cache folder per test, the path to ../shared/data when present, the embedded
+model or a skip, and torch on one thread for the tiny-model (DPO) tests."""
 
 from __future__ import annotations
 
@@ -27,6 +27,23 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (only in the project's own checkout)")
     return SHARED_DATA
+
+
+def embedded_model_or_skip() -> str:
+    """The embedded SmolLM2 folder (converted on first use), or skip the test: the model package is a documented
+    install step (`make install`). For helpers that are not tests; tests take the ``embedded_model`` fixture."""
+    from lr_eval.embedded import embedded_model_path
+
+    try:
+        return str(embedded_model_path())
+    except RuntimeError as e:
+        pytest.skip(f"embedded model unavailable: {e}")
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> str:
+    """The embedded SmolLM2 folder, or skip every test that asks for it."""
+    return embedded_model_or_skip()
 
 
 @pytest.fixture(scope="module")

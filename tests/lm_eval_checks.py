@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import embedded_model_or_skip
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 AE_FIX = FIX / "alpacaeval2"
@@ -18,13 +19,7 @@ AE_META = {"alpacaeval_reference_outputs": str(AE_FIX / "reference_outputs.json"
            "alpacaeval_both_orders": True}
 
 
-def embedded_model() -> str:
-    from lr_eval.embedded import embedded_model_path
-
-    try:
-        return str(embedded_model_path())
-    except RuntimeError as e:  # pragma: no cover - the model package is a documented install step
-        pytest.skip(str(e))
+embedded_model = embedded_model_or_skip  # the one "embedded model or skip" (conftest.py), for helpers and fixtures
 
 
 def run_lm_eval(task_manager: Any, tasks: list[str], out: Path, **kw: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -23,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from lr_eval.reward.scripted import CannedJudge
-from lr_eval.scripted_server import ScriptedServer
+from lr_eval.testing.canned_judge import CannedJudge
+from lr_eval.testing.scripted_server import ScriptedServer
 
 CONTEXT = "The Orvane lighthouse was built in 1874. It was electrified in 1932. Repairs cost 240,000 pounds. " * 3
 QUESTION = "When was the Orvane lighthouse electrified?"
@@ -145,6 +146,7 @@ class Case:
     check: Callable[[Path, str], bool] | None = None   # (folder, stdout) → the good results are right
     then: list[str] | None = None           # a second run (resume) after `between(folder)`
     between: Callable[[Path], None] | None = None
+    setup: Callable[[Path], None] | None = None   # after the files are written (links, permissions)
 
 
 def out_ids(name: str, key: str = "id") -> Callable[[Path, str], list[Any]]:
@@ -429,6 +431,236 @@ def corpus() -> list[Case]:
              {**run, f"run2/{res_name}": json.dumps(lb_results()).encode(), "afile": b"x"},
              ["compare", "{d}/run", "{d}/run2", "--iters", "50", "--json", "{d}/afile/c.json"], needles=("afile",)),
     ]
+    cases += path_cases() + issue22_cases()
+    return cases
+
+
+# ------------------------------------------------------------------------------------------ paths (class)
+
+
+def _mt_files() -> dict[str, bytes | None]:
+    """A two-question MT-Bench (one needs a reference), its four judge prompts, a reference and answers."""
+    prompts = [{"name": n, "type": "single", "system_prompt": "Judge.", "output_format": "[[rating]]",
+                "prompt_template": "Q: {question} A: {answer}" + (" R: {ref_answer_1}" if "math" in n else "")}
+               for n in ("single-v1", "single-math-v1")]
+    prompts += [{"name": f"{p['name']}-multi-turn", "type": "single", "system_prompt": "Judge.",
+                 "output_format": "[[rating]]",
+                 "prompt_template": "{question_1} {answer_1} {question_2} {answer_2}"
+                 + (" {ref_answer_1} {ref_answer_2}" if "math" in p["name"] else "")} for p in prompts]
+    questions = [{"question_id": 1, "category": "writing", "turns": ["Write.", "Again."]},
+                 {"question_id": 2, "category": "math", "turns": ["1+1?", "2+2?"]}]
+    refs = [{"question_id": 2, "model_id": "gpt-4", "choices": [{"index": 0, "turns": ["2", "4"]}]}]
+    answers = [{"question_id": q, "model_id": "org/m1", "choices": [{"index": 0, "turns": ["a", "b"]}]} for q in (1, 2)]
+    return {"q.jsonl": jsonl(questions), "jp.jsonl": jsonl(prompts), "refs.jsonl": jsonl(refs),
+            "answers.jsonl": jsonl(answers)}
+
+
+MT_DATA = ["--questions", "{d}/q.jsonl", "--references", "{d}/refs.jsonl", "--judge-prompts", "{d}/jp.jsonl"]
+
+
+def _unchanged(files: dict[str, bytes | None], *names: str) -> Callable[[Path, str], bool]:
+    """Every named input still holds its bytes (and is a file, not a link replaced by one)."""
+    return lambda d, _: all((d / n).read_bytes() == files[n] for n in names)
+
+
+def _symlink(target: str, link: str) -> Callable[[Path], None]:
+    return lambda d: (d / link).symlink_to(d / target)
+
+
+def path_cases() -> list[Case]:
+    """The one path rule (issue 22 §1), as a class: every command that writes × every kind of path it reads or
+    writes besides the output (input, data file, judge cache, embedding cache, results/samples file), given
+    directly and through a symbolic link, and each such collision refused before anything is sent, the file
+    left as it was."""
+    cases: list[Case] = []
+    good_in = jsonl([request(i) for i in range(2)])
+    items = jsonl([item(0)])
+    pairs_in = jsonl([pair(0), pair(1)])
+    mt = _mt_files()
+    task = "longreward_longbench_narrativeqa"
+    res_name, smp_name = f"results_{DATE}.json", f"samples_{task}_{DATE}.jsonl"
+    run = {f"run/{res_name}": json.dumps(lb_results()).encode(),
+           f"run/{smp_name}": jsonl([lb_sample(i) for i in range(3)]),
+           f"run2/{res_name}": json.dumps(lb_results()).encode(),
+           f"run2/{smp_name}": jsonl([lb_sample(i) for i in range(3)])}
+    lq = f"samples_longreward_longqa_{DATE}.jsonl"
+    lq_file = jsonl([lm_sample(0, longqa_doc(0))])
+    judge = ["--base-url", "{url}", "--model", "judge"]
+    # (command, entry, files, argv with {out} where the output goes and {cache}/{embed} for the caches,
+    #  the file each collision must leave unchanged)
+    commands: list[tuple[str, Callable[[list[str]], int], dict[str, bytes | None], list[str], dict[str, str]]] = [
+        ("lr-eval batch", lr_eval, {"in.jsonl": good_in},
+         ["batch", "{d}/in.jsonl", "-o", "{out}", *judge, "--cache", "{cache}"],
+         {"input": "in.jsonl", "--prices": "prices.json"}),
+        ("lr-eval score", lr_eval, {"in.jsonl": items},
+         ["score", "{d}/in.jsonl", "-o", "{out}", *judge, "--cache", "{cache}", *REWARD, "--embed-cache", "{embed}"],
+         {"input": "in.jsonl"}),
+        ("lr-eval agreement", lr_eval, {"pairs.jsonl": pairs_in},
+         ["agreement", "{d}/pairs.jsonl", "-o", "{out}", "--bootstrap", "10", *judge, "--cache", "{cache}", *REWARD],
+         {"input": "pairs.jsonl"}),
+        ("lr-train score", lr_train, {"samples.jsonl": jsonl([sample(0)])},
+         ["score", "{d}/samples.jsonl", "-o", "{out}", *judge, "--cache", "{cache}", *REWARD],
+         {"input": "samples.jsonl"}),
+        ("lr-eval mtbench judge", lr_eval, mt,
+         ["mtbench", "judge", "{d}/answers.jsonl", "-o", "{out}", *MT_DATA, *judge, "--cache", "{cache}"],
+         {"input": "answers.jsonl", "--questions": "q.jsonl", "--references": "refs.jsonl",
+          "--judge-prompts": "jp.jsonl"}),
+    ]
+    for command, entry, files, argv, reads in commands:
+        files = {**files, "prices.json": b'{"judge": [1.0, 1.0]}'}
+        if "{prices}" not in argv and "--prices" in reads:
+            argv = [*argv, "--prices", "{d}/prices.json"]
+        fill = lambda a, out, cache="{d}/judge.sqlite", embed="{d}/embed.sqlite": [  # noqa: E731
+            x.replace("{out}", out).replace("{cache}", cache).replace("{embed}", embed) for x in a]
+        for what, name in reads.items():
+            cases.append(Case(f"{command}: output is the {what} file", command, entry, files,
+                              fill(argv, "{d}/" + name), needles=(name,), unpaid=True,
+                              check=_unchanged(files, name)))
+            cases.append(Case(f"{command}: output is a link to the {what} file", command, entry, files,
+                              fill(argv, "{d}/link.jsonl"), needles=("link.jsonl",), unpaid=True,
+                              check=_unchanged(files, name), setup=_symlink(name, "link.jsonl")))
+            cases.append(Case(f"{command}: judge cache is the {what} file", command, entry, files,
+                              fill(argv, "{d}/out.jsonl", cache="{d}/" + name), needles=(name,), unpaid=True,
+                              check=_unchanged(files, name)))
+        cases.append(Case(f"{command}: output is the judge cache", command, entry, files,
+                          fill(argv, "{d}/c.sqlite", cache="{d}/c.sqlite"), needles=("c.sqlite",), unpaid=True))
+        cases.append(Case(f"{command}: output is a link to the judge cache", command, entry,
+                          {**files, "c.sqlite": b""}, fill(argv, "{d}/link.sqlite", cache="{d}/c.sqlite"),
+                          needles=("link.sqlite",), unpaid=True, setup=_symlink("c.sqlite", "link.sqlite")))
+        if "{embed}" in " ".join(argv):
+            cases.append(Case(f"{command}: output is the embedding cache", command, entry, files,
+                              fill(argv, "{d}/e.sqlite", embed="{d}/e.sqlite"), needles=("e.sqlite",), unpaid=True))
+            cases.append(Case(f"{command}: embedding cache is the judge cache", command, entry, files,
+                              fill(argv, "{d}/out.jsonl", cache="{d}/c.sqlite", embed="{d}/c.sqlite"),
+                              needles=("c.sqlite",), unpaid=True))
+    cases.append(Case("lr-eval mtbench judge: output folder not writable", "lr-eval mtbench judge", lr_eval,
+                      {**mt, "afile": b"x"}, ["mtbench", "judge", "{d}/answers.jsonl", "-o", "{d}/afile/j.jsonl",
+                                              *MT_DATA, *judge, "--cache", "{d}/judge.sqlite"],
+                      needles=("afile",), unpaid=True))
+    rj = ["rejudge", "{d}/" + lq, "-o", "{d}/rj", *judge, "--metadata", json.dumps({"reward_embedder": "bm25"})]
+    cases.append(Case("lr-eval rejudge: judge cache is the samples file", "lr-eval rejudge", lr_eval, {lq: lq_file},
+                      [*rj, "--cache", "{d}/" + lq], needles=(lq,), unpaid=True, check=_unchanged({lq: lq_file}, lq)))
+    for name in (res_name, smp_name):
+        cases.append(Case(f"lr-leaderboard compare: --json is the {name[:7]} file", "lr-leaderboard compare",
+                          lr_leaderboard, run, ["compare", "{d}/run", "{d}/run2", "--iters", "50", "--json",
+                                                "{d}/run/" + name], needles=(name,),
+                          check=_unchanged(run, "run/" + name)))
+        cases.append(Case(f"lr-leaderboard compare: --json is a link to the {name[:7]} file",
+                          "lr-leaderboard compare", lr_leaderboard, run,
+                          ["compare", "{d}/run", "{d}/run2", "--iters", "50", "--json", "{d}/c.json"],
+                          needles=("c.json",), check=_unchanged(run, "run/" + name),
+                          setup=_symlink("run/" + name, "c.json")))
+    return cases
+
+
+# ------------------------------------------------------------------------------------------ issue 22 §5
+
+
+def issue22_cases() -> list[Case]:
+    """Tracebacks and silent miscounts found by the hostile probe (issue 22 §5)."""
+    cases: list[Case] = []
+    good_in = jsonl([request(i) for i in range(2)])
+    batch = ["batch", "{d}/in.jsonl", "-o", "{d}/out.jsonl", "--base-url", "{url}", "--model", "judge"]
+    cases += [
+        Case("lr-eval batch: --cache is a JSONL file, not SQLite", "lr-eval batch", lr_eval,
+             {"in.jsonl": good_in, "notdb.jsonl": good_in}, [*batch, "--cache", "{d}/notdb.jsonl"],
+             needles=("notdb.jsonl", "SQLite"), unpaid=True, check=_unchanged({"notdb.jsonl": good_in}, "notdb.jsonl")),
+        Case("lr-eval batch: --prices is a directory", "lr-eval batch", lr_eval,
+             {"in.jsonl": good_in, "pdir": None}, [*batch, "--cache", "{d}/c.sqlite", "--prices", "{d}/pdir"],
+             needles=("pdir", "directory"), unpaid=True),
+        Case("lr-eval batch: --prices with a string price", "lr-eval batch", lr_eval,
+             {"in.jsonl": good_in, "p.json": b'{"judge": ["cheap", 1]}'},
+             [*batch, "--cache", "{d}/c.sqlite", "--prices", "{d}/p.json"], needles=("p.json", "judge"), unpaid=True),
+    ]
+    if os.geteuid() != 0:  # root writes into a read-only folder anyway
+        cases.append(Case("lr-eval batch: --cache in a read-only folder", "lr-eval batch", lr_eval,
+                          {"in.jsonl": good_in, "ro": None}, [*batch, "--cache", "{d}/ro/c.sqlite"], needles=("ro",),
+                          unpaid=True, setup=lambda d: (d / "ro").chmod(0o500)))
+    for flag in ("--max-cost", "--max-requests"):
+        for value in ("nan", "-1", "inf"):
+            if flag == "--max-requests" and value != "-1":
+                continue
+            cases.append(Case(f"lr-eval batch: {flag} {value}", "lr-eval batch", lr_eval, {"in.jsonl": good_in},
+                              [*batch, "--cache", "{d}/c.sqlite", "--price-input", "1", flag, value],
+                              needles=(flag.removeprefix("--").replace("-", "_"),), unpaid=True))
+
+    # -- mtbench show / judge
+    mt = _mt_files()
+    row = lambda q, t, score, model="m1": {"question_id": q, "model": model, "judge": ["gpt-4", "single-v1"],  # noqa: E731
+                                          "user_prompt": "", "judgment": "", "score": score, "turn": t}
+    judged = [row(1, 1, 3), row(1, 2, 2), row(2, 1, 3), row(2, 2, 3)]
+    show = ["mtbench", "show", "{d}/j.jsonl", "--questions", "{d}/q.jsonl"]
+    cases += [
+        Case("lr-eval mtbench show: a judgment repeated", "lr-eval mtbench show", lr_eval,
+             {**mt, "j.jsonl": jsonl([*judged, *[row(1, 1, 3)] * 3])}, show, needles=("j.jsonl", "line 5", "question")),
+        Case("lr-eval mtbench show: the same file twice", "lr-eval mtbench show", lr_eval,
+             {**mt, "j.jsonl": jsonl(judged)}, [*show[:3], "{d}/j.jsonl", *show[3:]], needles=("j.jsonl", "line 1")),
+        Case("lr-eval mtbench show: score 1000", "lr-eval mtbench show", lr_eval,
+             {**mt, "j.jsonl": jsonl([*judged[:3], row(2, 2, 1000)])}, show, needles=("j.jsonl", "line 4", "score")),
+        Case("lr-eval mtbench show: -1 and null are unscored", "lr-eval mtbench show", lr_eval,
+             {**mt, "j.jsonl": jsonl([*judged[:2], row(2, 1, -1), row(2, 2, None)])}, [*show, "--json"], bad=False,
+             check=lambda d, out: json.loads(out.splitlines()[0])["unscored"] == 2),
+        Case("lr-eval mtbench judge: a duplicate question_id in --references", "lr-eval mtbench judge", lr_eval,
+             {**mt, "refs.jsonl": jsonl([json.loads(mt["refs.jsonl"]), json.loads(mt["refs.jsonl"])])},  # type: ignore[arg-type]
+             ["mtbench", "judge", "{d}/answers.jsonl", "-o", "{d}/j.jsonl", *MT_DATA, "--base-url", "{url}",
+              "--model", "judge", "--cache", "{d}/c.sqlite"], needles=("refs.jsonl", "line 2", "question_id"),
+             unpaid=True),
+    ]
+
+    # -- alpacaeval-metrics: every preference null → LC unknown with the reason (never 50.0 ± 0.0)
+    diff = b"index,instruction_difficulty\n0,0.5\n1,-0.2\n2,1.0\n"
+    ann_null = json.dumps([annotation(i, None) for i in range(3)]).encode()
+
+    def lc_unknown(d: Path, out: str) -> bool:
+        res = json.loads(out.strip().splitlines()[-1])
+        return res["length_controlled_winrate"] is None and "usable preference" in res["length_controlled_unknown"]
+
+    cases.append(Case("alpacaeval-metrics: every preference null", "lr-eval alpacaeval-metrics", lr_eval,
+                      {"ann.json": ann_null, "diff.csv": diff},
+                      ["alpacaeval-metrics", "{d}/ann.json", "--glm", "length_controlled_noreg",
+                       "--instruction-difficulty", "{d}/diff.csv"], bad=False, check=lc_unknown))
+
+    # -- rejudge: resps of the wrong shape, a NaN doc_id, an infinite length
+    name = f"samples_longreward_longqa_{DATE}.jsonl"
+    rj = ["rejudge", "{d}/" + name, "-o", "{d}/rj", *JUDGE, "--metadata", json.dumps({"reward_embedder": "bm25"})]
+    doc = longqa_doc(0)
+    for what, rec, field_ in (("resps is a string", {**lm_sample(0, doc), "resps": "text"}, "resps"),
+                              ("resps is [[]]", {**lm_sample(0, doc), "resps": [[]]}, "resps"),
+                              ("doc_id NaN", {**lm_sample(0, doc), "doc_id": float("nan")}, "doc_id"),
+                              ("length Infinity", lm_sample(0, {**doc, "length": float("inf")}), "doc.length")):
+        cases.append(Case(f"lr-eval rejudge: {what}", "lr-eval rejudge", lr_eval, {name: jsonl([rec])}, rj,
+                          needles=(name, "line 1", field_), unpaid=True))
+
+    # -- lr-leaderboard build / compare
+    task = "longreward_longbench_narrativeqa"
+    res_name, smp_name = f"results_{DATE}.json", f"samples_{task}_{DATE}.jsonl"
+    results = lb_results()
+    run = {f"run/{res_name}": json.dumps(results).encode(), f"run/{smp_name}": jsonl([lb_sample(i) for i in range(3)])}
+    build = ["build", "{d}/run", "-o", "{d}/board", "--no-plots", "--iters", "50"]
+
+    def with_score(value: Any) -> bytes:
+        return json.dumps({**results, "results": {task: {**results["results"][task], "score,none": value}}}).encode()
+
+    cases += [
+        Case('lr-leaderboard build: "score,none": "42"', "lr-leaderboard build", lr_leaderboard,
+             {**run, f"run/{res_name}": with_score("42")}, build, needles=(res_name, "score,none")),
+        Case("lr-leaderboard build: an Infinity aggregate", "lr-leaderboard build", lr_leaderboard,
+             {**run, f"run/{res_name}": with_score(float("inf"))}, build, needles=(res_name, "score,none")),
+        Case('lr-leaderboard build: a sample score "forty"', "lr-leaderboard build", lr_leaderboard,
+             {**run, f"run/{smp_name}": jsonl([lb_sample(0), lb_sample(1, "forty"), lb_sample(2)])}, build,
+             needles=(smp_name, "line 2", "score")),
+        Case("lr-leaderboard build: a sample score Infinity", "lr-leaderboard build", lr_leaderboard,
+             {**run, f"run/{smp_name}": jsonl([lb_sample(0), lb_sample(1, float("inf")), lb_sample(2)])}, build,
+             needles=(smp_name, "line 2", "score")),
+        Case("lr-leaderboard build: an empty samples file", "lr-leaderboard build", lr_leaderboard,
+             {**run, f"run/{smp_name}": b""}, build, needles=(smp_name, "empty")),
+        Case("lr-leaderboard compare: an empty samples file", "lr-leaderboard compare", lr_leaderboard,
+             {**run, f"run2/{res_name}": json.dumps(results).encode(), f"run2/{smp_name}": b""},
+             ["compare", "{d}/run", "{d}/run2", "--iters", "50"], needles=(smp_name, "empty")),
+        Case("lr-leaderboard build: a missing folder leaves no output folder", "lr-leaderboard build", lr_leaderboard,
+             {}, ["build", "{d}/nonexistent", "-o", "{d}/board", "--no-plots"], needles=("nonexistent",),
+             check=lambda d, _: not (d / "board").exists()),
+    ]
     return cases
 
 
@@ -471,6 +703,8 @@ def run_case(case: Case, d: Path, srv: ScriptedServer) -> Outcome:
             p.mkdir()
         else:
             p.write_bytes(data)
+    if case.setup is not None:
+        case.setup(d)
     before = len(srv.bodies)
     rc, out, err, exc = _invoke(case.entry, _fill(case.argv, d, srv.base_url))
     if case.then is not None and exc is None and rc == 0:

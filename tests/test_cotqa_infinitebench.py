@@ -18,7 +18,7 @@ from lr_eval.leaderboards.reader import Run, TaskResult, load_runs
 from lr_eval.tasks import cot_qa, infinitebench, judging, pinned
 from lr_eval.tasks.cot_qa import extract_answer, score_answer
 from lr_eval.tasks.registration import OPT_OUT_ENV
-from lr_eval.train.tiny import word_tokenizer
+from lr_eval.testing.tiny import word_tokenizer
 from test_longbench_tasks import _embedded_model
 
 #: Made-up templates in the official files' formats (the real texts are downloaded, never stored here).
@@ -301,11 +301,11 @@ def test_longqa_takes_enqa_questions_and_dry_runs_a_book(tmp_path: Path, smol) -
     assert [d["prompt"] for d in docs] == [b["prompt"] for b in built] and all(docs["truncated"])
     assert docs["context"] == [r["context"] for r in rows] and set(docs["source"]) == {"longbook_qa_eng"}
     verdicts, report = longqa.score_answers(meta, [docs[0]], ["w3 is w4. It was w5."], longqa.ENQA_TASK)
-    n_tokens = verdicts[0]["audit"]["context_tokens"]
-    chunks = report["calls"]["extract"]["unscored"]  # every extraction call: estimated, not sent
+    n_tokens = verdicts[0].details["audit"]["context_tokens"]
+    chunks = report.details["calls"]["extract"]["unscored"]  # every extraction call: estimated, not sent
     assert n_tokens > 256 * 3 and chunks >= n_tokens // 256
-    assert report["usage"]["requests_sent"] == 0 and report["usage"]["estimated_calls"] > chunks
-    assert report["usage"]["estimated_cost_usd"] > 0 and "dry_run_estimate" in verdicts[0]["flags"]
+    assert report.usage["requests_sent"] == 0 and report.usage["estimated_calls"] > chunks
+    assert report.usage["estimated_cost_usd"] > 0 and "dry_run_estimate" in verdicts[0].details["flags"]
 
 
 # --------------------------------------------------------------------------------------------- leaderboard

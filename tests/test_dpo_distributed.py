@@ -25,7 +25,7 @@ pytest.importorskip("accelerate")
 from safetensors.torch import load_file  # noqa: E402
 
 from lr_eval.train.cli import main  # noqa: E402
-from lr_eval.train.tiny import save_tiny_model, write_tiny_pairs  # noqa: E402
+from lr_eval.testing.tiny import save_tiny_model, write_tiny_pairs  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -54,18 +54,27 @@ def _argv(workdir: Path, out: str, full: bool) -> list[str]:
     return argv + ["--lr", "5e-3", "--lora-r", "8", "--lora-alpha", "16"]
 
 
+# A hang guard, not a speed limit: one launch takes ~30 s on an idle 2-core machine and measured over 240 s
+# (the old limit, which then failed the test) beside a CPU hog and other test runs.
+LAUNCH_HANG_GUARD_S = 1800
+
+
 def _launch(config: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`accelerate launch` of 2 processes with a shipped config (run from the repository root)."""
+    """`accelerate launch` of 2 processes with a shipped config (run from the repository root).
+
+    The rendezvous port is never chosen here and handed on (another process could bind it in between, and a
+    run then fails): this process listens on the port it names, accelerate finds that port in use and launches
+    standalone, and torchrun's rendezvous binds a free port itself (port 0, one atomic bind)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", f"train/configs/{config}",
-           "--num_processes", "2", "--main_process_port", str(_free_port()), *args]
-    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", f"train/configs/{config}",
+               "--num_processes", "2", "--main_process_port", str(port), *args]
+        run = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=LAUNCH_HANG_GUARD_S)
+    assert f"Port `{port}` is already in use" in run.stderr, "accelerate no longer falls back to standalone"
+    return run
 
 
 def _records(out: Path) -> list[dict]:

@@ -23,7 +23,7 @@ from lr_eval.train.packing import (  # noqa: E402
     pack_pair,
     truncate_prompt_middle,
 )
-from lr_eval.train.tiny import tiny_llama  # noqa: E402
+from lr_eval.testing.tiny import tiny_llama  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

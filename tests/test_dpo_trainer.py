@@ -18,7 +18,7 @@ from lr_eval.train.data import (  # noqa: E402
     prepare_pairs,
     read_preference_jsonl,
 )
-from lr_eval.train.tiny import save_tiny_model  # noqa: E402
+from lr_eval.testing.tiny import save_tiny_model  # noqa: E402
 from lr_eval.train.trainer import DPOConfig, DPOTrainer, load_model_and_tokenizer, lr_multiplier, run_dpo  # noqa: E402
 
 
@@ -198,7 +198,7 @@ def test_data_errors_name_file_line_and_field(tmp_path: Path) -> None:
 
 def test_pairs_whose_response_cannot_fit_are_dropped_not_cut(workdir: Path) -> None:
     from lr_eval.train.data import PreferenceExample
-    from lr_eval.train.tiny import word_tokenizer
+    from lr_eval.testing.tiny import word_tokenizer
 
     tok = word_tokenizer(64)
     long = " " + " ".join(["w3"] * 30)

@@ -18,7 +18,7 @@ from lr_eval.train.data import PreferenceExample, tokenize_example  # noqa: E402
 from lr_eval.train.loss import dpo_nll_loss  # noqa: E402
 from lr_eval.train.modeling import PackedPairModel  # noqa: E402
 from lr_eval.train.packing import pack_pair  # noqa: E402
-from lr_eval.train.tiny import tiny_llama, word_tokenizer  # noqa: E402
+from lr_eval.testing.tiny import tiny_llama, word_tokenizer  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

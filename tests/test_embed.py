@@ -18,7 +18,7 @@ from lr_eval.embed import (
     build_embedder,
     text_key,
 )
-from lr_eval.scripted_server import FaultPlan, ScriptedServer, hash_embedding
+from lr_eval.testing.scripted_server import FaultPlan, ScriptedServer, hash_embedding
 
 TEXTS = ["the cat sat on the mat", "a dog barked at the mailman", "stock markets fell sharply today",
          "the cat slept on the mat", "猫坐在垫子上"]

@@ -6,18 +6,14 @@ import pytest
 
 from lr_eval.backends import TransformersBackend
 from lr_eval.config import JudgeConfig, build_client
-from lr_eval.embedded import embedded_model_path
 from lr_eval.types import ChatRequest
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    try:
-        return embedded_model_path()
-    except RuntimeError as e:
-        pytest.skip(str(e))
+def model_dir(embedded_model: str) -> str:
+    return embedded_model
 
 
 def test_embedded_model_answers_through_the_judge_client(model_dir, tmp_path) -> None:

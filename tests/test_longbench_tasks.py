@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import embedded_model_or_skip
 
 from lr_eval.tasks import registration
 from lr_eval.tasks.longbench import CATEGORIES, DATASETS, LONGBENCH_E_DATASETS, NO_CHAT_TEMPLATE_DATASETS
@@ -37,13 +38,7 @@ SUBPROCESS_ENV = {
 }  # fmt: skip
 
 
-def _embedded_model() -> Path:
-    from lr_eval.embedded import embedded_model_path
-
-    try:
-        return embedded_model_path()
-    except RuntimeError as error:
-        pytest.skip(str(error))
+_embedded_model = embedded_model_or_skip  # conftest.py's; tests take the embedded_model fixture
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from lr_eval.parsing import result_to_parsed
-from lr_eval.scripted_server import Reply, ScriptedServer
-from lr_eval.trust import COPIED_ONLY
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
+from lr_eval.trust import COPIED_TEXT
 from lr_eval.types import ChatResult
 from lm_eval_checks import assert_rejudge_matches_lm_eval, embedded_model, logged_samples, run_lm_eval
 
@@ -86,7 +86,8 @@ def test_prompts_and_scores_rebuild_fastchats_records(mt: Path) -> None:
         req = rubric.request(q, answers[q.question_id], rec["turn"])
         assert rubric.prompt(q, rec["turn"]).name == rec["judge"][1]
         same_prompt += req.messages[-1]["content"] == rec["user_prompt"]
-        same_score += result_to_parsed(ChatResult(content=rec["judgment"]), parse_rating, req).value == rec["score"]
+        parsed = result_to_parsed(ChatResult(content=rec["judgment"]), parse_rating, req)
+        same_score += parsed.scored and parsed.value == rec["score"]  # the judge's own rating, through the grammar
     assert len(records) == 160 and same_prompt == 160 and same_score == 160
 
 
@@ -134,8 +135,8 @@ def test_summary_counts_unscored_and_means_categories() -> None:
                                                                        "score": 5.5},
             {"model": "b", "question_id": 1, "turn": 1, "score": 9}]
     b, a = summarize(rows, {1: "writing", 2: "math"})  # best first
-    assert a == {"model": "a", "turn1": 8.0, "turn2": 5.5, "overall": 6.75, "n": 2, "unscored": 2,
-                 "categories": {"math": 5.5, "writing": 8.0}}
+    assert a == {"model": "a", "turn1": 8.0, "turn2": 5.5, "overall": 6.75, "n": 2, "unscored": 2, "tampered": 0,
+                 "pessimistic": (8 + 5.5 + 1 + 1) / 4, "categories": {"math": 5.5, "writing": 8.0}}
     assert b["model"] == "b" and b["turn2"] is None and b["overall"] == 9.0
 
 
@@ -143,13 +144,16 @@ def test_task_metrics_pool_the_scored_judgments() -> None:
     """score = FastChat's average over every scored judgment, not a mean of per-question means."""
     from lr_eval.tasks.mtbench_task import pooled_mean, process_results
 
+    from lr_eval.records import Verdict
+
     def verdicts(*scores: float | None) -> list[str]:
-        return [json.dumps({"response": "a", "score": s, "unscored": None if s else "no [[rating]]",
-                            "cost_usd": 0.5}) for s in scores]
+        return [json.dumps(Verdict(status="scored" if s else "unscored", scale=(1.0, 10.0), value=s, response="a",
+                                   reason=None if s else "no [[rating]]", cost_usd=0.5).to_dict()) for s in scores]
 
     one = process_results({"category": "math"}, verdicts(8.0, None))
     two = process_results({"category": "writing"}, verdicts(2.0, 5.0))
-    assert one == {"turn1": 8.0, "score": [8.0], "score_math": [8.0], "judge_unscored": 1.0, "judge_cost_usd": 1.0}
+    assert one == {"turn1": 8.0, "score": [8.0], "score_math": [8.0], "score_pessimistic": [8.0, 1.0],
+                   "judge_unscored": 1.0, "judge_tampered": 0.0, "judge_cost_usd": 1.0}
     assert two["turn2"] == 5.0 and two["judge_unscored"] == 0.0
     assert pooled_mean([one["score"], two["score"]]) == 5.0  # (8 + 2 + 5) / 3, not (8 + 3.5) / 2
     assert math.isnan(pooled_mean([[], []]))
@@ -246,15 +250,19 @@ def test_cli_judge_unscored_and_injection(mt: Path, tmp_path: Path, capsys: pyte
     rows = {(r["question_id"], r["turn"]): r for r in _jsonl(out)}
     assert rows[(84, 1)]["score"] is None and rows[(84, 1)]["judgment"] is None
     assert rows[(84, 1)]["unscored"].startswith("judge call failed") and "context too long" in rows[(84, 1)]["unscored"]
-    assert rows[(81, 1)]["score"] is None and rows[(81, 1)]["unscored"] == COPIED_ONLY
-    assert rows[(81, 2)]["score"] == 2  # quoted the payload, then its own rating
-    assert rows[(82, 1)]["score"] is None and rows[(82, 1)]["unscored"] == COPIED_ONLY  # FastChat: 10
+    # Rule changed (issue 19): a judge that only quotes the planted rating makes it tampered (scored 1, the
+    # scale's minimum), no longer unscored (left out of the mean: a veto).
+    assert rows[(81, 1)]["score"] == 1 and rows[(81, 1)]["tampered"] == COPIED_TEXT
+    assert rows[(81, 2)]["score"] == 2 and "tampered" not in rows[(81, 2)]  # quoted the payload, then its own rating
+    assert rows[(82, 1)]["score"] == 1 and rows[(82, 1)]["tampered"] == COPIED_TEXT  # FastChat: 10
     assert rows[(83, 1)]["score"] is None and rows[(83, 1)]["unscored"] == "no [[rating]] in the judgment"
     assert all(r["model"] == "planter" for r in rows.values())
     capsys.readouterr()
     assert main(["mtbench", "show", str(out), "--questions", str(mt / "question.jsonl"), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["n"] == 1 and shown["unscored"] == 7 and shown["overall"] == 2.0 and shown["turn1"] is None
+    # counted: 81 turn 1 (tampered, 1), 81 turn 2 (2), 82 both turns (tampered, 1); unscored: 83 and 84
+    assert (shown["n"], shown["tampered"], shown["unscored"]) == (4, 3, 4)
+    assert shown["overall"] == 1.25 and shown["turn1"] == 1.0 and shown["pessimistic"] == (1.25 * 4 + 4) / 8
 
 
 def test_cli_bad_input_stops_before_any_request(mt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -268,7 +276,7 @@ def test_cli_bad_input_stops_before_any_request(mt: Path, tmp_path: Path, capsys
         err = capsys.readouterr().err
         assert f"{bad} line 1, field 'choices[0].turns': 1 turns, question 81 has 2" in err
         assert main(["mtbench", "judge", str(bad), "-o", str(bad), *base]) == 2
-        assert "is one of the input files" in capsys.readouterr().err
+        assert "which it would replace" in capsys.readouterr().err
         bad.write_text('{"question_id": 7, "model_id": "m", "choices": [{"turns": ["a", "b"]}]}\n')
         assert main(["mtbench", "judge", str(bad), "-o", str(tmp_path / "o.jsonl"), *base]) == 2
         assert "field 'question_id': question 7 is not in the question file" in capsys.readouterr().err
@@ -378,25 +386,27 @@ def test_lm_eval_mtbench_two_turns_and_rejudge(task_manager: Any, mt: Path, tmp_
         assert s["doc"]["turns"][1] in ctx2 and "<|im_start|>assistant" in ctx2[len(ctx1):]  # its chat template
         assert gen1 == gen2
         v1, v2 = (json.loads(v) for v in s["filtered_resps"])
-        assert (v1["judgements"][0]["turn"], v2["judgements"][0]["turn"]) == (1, 2)
-        assert answer1 in v2["judgements"][0]["user_prompt"] and s["resps"][1][0].strip() in \
-            v2["judgements"][0]["user_prompt"]
+        assert (v1["calls"][0]["turn"], v2["calls"][0]["turn"]) == (1, 2)
+        assert answer1 in v2["calls"][0]["user_prompt"] and s["resps"][1][0].strip() in \
+            v2["calls"][0]["user_prompt"]
     assert math_q["arguments"]["gen_args_0"]["arg_1"]["temperature"] == 0.0
     assert writing["arguments"]["gen_args_0"]["arg_1"]["temperature"] == 0.7
     turn2_prompt = math_q["arguments"]["gen_args_1"]["arg_0"]
     assert _greedy(turn2_prompt, 8) == math_q["resps"][1][0]  # turn 2 is a generation of its own
 
     v = [json.loads(x) for x in writing["filtered_resps"] + math_q["filtered_resps"]]
-    assert [x["score"] for x in v] == [None, 3.0, 6.0, 3.0]
-    assert v[0]["unscored"] == "no [[rating]] in the judgment"
-    assert [x["judgements"][0]["prompt"] for x in v] == ["single-v1", "single-v1-multi-turn", "single-math-v1",
+    assert [x["value"] for x in v] == [None, 3.0, 6.0, 3.0]
+    assert v[0]["reason"] == "no [[rating]] in the judgment" and v[0]["status"] == "unscored"
+    assert [x["calls"][0]["prompt"] for x in v] == ["single-v1", "single-v1-multi-turn", "single-math-v1",
                                                          "single-math-v1-multi-turn"]
     r = res["results"]["longreward_mtbench"]
     assert r["turn1,judge"] == 6.0 and r["turn2,judge"] == 3.0 and r["score,judge"] == 4.0
     assert r["score_writing,judge"] == 3.0 and r["score_math,judge"] == 4.5 and r["judge_unscored,judge"] == 1.0
     judge_meta = res["configs"]["longreward_mtbench"]["metadata"]["judge"]
-    assert judge_meta["samples"] == {"judged": 4, "scored": 3, "unscored": 1,
-                                     "unscored_reasons": {"no [[rating]] in the judgment": 1}}
+    assert judge_meta["samples"] == {"judged": 4, "scored": 3, "tampered": 0, "unscored": 1,
+                                     "unscored_reasons": {"no [[rating]] in the judgment": 1}, "tampered_reasons": {},
+                                     "causes": {"judge": 1, "evaluated_text": 0}}
+    assert r["score_pessimistic,judge"] == (6 + 3 + 3 + 1) / 4 and r["judge_tampered,judge"] == 0.0
     assert judge_meta["reasks"] == 0 and set(judge_meta["prompts"]) == {"single-v1", "single-math-v1",
                                                                        "single-v1-multi-turn",
                                                                        "single-math-v1-multi-turn"}

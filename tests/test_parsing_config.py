@@ -10,7 +10,7 @@ from lr_eval.backends import OpenAIBackend
 from lr_eval.config import JudgeConfig
 from lr_eval.judge import JudgeClient, run_sync
 from lr_eval.parsing import REASK_PROMPT, ParseStats, ask_and_parse, parse_bracket_score
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.types import ChatRequest
 
 

@@ -86,7 +86,7 @@ def test_score_record_round_trip_and_version() -> None:
     ({"reward": [1, 2]}, "results[0].reward"), ({"reward": math.nan}, "results[0].reward"),
     ({"helpfulness": 11}, "results[0].helpfulness"), ({"reward": True}, "results[0].reward"),
     ({"averaged": ["style"]}, "results[0].averaged"), ({"unscored": {"faithfulness": 1}}, "results[0].unscored"),
-    ({"flags": "x"}, "results[0].flags"), ({"version": 2}, "results[0].version"), ("7", "results[0]"),
+    ({"flags": "x"}, "results[0].flags"), ({"version": 3}, "results[0].version"), ("7", "results[0]"),
 ])
 def test_score_record_names_the_bad_field(result: Any, field: str) -> None:
     with pytest.raises(FieldError) as info:
@@ -133,17 +133,17 @@ def test_one_schema_for_flags_metadata_and_toml() -> None:
     assert RewardSettings.from_args(_parser().parse_args(flags.to_argv())) == flags
     assert RewardSettings.from_dict(json.loads(json.dumps(flags.to_dict()))) == flags
     assert RewardSettings.from_args(_parser().parse_args([])) == RewardSettings()
-    cfg = flags.config()
+    cfg = flags.for_judge(None)
     assert (cfg.k, cfg.weights, cfg.judge_window, cfg.embedder) == (3, (1.0, 1.0, 0.0, 1.0), 4096, "bm25")
 
 
 def test_settings_defaults_depend_on_the_judge() -> None:
     from lr_eval.config import JudgeConfig
 
-    assert RewardSettings().config(JudgeConfig(backend="embedded")).judge_window == 8192
-    assert RewardSettings().config(JudgeConfig(model="m")).judge_window == 128_000
-    assert RewardSettings(judge_window=0, max_context_tokens=0).config().judge_window is None
-    assert set(RewardSettings(judge_max_tokens=99).config().max_tokens.values()) == {99}
+    assert RewardSettings().for_judge(JudgeConfig(backend="embedded")).judge_window == 8192
+    assert RewardSettings().for_judge(JudgeConfig(model="m")).judge_window == 128_000
+    assert RewardSettings(judge_window=0, max_context_tokens=0).judge_window is None
+    assert set(RewardSettings(judge_max_tokens=99).max_tokens.values()) == {99}
 
 
 @pytest.mark.parametrize(("values", "match"), [

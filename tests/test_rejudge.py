@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from lr_eval.cli import main as lr_eval_main
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lm_eval_checks import AE_FIX, AE_META, FIX
 
 DATE = "2025-01-01T00-00-00.000000"
@@ -91,7 +91,7 @@ def test_rejudge_alpacaeval2_gives_alpaca_eval_metrics(tmp_path: Path, capsys: p
     expected[1] = 1.9 if is_swapped(refs[1]["instruction"]) else 1.1  # the haiku: first shown wins
     expected[4] = None
     expected[5] = 1.5
-    assert [v["preference"] for v in verdicts] == pytest.approx(expected)
+    assert [v["value"] for v in verdicts] == pytest.approx(expected)
     assert [v["response"] for v in verdicts] == [r.strip() for r in responses]
 
     r = out["results"]["longreward_alpacaeval2"]
@@ -152,7 +152,7 @@ def longqa_docs() -> list[dict[str, Any]]:
 def test_rejudge_longqa_gives_longreward_means_and_groups(tmp_path: Path) -> None:
     """LongReward-as-a-metric samples rescored by a canned LongReward judge: per-dimension means over the scored
     answers, unscored counts, and the LongBench single-doc QA group (unweighted mean over the datasets present)."""
-    from lr_eval.reward.scripted import CannedJudge
+    from lr_eval.testing.canned_judge import CannedJudge
 
     docs = longqa_docs()[:2]
     responses = ["The canal opened in 1804 after two interruptions. It carried cloth to Estmouth.",

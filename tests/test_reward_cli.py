@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from lr_eval.scripted_server import ScriptedServer
+from lr_eval.testing.scripted_server import ScriptedServer
 from lr_eval.reward import agreement as agr
 from lr_eval.reward.cli import register
 from lr_eval.reward.scorer import ResponseScore
-from lr_eval.reward.scripted import CannedJudge, block, template_of
+from lr_eval.testing.canned_judge import CannedJudge, block, template_of
 
 CONTEXT = ("The Orvane lighthouse was built in 1874. It was electrified in 1932. A storm in 1990 damaged the "
            "lantern room; repairs cost 240,000 pounds. ") * 30

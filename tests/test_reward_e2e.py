@@ -11,7 +11,6 @@ import pytest
 
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.demo import load_sample
-from lr_eval.embedded import embedded_model_path
 from lr_eval.reward.scorer import DIMENSIONS, LongRewardScorer, RewardConfig
 
 pytestmark = pytest.mark.slow
@@ -32,11 +31,8 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def test_embedded_judge_and_local_embedder_score_a_real_answer(tmp_path: Path, one_torch_thread: None) -> None:
-    try:
-        embedded_model_path()
-    except RuntimeError as e:
-        pytest.skip(str(e))
+def test_embedded_judge_and_local_embedder_score_a_real_answer(tmp_path: Path, one_torch_thread: None,
+                                                              embedded_model: str) -> None:
     sample = load_sample()
     client = build_client(JudgeConfig(backend="embedded", cache=str(tmp_path / "c.sqlite")), show_progress=False)
     # Short answers, no re-asks, one statement: about six calls of the 135M model on CPU.

@@ -13,7 +13,7 @@ import pytest
 
 from lr_eval.backends import OpenAIBackend
 from lr_eval.judge import JudgeClient
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.types import ChatRequest, ChatResult
 from lr_eval.reward import prompts
 from lr_eval.reward.scorer import (
@@ -25,7 +25,7 @@ from lr_eval.reward.scorer import (
     parse_statements,
     parse_support,
 )
-from lr_eval.reward.scripted import CannedJudge, block, template_of
+from lr_eval.testing.canned_judge import CannedJudge, block, template_of
 
 PARAS = [
     "The Orvane lighthouse was built in 1874 on the northern cliff. Its lamp burned whale oil until 1901, when "
@@ -267,20 +267,14 @@ def test_group_shares_embedding_extraction_and_statements(judge: Any) -> None:
 
 
 def test_many_groups_run_concurrently_in_one_batch(judge: Any) -> None:
-    import time
-
     scorer, srv, _ = judge(CannedJudge(), extraction_chunk_tokens=4096, support_batch=1)
-    srv.latency = 0.1
+    srv.gate = 8  # every answer waits until 8 requests are in flight at once: groups overlap, by event not clock
     groups = [(CONTEXT + f"\n\nAppendix {i}.", QUESTION, [GOOD + f" Note {i}.", OTHER + f" Remark {i}."])
               for i in range(8)]
-    assert scorer.tokenizer is not None  # loaded before the clock starts
-    t = time.monotonic()
     out = scorer.score_groups(groups)
-    elapsed = time.monotonic() - t
     assert len(out) == 8 and all(len(g) == 2 for g in out)
-    # 8 groups x (1 extract + 2 x 4 + supports) calls of 0.1 s each: one at a time would take > 10 s
-    assert len(srv.bodies) >= 8 * 11
-    assert elapsed < 0.5 * 0.1 * len(srv.bodies)
+    assert len(srv.bodies) >= 8 * 11  # 8 groups x (1 extract + 2 x 4 + supports) calls
+    assert srv.max_in_flight >= 8, srv.max_in_flight
 
 
 # -- policies ---------------------------------------------------------------------------------------------
@@ -457,7 +451,7 @@ def support_bodies(srv: ScriptedServer, stage: str = "support_batch") -> list[di
 
 def parse_batch_prompt(body: dict[str, Any]) -> tuple[list[int], dict[int, str], list[tuple[str, list[int], str]]]:
     """(passage ids in the order shown, {id: text}, [(statement id, its passage ids, text)])."""
-    from lr_eval.reward.scripted import batch_passages, batch_statements
+    from lr_eval.testing.canned_judge import batch_passages, batch_statements
 
     user = body["messages"][1]["content"]
     shown = [int(x) for x in re.findall(r'<passage id="(\d+)">', user)]
@@ -546,7 +540,7 @@ def test_batched_arithmetic_of_faithfulness(judge: Any) -> None:
                   "S4 four.": "fully supported"}
 
     def support_batch(body: dict[str, Any]) -> str:
-        from lr_eval.reward.scripted import batch_statements
+        from lr_eval.testing.canned_judge import batch_statements
 
         lines = [f"{sid}: [[{verdict_of[text]}]]" for sid, _, text in batch_statements(body)]
         return "Analysis: per statement.\nVerdicts:\n" + "\n".join(reversed(lines))  # order does not matter
@@ -581,7 +575,7 @@ def test_batch_verdict_line_parser() -> None:
 
 def test_batch_missing_lines_are_reasked_once_listing_only_those(judge: Any) -> None:
     def first(body: dict[str, Any]) -> str:
-        from lr_eval.reward.scripted import batch_statements
+        from lr_eval.testing.canned_judge import batch_statements
 
         sids = [s[0] for s in batch_statements(body)]
         return "Analysis: hard.\nVerdicts:\n" + f"{sids[0]}: [[fully supported]]\n{sids[1]}: supported, I think"
@@ -606,7 +600,7 @@ def test_batch_missing_lines_are_reasked_once_listing_only_those(judge: Any) -> 
 
 
 def test_batch_statement_still_missing_after_reask_is_unscored(judge: Any) -> None:
-    from lr_eval.reward.scripted import batch_statements
+    from lr_eval.testing.canned_judge import batch_statements
 
     three = "ok\n[[STATEMENTS]]\n- A one.\n- B two.\n- C three.\n[[END]]"
     sid_of: dict[str, str] = {}

@@ -25,7 +25,7 @@ from lr_eval.formats import (
 from lr_eval.judge import JudgeClient
 from lr_eval.parsing import ParseStats, ask_and_parse
 from lr_eval.reward.scorer import FORMATS, support_batch_format
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.tasks.alpacaeval2 import FORMAT as ALPACA_FORMAT
 from lr_eval.tasks.longbench_chat import FORMAT as CHAT_FORMAT
 from lr_eval.tasks.longbench_judged import QA_FORMAT, SUMMARY_FORMAT
@@ -135,7 +135,7 @@ def test_a_budget_too_small_for_the_verdict_is_a_failed_call_not_a_crash(tiny_di
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
-    from lr_eval.train.tiny import tiny_llama
+    from lr_eval.testing.tiny import tiny_llama
 
     d = tmp_path_factory.mktemp("tiny-bpe")
     tiny_llama(len(tokenizer), seed=3, pad_token_id=0, bos_token_id=1, eos_token_id=2).save_pretrained(d)
@@ -262,7 +262,7 @@ def test_longreward_stages_send_their_grammar_and_canned_answers_match_it() -> N
     import re
 
     from lr_eval.reward.scorer import LongRewardScorer, RewardConfig
-    from lr_eval.reward.scripted import CannedJudge, template_of
+    from lr_eval.testing.canned_judge import CannedJudge, template_of
 
     context = " ".join(f"The mill at Quorn {v} in {1900 + i}." for i, v in
                        enumerate(["opened", "closed", "was sold", "burned", "reopened"] * 8))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from lr_eval.config import JudgeConfig, build_client
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.types import ChatResult
 from lm_eval_checks import AE_FIX, AE_META, FIX, assert_rejudge_matches_lm_eval
 from lm_eval_checks import embedded_model as _embedded
@@ -116,18 +116,22 @@ def test_annotator_prompt_as_alpaca_eval_renders_it(shared_data: Path) -> None:
 
 
 def test_preference_reading() -> None:
-    from lr_eval.tasks.alpacaeval2 import read_preference
+    # read_preference now returns the parsed verdict (through the trust rule of every family); _method says how
+    from lr_eval.tasks.alpacaeval2 import Annotator, _method, read_preference
 
+    req = Annotator((AE_FIX / "annotator_template.txt").read_text()).request("Name a colour.", "Red.", "Blue.")
     lp = ChatResult(content="M", top_logprobs=[{"M": math.log(0.75), "m": math.log(0.25), "The": -5.0}])
-    assert read_preference(lp)[0] == pytest.approx(1.75) and read_preference(lp)[1] == "logprobs"
+    assert read_preference(lp, req).value == pytest.approx(1.75) and _method(lp) == "logprobs"
     only_m = ChatResult(content="m", top_logprobs=[{"m": -0.01, "The": -5.0}])
-    assert read_preference(only_m)[0] == 1.0  # a missing identifier counts as -inf
+    assert read_preference(only_m, req).value == 1.0  # a missing identifier counts as -inf
     neither = ChatResult(content="The", top_logprobs=[{"The": -0.1}])
-    assert read_preference(neither)[0] is None and "neither" in read_preference(neither)[2]
-    assert read_preference(ChatResult(content=" M\n"))[:2] == (2.0, "text")  # discrete fallback: no logprobs
-    assert read_preference(ChatResult(content="m"))[:2] == (1.0, "text")
-    assert read_preference(ChatResult(content="Model m"))[0] is None
-    assert read_preference(ChatResult(content=None, error="boom"))[1:] == ("error", "judge call failed: boom")
+    assert read_preference(neither, req).value is None and "neither" in read_preference(neither, req).reason
+    text = ChatResult(content=" M\n")
+    assert read_preference(text, req).value == 2.0 and _method(text) == "text"  # discrete fallback: no logprobs
+    assert read_preference(ChatResult(content="m"), req).value == 1.0
+    assert read_preference(ChatResult(content="Model m"), req).value is None
+    failed = ChatResult(content=None, error="boom")
+    assert read_preference(failed, req).reason == "judge call failed: boom" and _method(failed) == "error"
 
 
 def test_judge_batch_unswaps_falls_back_and_skips_identical_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,16 +159,17 @@ def test_judge_batch_unswaps_falls_back_and_skips_identical_outputs(monkeypatch:
         monkeypatch.setattr(client, "chat", without_logprobs)
         verdicts, report = judge_alpacaeval(annotator, client, docs, outputs, LCInputs.from_metadata(AE_META))
         assert len(srv.bodies) == 6  # 3 instructions x 2 orders; the identical answer costs nothing
-    assert [v["preference"] for v in verdicts] == [2.0, 2.0, 1.5, 2.0]
-    assert [v["method"] for v in verdicts] == ["text", "text", "identical", "text"]
-    assert [v["swapped"] for v in verdicts] == [is_swapped(d["instruction"]) for d in docs[:2]] + [None] + \
+    assert [v.value for v in verdicts] == [2.0, 2.0, 1.5, 2.0] and {v.status for v in verdicts} == {"scored"}
+    d = [v.details for v in verdicts]
+    assert [x["method"] for x in d] == ["text", "text", "identical", "text"]
+    assert [x["swapped"] for x in d] == [is_swapped(doc["instruction"]) for doc in docs[:2]] + [None] + \
         [is_swapped(docs[3]["instruction"])]
-    assert [v["consistent"] for v in verdicts] == [True, True, None, True]
-    assert verdicts[0]["other_order"]["swapped"] is not verdicts[0]["swapped"]
-    assert [v["difficulty"] for v in verdicts] == [-1.2, 0.4, -0.3, 0.9]  # from df_gamed.csv, by index
-    assert verdicts[2]["response"] == docs[2]["reference"] and verdicts[2]["cost_usd"] == 0
-    assert report["samples"]["preference_from"] == {"text": 3, "identical": 1}
-    assert report["position_consistency"] == 1.0 and report["cost_usd"] > 0
+    assert [x["consistent"] for x in d] == [True, True, None, True]
+    assert d[0]["other_order"]["swapped"] is not d[0]["swapped"]
+    assert [x["difficulty"] for x in d] == [-1.2, 0.4, -0.3, 0.9]  # from df_gamed.csv, by index
+    assert verdicts[2].response == docs[2]["reference"] and verdicts[2].cost_usd == 0
+    assert report.samples["preference_from"] == {"text": 3, "identical": 1}
+    assert report.details["position_consistency"] == 1.0 and report.cost_usd > 0
 
 
 def test_metrics_reproduce_the_published_leaderboard(shared_data: Path) -> None:
@@ -280,7 +285,7 @@ def test_reward_settings_mirror_the_score_command() -> None:
 
     args = reward_settings({"reward_embedder": "bm25", "reward_k": 3, "reward_weights": [1, 1, 0, 1],
                             "judge_model": "x", "pretrained": "y"})
-    assert (args.embedder, args.k, args.weights) == ("bm25", 3, "1,1,0,1")
+    assert (args.embedder, args.k, args.weights) == ("bm25", 3, (1.0, 1.0, 0.0, 1.0))
     assert reward_settings({}).embedder == "local"  # the scorer's default (local MiniLM)
     with pytest.raises(ValueError, match="reward_embedder"):
         reward_settings({"reward_embeder": "bm25"})
@@ -300,7 +305,8 @@ def test_longqa_process_results_excludes_unscored() -> None:
     out = process_results({}, [json.dumps(verdict)])
     assert out == {"helpfulness": 6.0, "helpfulness_unscored": 0.0, "logicality_unscored": 1.0,
                    "faithfulness_unscored": 0.0,  # weight 0 (not computed) is not "unscored"
-                   "completeness": 4.0, "completeness_unscored": 0.0, "longreward": 5.0, "longreward_unscored": 0.0}
+                   "completeness": 4.0, "completeness_unscored": 0.0, "longreward": 5.0, "longreward_unscored": 0.0,
+                   "longreward_pessimistic": 5.0, "longreward_tampered": 0.0, "longreward_partial": 1.0}
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -339,8 +345,8 @@ def test_lm_eval_alpacaeval2(task_manager: Any, tmp_path: Path, monkeypatch: pyt
     expected = [1.2] * 6
     expected[1] = 1.9 if is_swapped(refs[1]["instruction"]) else 1.1
     expected[4] = None
-    assert [v["preference"] for v in verdicts] == pytest.approx(expected)
-    assert verdicts[4]["unscored"].startswith("neither m nor M")
+    assert [v["value"] for v in verdicts] == pytest.approx(expected)
+    assert verdicts[4]["reason"].startswith("neither m nor M") and verdicts[4]["status"] == "unscored"
     assert all(v["response"] == r["resps"][0][0].strip() for v, r in zip(verdicts, recs, strict=True))
 
     r = res["results"]["longreward_alpacaeval2"]
@@ -349,13 +355,16 @@ def test_lm_eval_alpacaeval2(task_manager: Any, tmp_path: Path, monkeypatch: pyt
     assert r["standard_error,judge"] == pytest.approx(base["standard_error"], abs=1e-9)
     assert r["discrete_win_rate,judge"] == pytest.approx(base["discrete_win_rate"], abs=1e-9)
     assert r["avg_length,judge"] == base["avg_length"]
-    annotations = [{"output_1": ref["output"], "output_2": v["response"], "preference": v["preference"]}
+    annotations = [{"output_1": ref["output"], "output_2": v["response"], "preference": v["value"]}
                    for ref, v in zip(refs, verdicts, strict=True)]
     lc = length_controlled_winrate(annotations, None, load_gamed(AE_FIX / "df_gamed.csv"))
     assert r["length_controlled_winrate,judge"] == pytest.approx(lc["length_controlled_winrate"], abs=1e-9)
     assert r["lc_standard_error,judge"] == pytest.approx(lc["lc_standard_error"], abs=1e-9)
     assert r["position_consistency,judge"] == pytest.approx(4 / 5)  # the haiku flips; the unscored one is left out
-    assert r["judge_unscored,judge"] == 1.0 and r["judge_cost_usd,judge"] > 0
+    assert r["judge_unscored,judge"] == 1.0 and r["judge_cost_usd,judge"] > 0 and r["judge_tampered,judge"] == 0.0
+    lost = win_rate_metrics([1.0 if p is None else p for p in expected])["win_rate"]  # the unscored one counted lost
+    assert r["win_rate_pessimistic,judge"] == pytest.approx(lost, abs=1e-9)
+    assert r["win_rate_pessimistic,judge"] < r["win_rate,judge"]
     judge_meta = res["configs"]["longreward_alpacaeval2"]["metadata"]["judge"]
     assert judge_meta["model"] == "scripted-judge" and judge_meta["seed"] == 0
     assert judge_meta["samples"]["unscored"] == 1 and judge_meta["length_controlled"]["glm"] == "length_controlled_v1"
@@ -364,7 +373,7 @@ def test_lm_eval_alpacaeval2(task_manager: Any, tmp_path: Path, monkeypatch: pyt
 @pytest.mark.slow
 def test_lm_eval_longqa(task_manager: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Our QA file and LongBench's single-doc QA group through lm-eval, scored by LongReward (canned judge)."""
-    from lr_eval.reward.scripted import CannedJudge
+    from lr_eval.testing.canned_judge import CannedJudge
 
     canned = CannedJudge(scores={"helpfulness": 7, "logicality": 8, "completeness": 6})
     with ScriptedServer(responder=canned) as srv:

@@ -7,7 +7,6 @@ server, on small fixtures, with --limit and 4 new tokens.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ import pytest
 
 from lr_eval.config import JudgeConfig, build_client
 from lr_eval.parsing import Parsed, unscored
-from lr_eval.scripted_server import ScriptedServer
+from lr_eval.testing.scripted_server import ScriptedServer
+from conftest import embedded_model_or_skip
 from lm_eval_checks import assert_rejudge_matches_lm_eval
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +45,7 @@ def judge_script(body: dict[str, Any]) -> str:
     return "[[1]]"
 
 
-def _embedded() -> str:
-    from lr_eval.embedded import embedded_model_path
-
-    try:
-        return str(embedded_model_path())
-    except RuntimeError as e:  # pragma: no cover - the model package is a documented install step
-        pytest.skip(str(e))
+_embedded = embedded_model_or_skip  # conftest.py's; tests take the embedded_model fixture
 
 
 def _task_manager(metadata: dict[str, Any]) -> Any:
@@ -107,22 +101,23 @@ def test_judge_batch_is_concurrent_counted_and_priced() -> None:
 
     docs = [{"input": f"Who repaired the lamp {i}?", "answers": ["Tamsin"]} for i in range(11)]
     docs.append({"input": "What fixed the bicycle lamp?", "answers": ["parts"]})
-    with ScriptedServer(responder=judge_script, latency=0.5) as srv:
+    # The server holds every answer until 8 requests are in flight at once: concurrent, not one blocking call
+    # per sample (an event, not a duration: a loaded machine cannot fail it).
+    with ScriptedServer(responder=judge_script, gate=8) as srv:
         cfg = JudgeConfig.load(overrides={"base_url": srv.base_url, "model": "scripted", "cache": "none",
                                           "price_input": 1.0, "price_output": 2.0})
         spec = LongBenchJudgeSpec("longreward_longbench_judged_narrativeqa", {}, cfg.max_tokens)
-        t0 = time.monotonic()
         verdicts, report = judge_samples(spec, build_client(cfg, show_progress=False), docs, ["Tamsin"] * 12)
-        elapsed = time.monotonic() - t0
         assert len(srv.bodies) == 12 + 1  # one per sample, plus one re-ask of the unparseable verdict
-    assert elapsed < 4.0, elapsed  # 13 calls of 0.5 s: concurrent, not one blocking call per sample (6.5 s)
-    assert [v["score"] for v in verdicts[:11]] == [100.0] * 11
-    assert verdicts[11]["score"] is None and "no [[score]]" in verdicts[11]["unscored"]
-    assert verdicts[11]["judgements"][0]["rationale"] == "I am not sure what to say."
-    assert report["samples"] == {"judged": 12, "scored": 11, "unscored": 1,
-                                 "unscored_reasons": {"no [[score]] in the answer": 1}}
-    assert report["calls"]["reasked"] == 1 and report["template_id"] == "longbench_judged.qa"
-    assert report["cost_usd"] > 0 and abs(sum(v["cost_usd"] for v in verdicts) - report["cost_usd"]) < 1e-6
+    assert srv.max_in_flight >= 8, srv.max_in_flight
+    assert [v.value for v in verdicts[:11]] == [100.0] * 11 and {v.status for v in verdicts[:11]} == {"scored"}
+    assert verdicts[11].value is None and "no [[score]]" in verdicts[11].reason and verdicts[11].cause == "judge"
+    assert verdicts[11].calls[0].answer == "I am not sure what to say."
+    assert report.samples == {"judged": 12, "scored": 11, "tampered": 0, "unscored": 1,
+                              "unscored_reasons": {"no [[score]] in the answer": 1}, "tampered_reasons": {},
+                              "causes": {"judge": 1, "evaluated_text": 0}}
+    assert report.details["calls"]["reasked"] == 1 and report.template_id == "longbench_judged.qa"
+    assert report.cost_usd > 0 and abs(sum(v.cost_usd for v in verdicts) - report.cost_usd) < 1e-6
 
 
 def test_no_judge_fails_before_generation() -> None:
@@ -226,15 +221,15 @@ def test_lm_eval_judged_longbench_and_chat(tmp_path: Path, monkeypatch: pytest.M
     assert judge["template_version"] and judge["samples"]["unscored"] == 1 and judge["cost_usd"] > 0
     recs = _samples(tmp_path / "out", "longreward_longbench_judged_narrativeqa")
     verdicts = {r["doc_id"]: json.loads(r["filtered_resps"][0]) for r in recs}
-    assert verdicts[0]["score"] == 100.0 and [j["rating"] for j in verdicts[0]["judgements"]] == [3.0, 2.0]
-    assert verdicts[0]["judgements"][0]["rationale"] == "Same person as the reference. [[3]]"
-    assert verdicts[1]["score"] is None and verdicts[1]["unscored"]
+    assert verdicts[0]["value"] == 100.0 and [j["value"] for j in verdicts[0]["calls"]] == [3.0, 2.0]
+    assert verdicts[0]["calls"][0]["answer"] == "Same person as the reference. [[3]]"
+    assert verdicts[1]["value"] is None and verdicts[1]["reason"] and verdicts[1]["status"] == "unscored"
     assert {r["doc_id"]: r.get("score") for r in recs} == {0: 100.0, 1: None}
     if shared.is_dir():
         chat = res["results"]["longreward_longbench_chat"]
         assert chat["score,judge"] == 80.0  # mean(7, 9) x 10
         crecs = _samples(tmp_path / "out", "longreward_longbench_chat")
-        assert sorted(json.loads(r["filtered_resps"][0])["judgements"][0]["rating"] for r in crecs) == [7.0, 9.0]
+        assert sorted(json.loads(r["filtered_resps"][0])["calls"][0]["value"] for r in crecs) == [7.0, 9.0]
         assert res["configs"]["longreward_longbench_chat"]["metadata"]["judge"]["template_id"] == \
             "longbench_chat.prompt_fs"
 

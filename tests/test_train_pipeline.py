@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from lr_eval.reward.chunking import minilm_path
-from lr_eval.reward.scripted import CannedJudge, block, template_of
-from lr_eval.scripted_server import Reply, ScriptedServer
+from lr_eval.testing.canned_judge import CannedJudge, block, template_of
+from lr_eval.testing.scripted_server import Reply, ScriptedServer
 from lr_eval.train import cli
 from lr_eval.train.pairs import PairPolicy, build_pairs, margin_summary, responses_sha, select_pair
 from lr_eval.train.sample import PromptFitter, middle_cut, user_text
@@ -48,7 +48,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     from transformers import AutoTokenizer
 
-    from lr_eval.train.tiny import save_tiny_model
+    from lr_eval.testing.tiny import save_tiny_model
 
     path = save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", n_words=64, seed=0)
     tok = AutoTokenizer.from_pretrained(path)
@@ -196,7 +196,7 @@ def test_select_pair_rules() -> None:
     resp = ["a", "bb", "ccc", "dddd", "eeeee"]
     assert dataclasses.asdict(select_pair(resp, [1, 5, 3, 9, 2], P(min_scored=5))) == {
         "chosen": 3, "rejected": 0, "margin": 8.0, "candidates": 5, "chosen_ties": 1, "rejected_ties": 1,
-        "dropped": None}
+        "dropped": None, "partial": 0}
     assert select_pair(resp, [1, 5, None, 9, 2], P()).dropped == "too_few_scored"
     assert select_pair(resp, [1, 5, None, 9, 2], P(min_scored=4)).chosen == 3
     assert select_pair(resp, [4, 4, 4, 4, 4], P()).dropped == "all_tied"
@@ -247,8 +247,8 @@ def test_build_pairs_report_and_trainer_format(tmp_path: Path) -> None:
     assert [p["id"] for p in pairs] == ["p0", "p4"]
     d = report.to_dict()
     assert d["prompts"] == 7 and d["kept"] == 2
-    assert d["dropped"] == {"sampling_failed": 1, "not_scored": 1, "too_few_scored": 1, "all_tied": 1,
-                            "tied_extremes": 0, "below_min_margin": 1}
+    assert d["dropped"] == {"sampling_failed": 1, "not_scored": 1, "partial_reward": 0, "too_few_scored": 1,
+                            "all_tied": 1, "tied_extremes": 0, "below_min_margin": 1}
     assert d["dropped_ids"]["below_min_margin"] == ["p1"] and d["unmatched_score_records"] == 1
     assert d["margin"]["min"] == 8 and d["margin"]["max"] == 10 and d["margin"]["p50"] == 9
     assert d["margin_histogram"]["8-9"] == 1 and d["margin_histogram"]["9-10"] == 1
@@ -365,13 +365,24 @@ def test_table_argv_maps_keys_to_options(tmp_path: Path) -> None:
     assert list(only) == ["pairs", "dpo"]
 
 
-def test_dpo_options_cover_the_config() -> None:
-    pytest.importorskip("torch")
-    import dataclasses
+def test_dpo_options_cover_the_config(capsys: Any) -> None:
+    from lr_eval.options import option_fields
+    from lr_eval.train.dpo_config import DPOConfig
 
-    from lr_eval.train.trainer import DPOConfig
-
-    assert {f.name for f in dataclasses.fields(DPOConfig)} == {*cli.DPO_FIELDS, "train_file"}
+    # every field is a flag of `lr-train dpo` (the PAIRS argument aside), its default shown in --help
+    options = {f.name for f in option_fields(DPOConfig)}
+    assert {f.name for f in dataclasses.fields(DPOConfig)} == options | {"train_file"}
+    with pytest.raises(SystemExit):
+        cli.main(["dpo", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "DPO β (default 0.15)" in helptext and "chunks of N tokens (default 1024)" in helptext
+    assert all("--" + name.replace("_", "-") in helptext for name in options)
+    dpo = cli.dpo_config(cli.build_parser().parse_args(
+        ["dpo", "p.jsonl", "--model", "m", "--lambda", "0.3", "--lr", "1e-5", "--epochs", "2", "--full",
+         "--max-length", "0", "--resume-from", "none", "--no-shuffle"]))
+    assert (dpo.nll_weight, dpo.learning_rate, dpo.num_epochs, dpo.use_lora, dpo.max_length) == (0.3, 1e-5, 2, False,
+                                                                                                  None)
+    assert dpo.resume_from is None and dpo.shuffle is False and dpo.beta == 0.15 and dpo.train_file == "p.jsonl"
 
 
 def test_run_chains_sample_score_pairs_dpo(tiny: Path, tmp_path: Path, capsys: Any) -> None:

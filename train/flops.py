@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-DEFAULT_PEAK_TFLOPS = 790.0
+from .dpo_config import DEFAULT_PEAK_TFLOPS
 
 
 @dataclass(frozen=True)

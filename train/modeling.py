@@ -16,11 +16,11 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .attention import register_prefix_attention
+from .dpo_config import ATTENTION_MODES
 from .logprobs import output_softcap, token_logps
 from .packing import PackedPair, dense_attention_mask, flex_block_mask
 
 AttentionMode = Literal["split_sdpa", "dense_mask", "flex"]
-ATTENTION_MODES: tuple[str, ...] = ("split_sdpa", "dense_mask", "flex")
 
 
 def is_peft_model(model: torch.nn.Module) -> bool:

@@ -7,8 +7,16 @@ Rules, in order, for each prompt (the reason a prompt is dropped is counted in t
    number when the scores come from ``lr-eval score``, does not match).
 3. Candidates are the responses with a reward that are not blank (a blank response scores 0 by the
    scorer's rule, but it cannot be a DPO completion); with ``exclude_cut`` the responses that hit
-   ``max_tokens`` are left out too.  ``too_few_scored``: fewer than ``min_scored`` candidates
-   (default 5, as the reference code).
+   ``max_tokens`` are left out too.  Rewards are compared like for like: a reward is the mean of the
+   dimensions its record lists in ``averaged``, and only rewards averaging the same set are compared.
+   By default that set is every enabled dimension (those averaged or unscored in the prompt's records):
+   a response whose reward leaves one out (unscored: the judge gave no verdict, or the response makes no
+   factual statement) is not a candidate and is counted (``partial_reward`` responses), since a mean of
+   fewer dimensions is another quantity, and one the evaluated text can cause.  With
+   ``allow_partial_rewards`` (``--allow-partial-rewards``) partial rewards are accepted, still compared
+   only within one set: the set most candidates share (then the larger set); the others are counted as
+   ``other_dimension_set``.  ``partial_reward``: fewer than ``min_scored`` candidates because of this
+   rule; ``too_few_scored``: fewer than ``min_scored`` candidates anyway (default 5, as the reference code).
 4. ``all_tied``: every candidate has the same reward (no preference to learn).
 5. Ties at the top or the bottom (several candidates share the highest or the lowest reward):
    ``ties="first"`` (default) takes the lowest sample index on both sides, the reference's file
@@ -38,19 +46,20 @@ from typing import Any
 
 from lr_eval.jsonl import (
     JsonlIndex,
-    check_output_path,
+    check_paths,
     check_type,
     read_jsonl,
     require,
     write_jsonl_atomic,
     write_text_atomic,
 )
+from lr_eval.options import option
 from lr_eval.records import FieldError
-from lr_eval.reward.records import SCORE_KEYS, ResponseScore, score_results
+from lr_eval.reward.records import DIMENSIONS, SCORE_KEYS, ResponseScore, score_results
 
 EPS = 1e-9
 TIE_RULES = ("first", "shortest", "drop")
-DROP_REASONS = ("sampling_failed", "not_scored", "too_few_scored", "all_tied", "tied_extremes",
+DROP_REASONS = ("sampling_failed", "not_scored", "partial_reward", "too_few_scored", "all_tied", "tied_extremes",
                 "below_min_margin")
 MARGIN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -65,10 +74,16 @@ def responses_sha(responses: Sequence[str]) -> str:
 class PairPolicy:
     """How pairs are chosen; see the module docstring."""
 
-    min_margin: float = 0.0
-    min_scored: int = 5
-    ties: str = "first"
-    exclude_cut: bool = False
+    min_margin: float = option(0.0, "least reward difference chosen - rejected (default 0: any strict difference)",
+                               metavar="X")
+    min_scored: int = option(5, "least scored, non-blank responses per prompt (default 5, as the reference)",
+                             metavar="N")
+    ties: str = option("first", "several responses share the best (or worst) reward: first = lowest sample index "
+                       "(default), shortest = shortest best / longest worst, drop = drop the prompt", choices=TIE_RULES)
+    exclude_cut: bool = option(False, "leave out responses that hit max_tokens", switch=True)
+    allow_partial_rewards: bool = option(False, "accept rewards that average fewer than every enabled dimension "
+                                         "(still compared only with rewards over the same set); default: such "
+                                         "responses are left out (partial_reward)", switch=True)
 
     def __post_init__(self) -> None:
         if self.ties not in TIE_RULES:
@@ -90,34 +105,68 @@ class Selection:
     chosen_ties: int = 0       # candidates sharing the highest reward (1 = no tie)
     rejected_ties: int = 0
     dropped: str | None = None
+    partial: int = 0           # responses with a reward left out: it averages another set of dimensions
 
 
 def select_pair(responses: Sequence[str], rewards: Sequence[float | None], policy: PairPolicy,
-                finish_reasons: Sequence[str | None] | None = None) -> Selection:
-    """Pick chosen and rejected among one prompt's responses (indices into ``responses``)."""
-    cand = [i for i, (text, r) in enumerate(zip(responses, rewards, strict=True))
-            if r is not None and text.strip()
-            and not (policy.exclude_cut and finish_reasons is not None and finish_reasons[i] == "length")]
+                finish_reasons: Sequence[str | None] | None = None,
+                comparable: Sequence[bool] | None = None) -> Selection:
+    """Pick chosen and rejected among one prompt's responses (indices into ``responses``); `comparable`
+    False marks a reward over another set of dimensions than the one compared (:func:`comparable_rewards`)."""
+    scored = [i for i, (text, r) in enumerate(zip(responses, rewards, strict=True))
+              if r is not None and text.strip()
+              and not (policy.exclude_cut and finish_reasons is not None and finish_reasons[i] == "length")]
+    cand = [i for i in scored if comparable is None or comparable[i]]
+    partial = len(scored) - len(cand)
     if len(cand) < policy.min_scored:
-        return Selection(candidates=len(cand), dropped="too_few_scored")
-    best = max(float(rewards[i]) for i in cand)  # type: ignore[arg-type]
-    worst = min(float(rewards[i]) for i in cand)  # type: ignore[arg-type]
+        reason = "partial_reward" if len(scored) >= policy.min_scored else "too_few_scored"
+        return Selection(candidates=len(cand), dropped=reason, partial=partial)
+    best = max(float(rewards[i]) for i in cand)  # type: ignore[arg-type]  # cand: rewards not None
+    worst = min(float(rewards[i]) for i in cand)  # type: ignore[arg-type]  # cand: rewards not None
     margin = best - worst
-    top = [i for i in cand if float(rewards[i]) >= best - EPS]  # type: ignore[arg-type]
-    bottom = [i for i in cand if float(rewards[i]) <= worst + EPS]  # type: ignore[arg-type]
-    base = dict(candidates=len(cand), chosen_ties=len(top), rejected_ties=len(bottom), margin=margin)
+    top = [i for i in cand if float(rewards[i]) >= best - EPS]  # type: ignore[arg-type]  # cand: rewards not None
+    bottom = [i for i in cand if float(rewards[i]) <= worst + EPS]  # type: ignore[arg-type]  # cand: rewards not None
+    base = dict(candidates=len(cand), chosen_ties=len(top), rejected_ties=len(bottom), margin=margin,
+                partial=partial)
     if margin <= EPS:
-        return Selection(**base, dropped="all_tied")  # type: ignore[arg-type]
+        return Selection(**base, dropped="all_tied")  # type: ignore[arg-type]  # base: dict of int/float counts
     if policy.ties == "drop" and (len(top) > 1 or len(bottom) > 1):
-        return Selection(**base, dropped="tied_extremes")  # type: ignore[arg-type]
+        return Selection(**base, dropped="tied_extremes")  # type: ignore[arg-type]  # base: dict of int/float counts
     if policy.ties == "shortest":
         chosen = min(top, key=lambda i: (len(responses[i]), i))
         rejected = min(bottom, key=lambda i: (-len(responses[i]), i))
     else:
         chosen, rejected = top[0], bottom[0]
     if margin < policy.min_margin - EPS:
-        return Selection(**base, dropped="below_min_margin")  # type: ignore[arg-type]
-    return Selection(chosen=chosen, rejected=rejected, **base)  # type: ignore[arg-type]
+        return Selection(**base, dropped="below_min_margin")  # type: ignore[arg-type]  # base: dict of int/float counts
+    return Selection(chosen=chosen, rejected=rejected, **base)  # type: ignore[arg-type]  # base: dict of int/float counts
+
+
+def averaged_set(result: ResponseScore) -> frozenset[str]:
+    """The dimensions a reward averages: its record's ``averaged``; for a record without that list (older
+    writers), the dimensions that have a value."""
+    if result.averaged or result.reward is None:
+        return frozenset(result.averaged)
+    return frozenset(d for d in DIMENSIONS if getattr(result, d) is not None)
+
+
+def comparable_rewards(results: Sequence[ResponseScore], allow_partial: bool) -> tuple[list[bool], frozenset[str]]:
+    """Which rewards of one prompt are compared, and the set of dimensions they all average.
+
+    Default: the prompt's enabled dimensions (averaged or unscored in any of its records), so a partial
+    reward is never compared. ``allow_partial``: the set most rewards share (ties: the larger set, then the
+    first in dimension order); rewards over another set are still never compared with it.
+    """
+    sets = [averaged_set(r) for r in results]
+    if allow_partial:
+        counts = Counter(s for s, r in zip(sets, results, strict=True) if r.reward is not None)
+        if not counts:
+            return [False] * len(results), frozenset()
+        target = max(counts, key=lambda s: (counts[s], len(s), [d in s for d in DIMENSIONS]))
+    else:
+        target = frozenset(d for r, s in zip(results, sets, strict=True)
+                           for d in (*s, *r.unscored) if d in DIMENSIONS)
+    return [s == target for s in sets], target
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -175,6 +224,7 @@ class PairsReport:
     responses: int = 0
     scored: int = 0
     blank: int = 0
+    partial_rewards: int = 0   # responses left out: their reward averages another set of dimensions
     truncated_prompts: int = 0  # kept pairs whose prompt was cut for the policy
     unmatched_scores: int = 0  # score records without a sampled prompt
 
@@ -189,7 +239,8 @@ class PairsReport:
         longer = sum(c > r for c, r in zip(self.chosen_chars, self.rejected_chars, strict=True))
         return {
             "policy": {"min_margin": self.policy.min_margin, "min_scored": self.policy.min_scored,
-                       "ties": self.policy.ties, "exclude_cut": self.policy.exclude_cut},
+                       "ties": self.policy.ties, "exclude_cut": self.policy.exclude_cut,
+                       "allow_partial_rewards": self.policy.allow_partial_rewards},
             "prompts": self.prompts,
             "kept": n,
             "dropped": {r: self.dropped.get(r, 0) for r in DROP_REASONS},
@@ -206,7 +257,9 @@ class PairsReport:
             },
             "chosen_cut_at_max_tokens": self.chosen_cut,
             "kept_with_truncated_prompt": self.truncated_prompts,
-            "responses": {"total": self.responses, "scored": self.scored, "blank": self.blank},
+            "responses": {"total": self.responses, "scored": self.scored, "blank": self.blank,
+                          ("other_dimension_set" if self.policy.allow_partial_rewards else "partial_reward"):
+                          self.partial_rewards},
             "unmatched_score_records": self.unmatched_scores,
         }
 
@@ -225,6 +278,9 @@ def print_report(report: PairsReport, console: Any = None) -> None:
             t.add_row(f"dropped: {reason}", str(n))
     t.add_row("responses (scored / blank)", f"{d['responses']['total']} ({d['responses']['scored']} / "
                                             f"{d['responses']['blank']})")
+    left_out = "other_dimension_set" if report.policy.allow_partial_rewards else "partial_reward"
+    t.add_row(f"responses left out: {left_out} (reward over another set of dimensions)",
+              str(d["responses"][left_out]))
     t.add_row("chosen / rejected picked among ties", f"{d['ties']['chosen_among_tied']} / "
                                                      f"{d['ties']['rejected_among_tied']}")
     if d["kept"]:
@@ -278,6 +334,15 @@ def check_sample_record(rec: dict[str, Any], path: str | Path, line: int) -> str
     responses = require(rec, "responses", list, path, line)
     for i, r in enumerate(responses):
         check_type(r, str, path, line, f"responses[{i}]")
+    # copied into the pairs' provenance: a NaN here would be written as bare NaN, which is not JSON
+    for name in ("seeds", "finish_reasons"):
+        values = require(rec, name, list, path, line, optional=True) or []
+        for i, v in enumerate(values):
+            check_type(v, int if name == "seeds" else (str, type(None)), path, line, f"{name}[{i}]")
+    sampling = require(rec, "sampling", dict, path, line, optional=True) or {}
+    for key, v in sampling.items():
+        if isinstance(v, float):
+            check_type(v, float, path, line, f"sampling.{key}")
     return rid
 
 
@@ -315,10 +380,12 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
         if stale:
             report.drop(pid, "not_scored")
             continue
-        rewards = [r.reward for r in results]  # type: ignore[union-attr]
+        rewards = [r.reward for r in results]  # type: ignore[union-attr]  # results is not None: not stale
         report.scored += sum(r is not None for r in rewards)
         finish = rec.get("finish_reasons")
-        sel = select_pair(responses, rewards, policy, finish if isinstance(finish, list) else None)
+        comparable, dims = comparable_rewards(results, policy.allow_partial_rewards)  # type: ignore[arg-type]  # results is not None: not stale
+        sel = select_pair(responses, rewards, policy, finish if isinstance(finish, list) else None, comparable)
+        report.partial_rewards += sel.partial
         if sel.dropped is not None:
             report.drop(pid, sel.dropped)
             continue
@@ -336,8 +403,8 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
             "chosen_reward": rewards[c],
             "rejected_reward": rewards[r],
             "margin": round(sel.margin, 6),
-            "chosen_scores": _scores(results[c]),  # type: ignore[index]
-            "rejected_scores": _scores(results[r]),  # type: ignore[index]
+            "chosen_scores": _scores(results[c]),  # type: ignore[index]  # results is not None: not stale
+            "rejected_scores": _scores(results[r]),  # type: ignore[index]  # results is not None: not stale
             "provenance": {
                 "policy": sampling.get("model"), "temperature": sampling.get("temperature"),
                 "judge": srec.get("judge") if srec else None,
@@ -345,13 +412,14 @@ def iter_pairs(samples: Iterable[dict[str, Any]], scores: Mapping[str, dict[str,
                 "chosen_finish": reasons[c], "rejected_finish": reasons[r],
                 "n_responses": len(responses), "n_candidates": sel.candidates,
                 "chosen_ties": sel.chosen_ties, "rejected_ties": sel.rejected_ties, "tie_rule": policy.ties,
+                "reward_dimensions": [d for d in DIMENSIONS if d in dims],
                 "prompt_truncated": bool(rec.get("truncated")),
             },
         })
         report.kept += 1
         report.margins.append(sel.margin)
-        report.chosen_rewards.append(float(rewards[c]))  # type: ignore[arg-type]
-        report.rejected_rewards.append(float(rewards[r]))  # type: ignore[arg-type]
+        report.chosen_rewards.append(float(rewards[c]))  # type: ignore[arg-type]  # chosen: rewards not None
+        report.rejected_rewards.append(float(rewards[r]))  # type: ignore[arg-type]  # chosen: rewards not None
         report.chosen_chars.append(len(responses[c]))
         report.rejected_chars.append(len(responses[r]))
         report.chosen_tied += sel.chosen_ties > 1
@@ -372,11 +440,9 @@ def run_pairs(samples_path: str | Path, scores_path: str | Path, output: str | P
     the samples, look each prompt's scores up by id (an index of offsets, not the records) and write the
     pairs JSONL and the JSON report atomically. Duplicate ids in either file are refused."""
     report_at = Path(report_file) if report_file else report_path(output)
-    inputs = [samples_path, scores_path]
-    check_output_path(output, inputs)
-    check_output_path(report_at, [*inputs, output], what="report")
-    scores = JsonlIndex(scores_path, check_score_record)
+    check_paths({"output": output, "report": report_at}, {"samples": samples_path, "scores": scores_path})
     JsonlIndex(samples_path, check_sample_record, keep=False)  # validation: structure and duplicate ids
+    scores = JsonlIndex(scores_path, check_score_record)
     report = PairsReport(policy)
     samples = (rec for _, rec in read_jsonl(samples_path) if isinstance(rec, dict))
     write_jsonl_atomic(output, iter_pairs(samples, scores, policy, report))

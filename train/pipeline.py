@@ -1,19 +1,13 @@
-"""The score step and `lr-train run CONFIG`, which chains sample → score → pairs → dpo.
-
-Score step: every prompt's response group goes through ``LongRewardScorer.score_group`` (the
-context chunked and embedded once per prompt, the completeness extraction shared by its responses,
-identical responses scored once), streamed with ``--groups-in-flight`` groups in memory.  Each
-finished group is appended to the output at once ``{"id", "responses_sha", "judge", "results":
-[one ResponseScore per response], "input_key"}``; a rerun reuses the groups whose prompt, responses
-and scoring options are unchanged (``input_key``), and the judge cache makes any repeated call free.
+"""`lr-train run CONFIG`, which chains sample → score → pairs → dpo (the score step: train/score.py).
 
 Run config (TOML): a ``[run]`` table and one table per step, whose keys are that subcommand's long
 options with ``_`` or ``-`` (``base_url = "..."`` is ``--base-url``; ``true`` / ``false`` switch a
-flag; a list becomes a comma-separated value) or its positional arguments by name.  The LongReward
-keys of ``[score]`` (``k``, ``embedder``, ``weights``...) are read straight into
-``lr_eval.reward.RewardSettings``, the schema behind the flags of ``lr-eval score`` and the
-``reward_*`` metadata keys of ``longreward_longqa``.  Files are
-chained through ``[run] workdir``::
+flag; a list becomes a comma-separated value) or its positional arguments by name.  Each table is read
+straight into the step's settings classes, the same dataclasses whose fields are the subcommand's flags
+(``PolicyConfig`` and ``SampleConfig``; ``JudgeConfig`` and ``lr_eval.reward.RewardConfig``, also the
+``reward_*`` metadata keys of ``longreward_longqa``; ``PairPolicy``; ``DPOConfig``), and the step runs
+as a function of them (``train/steps.py``): no command line in between; ``--plan`` shows the equivalent
+commands.  Files are chained through ``[run] workdir``::
 
     [run]
     workdir = "runs/exp1"      # samples.jsonl, scores.jsonl, pairs.jsonl, pairs.report.json, dpo/
@@ -41,21 +35,16 @@ same config continues where it stopped (``dpo`` resumes from its latest checkpoi
 
 from __future__ import annotations
 
-import argparse
 import gc
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lr_eval.jsonl import InputError, read_jsonl
-
-from .pairs import responses_sha
-
-if TYPE_CHECKING:
-    from lr_eval.config import JudgeConfig
-    from lr_eval.reward import RewardSettings
+from lr_eval.options import argv_of, coerce_values, key_index
+from lr_eval.records import FieldError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -65,84 +54,6 @@ else:  # pragma: no cover
 STEPS = ("sample", "score", "pairs", "dpo")
 POSITIONALS = {"sample": ("input",), "score": ("input",), "pairs": ("samples", "scores"), "dpo": ("train_file",)}
 
-
-# ---------------------------------------------------------------------------------------------------------
-# score step
-# ---------------------------------------------------------------------------------------------------------
-
-def iter_groups(path: str | Path, skipped: list[int]) -> Iterator[tuple[int, dict[str, Any] | None,
-                                                                       dict[str, Any] | None]]:
-    """Stream the sampled prompts of a samples file as (line, group, None) or (line, None, error record).
-    A record of the sample step's own errors (failed sampling) is skipped and its line added to `skipped`."""
-    from lr_eval.reward.cli import iter_items
-
-    def samples() -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-        for n, rec in read_jsonl(path):
-            if isinstance(rec, dict) and "error" in rec:
-                skipped.append(n)
-            else:
-                yield n, rec
-
-    return iter_items(path, samples())
-
-
-def score_sample_groups(scorer: Any, samples: str | Path, output: Path | None, options: dict[str, Any], audit: bool,
-                        in_flight: int) -> Any:
-    """Score a samples file into `output` (None: dry run) with a built scorer, streaming and resumable by
-    content (`options`: what else changes a result); returns the ScoreRun."""
-    from lr_eval.reward.cli import group_key, result_record, score_groups_file
-
-    from .cli import err_console
-
-    skipped: list[int] = []
-
-    def record(g: dict[str, Any], scores: list[Any]) -> dict[str, Any]:
-        return {"id": g["id"], "responses_sha": responses_sha(g["responses"]), "judge": scorer.client.model,
-                **{k: v for k, v in result_record(g, scores, audit).items() if k != "id"}}
-
-    run = score_groups_file(scorer, lambda: iter_groups(samples, skipped), output,
-                            lambda g: group_key(g, options), record, in_flight, keep_errors=False)
-    if skipped:
-        err_console.print(f"{len(set(skipped))} sample records without responses (failed sampling) are skipped")
-    return run
-
-
-def run_score(args: argparse.Namespace) -> int:
-    """`lr-train score`: the flags over :func:`score_samples`."""
-    from lr_eval.config import JudgeConfig
-    from lr_eval.reward import RewardSettings
-
-    return score_samples(RewardSettings.from_args(args), JudgeConfig.from_args(args), args.input, args.output,
-                         audit=not args.no_audit)
-
-
-def score_samples(settings: RewardSettings, judge: JudgeConfig, input_path: str | Path, output: str | Path,
-                  audit: bool = True) -> int:
-    """Score every sampled group of `input_path` into `output` (streaming, resumable by content); returns the
-    number of prompts left unscored or bad lines (0: all done)."""
-    from lr_eval.report import print_usage
-    from lr_eval.reward import build_scorer
-    from lr_eval.reward.cli import check_score_paths, result_options
-
-    from .cli import err_console
-
-    check_score_paths(input_path, output, judge, settings.embed_cache)
-    scorer = build_scorer(settings, judge)
-    run = score_sample_groups(scorer, input_path, None if judge.dry_run else Path(output),
-                              result_options(judge, settings.config(judge), audit), audit, settings.groups_in_flight)
-    if judge.dry_run:
-        return 0
-    print_usage(scorer.client.meter)
-    if run.stop is not None:  # one line from lr-train's error handler; finished prompts are written
-        raise run.stop
-    if run.failed:
-        err_console.print(f"[red]{run.failed} prompts not scored or bad lines")
-    return run.failed
-
-
-# ---------------------------------------------------------------------------------------------------------
-# run CONFIG
-# ---------------------------------------------------------------------------------------------------------
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """The TOML run config, with its tables checked."""
@@ -162,72 +73,95 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _option_index(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.Action, str]]:
-    """Long option name (underscored) → (action, option string); dests as a fallback."""
-    index: dict[str, tuple[argparse.Action, str]] = {}
-    for action in parser._actions:  # argparse has no public accessor
-        if isinstance(action, argparse._HelpAction) or not action.option_strings:
-            continue
-        for s in action.option_strings:
-            if s.startswith("--"):
-                index.setdefault(s[2:].replace("-", "_"), (action, s))
-    for action in parser._actions:
-        longs = [s for s in action.option_strings if s.startswith("--")]
-        if longs and not isinstance(action, argparse._HelpAction):
-            index.setdefault(action.dest, (action, longs[0]))
-    return index
+@dataclass
+class Step:
+    """One planned step: its name, the equivalent command line (shown) and the call that runs it."""
+
+    name: str
+    argv: list[str]
+    run: Callable[[], int]
 
 
-def table_argv(parser: argparse.ArgumentParser, table: dict[str, Any], where: str) -> list[str]:
-    """Options of one step's table as command-line arguments for its subcommand's parser."""
-    index = _option_index(parser)
-    argv: list[str] = []
-    for key, value in table.items():
-        name = key.replace("-", "_")
-        if name not in index:
-            known = ", ".join(sorted(k for k in index if not k.startswith("judge_")))
-            raise ValueError(f"{where}: unknown key {key!r} (known: {known})")
-        action, flag = index[name]
-        if isinstance(action, argparse.BooleanOptionalAction):
-            if not isinstance(value, bool):
-                raise ValueError(f"{where}: {key} must be true or false")
-            argv.append(flag if value else "--no-" + flag[2:])
-        elif action.nargs == 0:
-            if not isinstance(value, bool):
-                raise ValueError(f"{where}: {key} must be true or false")
-            if value:
-                argv.append(flag)
-        else:
-            if isinstance(value, bool):
-                raise ValueError(f"{where}: {key} takes a value, not {str(value).lower()}")
-            if isinstance(value, list):
-                value = ",".join(str(v) for v in value)
-            argv += [flag, str(value)]
-    return argv
+def _typed(classes: list[Any], table: dict[str, Any], where: str) -> dict[Any, dict[str, Any]]:
+    """A step's table read into its settings classes; a bad key or value is one line naming it."""
+    try:
+        return coerce_values(classes, table)
+    except FieldError as e:
+        if e.problem == "unknown key":
+            raise ValueError(f"{where}: unknown key {e.field!r} (known: {', '.join(sorted(key_index(classes)))})"
+                             ) from None
+        raise ValueError(f"{where}: {e.field} {e.problem}") from None
 
 
-def score_table(table: dict[str, Any], where: str) -> tuple[RewardSettings, dict[str, Any]]:
+def score_table(table: dict[str, Any], where: str) -> tuple[Any, dict[str, Any]]:
     """The ``[score]`` table's LongReward keys read as settings (no command line in between), and the rest."""
-    from dataclasses import fields
+    from lr_eval.reward.settings import RewardConfig
 
-    from lr_eval.reward import RewardSettings
-
-    names = {f.name for f in fields(RewardSettings)}
+    names = set(key_index([RewardConfig]))
     mine = {k: v for k, v in table.items() if k.replace("-", "_") in names}
     rest = {k: v for k, v in table.items() if k not in mine}
-    return RewardSettings.from_mapping(mine, where=where), rest
+    return RewardConfig.from_mapping(mine, where=where), rest
 
 
-def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str, list[str]]]:
-    """(step, argv of its subcommand) for every step of the config, files chained through the workdir
-    (for the score step, its LongReward settings as flags: what `lr-train score` would be given)."""
-    return [(step, argv + (settings.to_argv() if settings else [])) for step, argv, settings in steps_of(config,
-                                                                                                       config_name)]
+def _sample_step(table: dict[str, Any], files: list[str], where: str) -> Step:
+    from .sample import PolicyConfig, SampleConfig
+    from .steps import sample_step
+
+    classes = [PolicyConfig, SampleConfig]
+    typed = _typed(classes, table, where)
+    if "model" not in typed[PolicyConfig]:
+        raise ValueError(f"{where}: model is required (the policy: served name, or a local path)")
+    policy, decoding = PolicyConfig(**typed[PolicyConfig]), SampleConfig(**typed[SampleConfig])
+    return Step("sample", [files[0], "-o", files[1], *argv_of(classes, table)],
+                lambda: sample_step(files[0], files[1], policy, decoding))
 
 
-def steps_of(config: dict[str, Any], config_name: str = "config"
-             ) -> list[tuple[str, list[str], RewardSettings | None]]:
-    """(step, argv of its subcommand, the score step's LongReward settings) for every step of the config."""
+def _score_step(table: dict[str, Any], files: list[str], where: str) -> Step:
+    from lr_eval.config import JudgeConfig
+
+    from .score import score_samples
+    from .steps import ScoreOptions
+
+    settings, rest = score_table(table, where)
+    classes = [ScoreOptions, JudgeConfig]
+    typed = _typed(classes, rest, where)
+    options = ScoreOptions(**typed[ScoreOptions])
+
+    def run() -> int:
+        # As `lr-train score` would: defaults < the judge config file < LR_JUDGE_* < the table.
+        judge = JudgeConfig.load(options.judge_config, overrides={**typed[JudgeConfig],
+                                                                  "dry_run": options.dry_run or None})
+        return 1 if score_samples(settings, judge, files[0], files[1], audit=not options.no_audit) else 0
+
+    return Step("score", [files[0], "-o", files[1], *argv_of(classes, rest), *settings.to_argv()], run)
+
+
+def _pairs_step(table: dict[str, Any], files: list[str], where: str) -> Step:
+    from .pairs import PairPolicy
+    from .steps import PairsOptions, pairs_step
+
+    classes = [PairsOptions, PairPolicy]
+    typed = _typed(classes, table, where)
+    policy, options = PairPolicy(**typed[PairPolicy]), PairsOptions(**typed[PairsOptions])
+    return Step("pairs", [files[0], files[1], "-o", files[2], *argv_of(classes, table)],
+                lambda: pairs_step(files[0], files[1], files[2], policy, options))
+
+
+def _dpo_step(table: dict[str, Any], files: list[str], where: str) -> Step:
+    from .dpo_config import DPOConfig
+    from .steps import dpo_config_of, dpo_step
+
+    typed = _typed([DPOConfig], table, where)[DPOConfig]
+    config = dpo_config_of({**typed, "output_dir": files[1]}, files[0])
+    return Step("dpo", [files[0], "--output-dir", files[1], *argv_of([DPOConfig], table)],
+                lambda: dpo_step(config))
+
+
+_BUILD = {"sample": _sample_step, "score": _score_step, "pairs": _pairs_step, "dpo": _dpo_step}
+
+
+def steps_of(config: dict[str, Any], config_name: str = "config") -> list[Step]:
+    """Every step of the config with its typed settings, files chained through the workdir."""
     run = dict(config.get("run", {}))
     unknown = set(run) - {"workdir", "steps", "keep_going"}
     if unknown:
@@ -241,79 +175,58 @@ def steps_of(config: dict[str, Any], config_name: str = "config"
     score_out = str(tables["score"].pop("output", work / "scores.jsonl"))
     pairs_out = str(tables["pairs"].pop("output", work / "pairs.jsonl"))
     tables["pairs"].setdefault("report", str(work / "pairs.report.json"))
-    dpo_dir = str(tables["dpo"].pop("output_dir", work / "dpo"))
+    dpo_dir = str(tables["dpo"].pop("output_dir", tables["dpo"].pop("output-dir", work / "dpo")))
     if "model" not in tables["dpo"] and tables["sample"].get("backend") == "transformers":
         tables["dpo"]["model"] = tables["sample"]["model"]
-    positional = {
-        "sample": [tables["sample"].pop("input", None)],
-        "score": [tables["score"].pop("input", sample_out)],
-        "pairs": [tables["pairs"].pop("samples", sample_out), tables["pairs"].pop("scores", score_out)],
-        "dpo": [tables["dpo"].pop("train_file", pairs_out)],
+    files = {
+        "sample": [tables["sample"].pop("input", None), sample_out],
+        "score": [tables["score"].pop("input", sample_out), score_out],
+        "pairs": [tables["pairs"].pop("samples", sample_out), tables["pairs"].pop("scores", score_out), pairs_out],
+        "dpo": [tables["dpo"].pop("train_file", pairs_out), dpo_dir],
     }
-    outputs = {"sample": ["-o", sample_out], "score": ["-o", score_out], "pairs": ["-o", pairs_out],
-               "dpo": ["--output-dir", dpo_dir]}
     steps = run.get("steps", list(STEPS))
     if isinstance(steps, str):
         steps = [s.strip() for s in steps.split(",") if s.strip()]
     bad = [s for s in steps if s not in STEPS]
     if bad or not steps:
         raise ValueError(f"{config_name} [run]: steps must be among {', '.join(STEPS)}, got {steps!r}")
-    from .cli import build_parser
-
-    parsers = subparsers(build_parser())
-    out: list[tuple[str, list[str], RewardSettings | None]] = []
+    out: list[Step] = []
     for step in STEPS:
         if step not in steps:
             continue
-        args = positional[step]
-        if any(a is None for a in args):
+        if any(a is None for a in files[step]):
             raise ValueError(f"{config_name} [{step}]: {', '.join(POSITIONALS[step])} is required")
         if step == "dpo" and "model" not in tables["dpo"]:
             raise ValueError(f"{config_name} [dpo]: model is required (the SFT model to train: HF id or folder)")
-        where = f"{config_name} [{step}]"
-        settings, table = score_table(tables[step], where) if step == "score" else (None, tables[step])
-        argv = [str(a) for a in args] + outputs[step] + table_argv(parsers[step], table, where)
-        out.append((step, argv, settings))
+        out.append(_BUILD[step](tables[step], [str(f) for f in files[step]], f"{config_name} [{step}]"))
     return out
 
 
-def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """The subcommand parsers of `lr-train`, by name."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
+def plan(config: dict[str, Any], config_name: str = "config") -> list[tuple[str, list[str]]]:
+    """(step, argv of its subcommand) for every step of the config: the commands `lr-train run` amounts to."""
+    return [(s.name, s.argv) for s in steps_of(config, config_name)]
 
 
 def run_pipeline(config_path: str | Path, steps: list[str] | None = None, keep_going: bool | None = None) -> int:
     """`lr-train run`: each planned step in turn, stopping at the first failure unless keep_going."""
-    from .cli import build_parser, err_console
+    from lr_eval.progress import console as err_console
 
     config = load_config(config_path)
     if steps:
         config.setdefault("run", {})["steps"] = steps
     todo = steps_of(config, str(config_path))
     keep = bool(config.get("run", {}).get("keep_going", False)) if keep_going is None else keep_going
-    parser = build_parser()
     worst = 0
-    for n, (step, argv, settings) in enumerate(todo, 1):
-        shown = argv + (settings.to_argv() if settings else [])
-        err_console.print(f"== step {n}/{len(todo)}: lr-train {step} {shlex.join(shown)}", markup=False,
+    for n, step in enumerate(todo, 1):
+        err_console.print(f"== step {n}/{len(todo)}: lr-train {step.name} {shlex.join(step.argv)}", markup=False,
                           highlight=False, style="bold")
-        args = parser.parse_args([step, *argv])
-        if settings is not None:  # the score step: its settings come from the table, not from flags
-            from lr_eval.config import JudgeConfig
-
-            rc = 1 if score_samples(settings, JudgeConfig.from_args(args), args.input, args.output,
-                                    audit=not args.no_audit) else 0
-        else:
-            rc = int(args.func(args) or 0)
+        rc = int(step.run() or 0)
         gc.collect()  # an in-process policy of the sample step must not stay in memory during DPO
         if rc:
             worst = max(worst, rc)
             if not keep:
-                err_console.print(f"[bold red]step {step} failed (exit {rc}); fix it and rerun "
+                err_console.print(f"[bold red]step {step.name} failed (exit {rc}); fix it and rerun "
                                   f"`lr-train run {config_path}`: finished work is kept")
                 return rc
-            err_console.print(f"[yellow]step {step} exited {rc}; keep_going: continuing")
+            err_console.print(f"[yellow]step {step.name} exited {rc}; keep_going: continuing")
     return worst

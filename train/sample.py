@@ -44,13 +44,14 @@ from lr_eval.jsonl import (
     InputError,
     JsonlRecords,
     ResumableJsonl,
-    check_output_path,
+    check_paths,
     content_key,
     iter_unique,
     read_jsonl,
     require,
     run_window,
 )
+from lr_eval.options import option
 from lr_eval.types import ChatRequest, ChatResult
 
 TEMPLATE_ID = "lr-train.sample"
@@ -197,12 +198,12 @@ def load_fitter(tokenizer: str | None, budget: int | None) -> PromptFitter | Non
 class SampleConfig:
     """Decoding of the N samples (the paper: 10 per prompt at temperature 1.0)."""
 
-    n: int = 10
-    temperature: float = 1.0
-    top_p: float | None = None
-    max_tokens: int = 1024
-    seed: int = 0                      # sample i uses seed + i
-    prompts_in_flight: int = 64        # prompts whose samples are requested together
+    n: int = option(10, "samples per prompt", metavar="N", short="n")
+    temperature: float = option(1.0, "", metavar="T")
+    top_p: float | None = option(None, "", metavar="P")
+    max_tokens: int = option(1024, "new tokens", metavar="N")
+    seed: int = option(0, "sample i uses seed + i", metavar="N")
+    prompts_in_flight: int = option(64, "prompts prepared at the same time", metavar="N")
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -220,7 +221,8 @@ class SampleConfig:
 
 
 def sampling_key(cfg: SampleConfig, model: str, budget: int | None) -> dict[str, Any]:
-    """What a finished record must match to be reused on a rerun."""
+    """The sampling settings a record carries: with the client's keyed settings, what it must match to be
+    reused on a rerun (`run_sample`)."""
     return {"model": model, "n": cfg.n, "temperature": cfg.temperature, "top_p": cfg.top_p,
             "max_tokens": cfg.max_tokens, "seed": cfg.seed, "max_prompt_tokens": budget}
 
@@ -359,16 +361,24 @@ def endpoint_window(base_url: str | None, model: str, api_key: str | None, timeo
 class PolicyConfig:
     """Where the policy answers: an OpenAI-compatible endpoint or an in-process transformers model."""
 
-    model: str
-    backend: str = "openai"            # openai | transformers
-    base_url: str | None = None
-    api_key_env: str = "LR_POLICY_API_KEY"
-    tokenizer: str | None = None       # defaults to the model for the in-process backend
-    max_model_len: int | None = None   # the policy's window (prompt + new tokens); None: ask; 0: never check
-    concurrency: int = 16
-    timeout: float = 600.0
-    max_retries: int = 6
-    cache: str | None = None           # SQLite path, or "none"; None: beside the output (run_sample)
+    model: str = option(help="served model name, or a local path with --backend transformers", metavar="NAME")
+    backend: str = option("openai", "openai: any OpenAI-compatible endpoint, e.g. `vllm serve` (default); "
+                          "transformers: in-process, one request at a time (small runs)",
+                          choices=("openai", "transformers"))
+    base_url: str | None = option(None, "e.g. http://localhost:8000/v1", metavar="URL")
+    api_key_env: str = option("LR_POLICY_API_KEY", "variable holding the endpoint's key (then OPENAI_API_KEY)",
+                              metavar="VAR")
+    tokenizer: str | None = option(None, "the policy's tokenizer, to count and cut prompts (default: the model, "
+                                   "in-process)", metavar="NAME")
+    max_model_len: int | None = option(None, "the policy's window (prompt + new tokens, as vLLM's flag); longer "
+                                       "prompts lose the middle of their context. Default: in-process, the model's "
+                                       "max_position_embeddings; endpoint, what `vllm serve` reports on /models "
+                                       "(else not checked); 0: never check", metavar="TOKENS")
+    concurrency: int = option(16, "requests in flight", metavar="N")
+    timeout: float = option(600.0, "per request, in seconds", metavar="S")
+    max_retries: int = option(6, "retries of a failed request", metavar="N")
+    cache: str | None = option(None, "SQLite cache of the samples, or 'none' (default: beside the output, "
+                               "samples.cache.sqlite)", metavar="PATH")
 
     def __post_init__(self) -> None:
         if self.backend not in ("openai", "transformers"):
@@ -428,11 +438,11 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
     backend (a benchmark's scripted one)."""
     from lr_eval.types import JudgeStop
 
-    out = check_output_path(output, [prompts_path])
+    out = Path(output).expanduser()
     if pc.cache is None:
         pc = replace(pc, cache=str(default_cache(out)))
-    if str(pc.cache).lower() != "none":
-        check_output_path(str(pc.cache), [prompts_path], what="sample cache")
+    cache = None if str(pc.cache).lower() == "none" else pc.cache
+    check_paths({"output": out, "sample cache (--cache)": cache}, {"prompts": prompts_path})
     stats = SampleStats()
     for _, _p, err in iter_prompts(prompts_path):  # every bad line is known before any request
         if err is not None:
@@ -443,9 +453,12 @@ def run_sample(prompts_path: str | Path, output: str | Path, pc: PolicyConfig, c
     client, budget, fitter = build_policy(pc, cfg, show_progress, backend)
     stats.max_prompt_tokens = budget
     sampling = sampling_key(cfg, client.model, budget)
+    # The resume key: the record's sampling settings and the client's keyed settings (lr_eval.judge.KEYED_SETTINGS,
+    # the list its cache key is built from), so a reused record is one the same requests would give.
+    options = {**sampling, "client": client.keyed_settings()}
 
     def key(p: Prompt) -> str:
-        return content_key({"id": p.id, "context": p.context, "question": p.question}, sampling)
+        return content_key({"id": p.id, "context": p.context, "question": p.question}, options)
 
     store = ResumableJsonl(out, reusable=is_done)
     todo = 0

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,82 +28,12 @@ from lr_eval.jsonl import check_dir_writable
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .data import PreparedData, TokenizedPair, prepare_pairs, read_preference_jsonl
-from .flops import DEFAULT_PEAK_TFLOPS, ModelShape, mfu, packed_pair_flops
+from .dpo_config import DPOConfig, check_model
+from .flops import ModelShape, mfu, packed_pair_flops
 from .loss import pair_loss
 from .metrics_log import MetricsLogger, console_message
-from .modeling import ATTENTION_MODES, PackedPairModel, base_model_of, disable_dropout, is_peft_model
+from .modeling import PackedPairModel, base_model_of, disable_dropout, is_peft_model
 from .packing import PackedPair, pack_pair
-
-
-@dataclass
-class DPOConfig:
-    """Settings of one DPO run.  Defaults follow the LongReward paper (β 0.15, λ 0.1, lr 1e-6,
-    16 pairs per step, one epoch, 64k max length) with LoRA r=16 on all linear layers."""
-
-    model: str = ""  # HF id or directory of the SFT model
-    train_file: str = ""  # preference JSONL (prompt | context+question, chosen, rejected)
-    output_dir: str = "runs/dpo"
-    tokenizer: str | None = None  # defaults to ``model``
-    prompt_format: str = "auto"  # auto (chat template if the tokenizer has one) | chat | raw
-    max_length: int | None = 65536  # per unshared sequence P + max(C, R); prompts cut in the middle
-
-    beta: float = 0.15
-    nll_weight: float = 0.1
-    learning_rate: float = 1e-6  # the paper's full fine-tuning rate; LoRA usually wants more
-    lr_scheduler: str = "cosine"  # constant | linear | cosine (after warmup)
-    warmup_ratio: float = 0.05
-    warmup_steps: int | None = None  # overrides warmup_ratio
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float | None = 1.0
-    batch_size: int = 16  # pairs per optimizer step, all processes together
-    num_epochs: float = 1.0
-    max_steps: int | None = None  # overrides num_epochs
-    shuffle: bool = True
-    seed: int = 42
-
-    use_lora: bool = True  # False: full fine-tuning (fp32 master weights, precomputed reference)
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | str = "all-linear"
-    reference: str = "auto"  # online (adapter disabled) | precompute | auto (online for LoRA)
-
-    dtype: str = "auto"  # compute dtype: auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float32
-    attention: str = "split_sdpa"  # split_sdpa | dense_mask | flex (see modeling.PackedPairModel)
-    gradient_checkpointing: bool = True
-    offload_min_tokens: int | None = None  # offload activation checkpoints for packed pairs this long
-    logprob_chunk_size: int = 1024
-
-    logging_steps: int = 1  # console; the JSONL gets every step
-    console: bool = True
-    save_steps: int | None = None  # None: only the final model
-    save_total_limit: int | None = 2
-    save_merged: bool = False  # also write the LoRA-merged full model at the end
-    resume_from: str | None = None  # checkpoint directory, or "latest" in output_dir
-    peak_tflops: float = DEFAULT_PEAK_TFLOPS  # for MFU
-
-    def validate(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if self.attention not in ATTENTION_MODES:
-            raise ValueError(f"attention must be one of {ATTENTION_MODES}")
-        if self.reference not in ("auto", "online", "precompute"):
-            raise ValueError("reference must be auto, online or precompute")
-        if self.reference == "online" and not self.use_lora:
-            raise ValueError("an online reference needs LoRA (adapter disabled); use reference='precompute'")
-        if self.lr_scheduler not in ("constant", "linear", "cosine"):
-            raise ValueError("lr_scheduler must be constant, linear or cosine")
-        if self.dtype not in ("auto", "bfloat16", "float32"):
-            raise ValueError("dtype must be auto, bfloat16 or float32")
-
-    @property
-    def reference_mode(self) -> str:
-        if self.reference == "auto":
-            return "online" if self.use_lora else "precompute"
-        return self.reference
 
 
 def _compute_dtype(config: DPOConfig, device: torch.device) -> torch.dtype:
@@ -201,7 +130,7 @@ class DPOTrainer:
         self.model = model
         self.packed = PackedPairModel(
             model,
-            attention=config.attention,  # type: ignore[arg-type]
+            attention=config.attention,  # type: ignore[arg-type]  # validated by DPOConfig
             logprob_chunk_size=config.logprob_chunk_size,
             gradient_checkpointing=config.gradient_checkpointing or bool(fsdp and fsdp.activation_checkpointing),
         )
@@ -548,7 +477,7 @@ class DPOTrainer:
     def close(self) -> None:
         """Drop the references accelerate keeps (model, optimizer) so their memory can be freed."""
         self.accelerator.free_memory()
-        self.wrapped = self.optimizer = self.scheduler = None  # type: ignore[assignment]
+        self.wrapped = self.optimizer = self.scheduler = None  # type: ignore[assignment]  # released after training
 
     def finish(self) -> Path:
         """Final checkpoint (resumable), ``final/`` model and optionally ``merged/``."""
@@ -565,10 +494,16 @@ def load_model_and_tokenizer(config: DPOConfig, model_path: str | None = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = model_path or config.model
-    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or config.model)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = _compute_dtype(config, device) if config.use_lora else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+    name = config.tokenizer or config.model
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        name = path
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+    except OSError as e:  # transformers' "not a local folder and not on the hub (or no network)"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FileNotFoundError(f"{name}: neither a model folder here nor a model the hub gave ({reason})") from None
     return model, tokenizer
 
 
@@ -579,6 +514,7 @@ def run_dpo(config: DPOConfig) -> None:
         raise ValueError("DPOConfig.model and DPOConfig.train_file are required")
     output_dir = check_dir_writable(config.output_dir)
     examples = read_preference_jsonl(config.train_file)  # bad data fails before a model is loaded
+    check_model(config.model)
     resume = ckpt.resolve_resume(config.resume_from, output_dir)
     model_path = None
     if resume is not None and not config.use_lora:

@@ -1,4 +1,4 @@
-"""A canned LongReward judge for `lr_eval.scripted_server.ScriptedServer`: tests, benchmarks, demos.
+"""A canned LongReward judge for `lr_eval.testing.scripted_server.ScriptedServer`: tests, benchmarks, demos.
 
 Every LongReward prompt starts its system message with a marker line
 `[template longreward.<stage>.<lang> v<version>]`; `CannedJudge` routes on it
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lr_eval.scripted_server import Reply
+from lr_eval.testing.scripted_server import Reply
 
 _MARKER = re.compile(r"^\[template (longreward\.(\w+)\.(\w+)) v([^\]]+)\]")
 _WORDS = re.compile(r"\w+")

@@ -6,6 +6,12 @@ deterministically: 429 with Retry-After, 500, hangs past the client's timeout
 and malformed bodies. It counts what it received and what it was *paid* for
 (a well-formed 200 answer), per request content, so tests can prove that each
 paid request was made exactly once.
+
+Tests of concurrency and of interrupted runs wait on events, never on the clock
+(a loaded machine stretches every duration): ``gate=n`` holds each answer until
+``n`` requests have been in flight at once (``max_in_flight`` tells how many
+were), and ``hold_after=n`` answers the first ``n`` requests and holds the rest
+until ``release()``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +43,12 @@ class Reply:
     #: (prompt_tokens, completion_tokens) to report instead of the default word counts (a server that bills
     #: per character, or more than it could have processed).
     usage: tuple[int, int] | None = None
+    #: Leave the "usage" object out of the answer (a server that reports nothing).
+    omit_usage: bool = False
+    #: Close the connection after this many seconds instead of answering (a dropped connection).
+    drop_after: float | None = None
+    #: Append the request's Authorization header to the error message (a server that echoes credentials).
+    echo_auth: bool = False
 
 
 Responder = Callable[[dict[str, Any]], "str | Reply"]
@@ -88,7 +100,8 @@ class ScriptedServer:
 
     def __init__(self, responder: Responder | None = None, latency: float = 0.0,
                  faults: FaultPlan | None = None, api_key: str | None = None, host: str = "127.0.0.1",
-                 port: int = 0, embed_dim: int = 16):
+                 port: int = 0, embed_dim: int = 16, gate: int = 0, gate_timeout: float = 120.0,
+                 hold_after: int | None = None):
         self.responder = responder or echo_responder
         self.latency = latency
         self.faults = faults or FaultPlan()
@@ -100,6 +113,12 @@ class ScriptedServer:
         self.fault_counts: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []      # every chat request body, in arrival order
         self._faults_per_key: Counter[str] = Counter()
+        self.gate, self.gate_timeout, self.hold_after = gate, gate_timeout, hold_after
+        self.in_flight = 0
+        self.max_in_flight = 0                      # most requests handled at the same time
+        self._admitted = 0
+        self._gate_open: asyncio.Event | None = None
+        self._released: asyncio.Event | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -113,6 +132,11 @@ class ScriptedServer:
     @property
     def total_paid(self) -> int:
         return sum(self.paid.values())
+
+    def release(self) -> None:
+        """Answer the requests held by ``hold_after`` (and every later one)."""
+        assert self._loop is not None and self._released is not None
+        self._loop.call_soon_threadsafe(self._released.set)
 
     # -- HTTP handlers ---------------------------------------------------------------
     def _app(self) -> web.Application:
@@ -130,6 +154,20 @@ class ScriptedServer:
         return None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._counted(self._chat_reply(request))
+
+    async def _counted(self, reply: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+        """Await a handler's reply, counting it in flight meanwhile."""
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await reply
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _chat_reply(self, request: web.Request) -> web.StreamResponse:
         denied = self._auth_error(request)
         if denied is not None:
             return denied
@@ -143,8 +181,14 @@ class ScriptedServer:
         reply = self.responder(body)
         if isinstance(reply, str):
             reply = Reply(content=reply)
+        if reply.drop_after is not None:
+            await asyncio.sleep(reply.drop_after)
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)  # never reaches the client: its connection is gone
         if reply.status != 200:
-            return _error(reply.status, reply.message, "scripted", reply.headers)
+            echo = f" from {request.headers.get('Authorization', '')}" if reply.echo_auth else ""
+            return _error(reply.status, reply.message + echo, "scripted", reply.headers)
         with self._lock:
             self.paid[key] += 1
         return web.json_response(_completion(body, reply))
@@ -157,6 +201,9 @@ class ScriptedServer:
             if fault:
                 self._faults_per_key[key] += 1
                 self.fault_counts[fault] += 1
+            self._admitted += 1
+            held = self.hold_after is not None and self._admitted > self.hold_after
+        await self._wait_for_events(held)
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault == "429":
@@ -171,7 +218,23 @@ class ScriptedServer:
             return web.Response(status=200, text='{"id": "x", "choices": [', content_type="application/json")
         return None
 
-    async def _embeddings(self, request: web.Request) -> web.Response:
+    async def _wait_for_events(self, held: bool) -> None:
+        assert self._gate_open is not None and self._released is not None
+        if held:
+            await self._released.wait()
+        if self.gate and not self._gate_open.is_set():
+            if self.in_flight >= self.gate:
+                self._gate_open.set()
+            else:
+                try:  # a client that never sends `gate` requests at once is answered anyway, and fails its test
+                    await asyncio.wait_for(self._gate_open.wait(), self.gate_timeout)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await self._counted(self._embeddings_reply(request))
+
+    async def _embeddings_reply(self, request: web.Request) -> web.Response:
         denied = self._auth_error(request)
         if denied is not None:
             return denied
@@ -204,10 +267,12 @@ class ScriptedServer:
         asyncio.set_event_loop(self._loop)
 
         async def start() -> None:
+            self._gate_open, self._released = asyncio.Event(), asyncio.Event()
             self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.1)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
             await site.start()
+            # the ignore below: aiohttp's private server: started above
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             self._started.set()
 
@@ -247,13 +312,16 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     if body.get("logprobs"):
         steps = reply.top_logprobs or [{content: 0.0}]
         choice["logprobs"] = {"content": [
-            {"token": max(s, key=s.get), "logprob": max(s.values()), "bytes": None,
+            {"token": max(s, key=lambda t: s[t]), "logprob": max(s.values()), "bytes": None,
              "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in s.items()]}
             for s in steps]}
-    return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "scripted"), "choices": [choice],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
+    out = {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
+           "model": body.get("model", "scripted"), "choices": [choice],
+           "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "total_tokens": prompt_tokens + completion_tokens}}
+    if reply.omit_usage:
+        del out["usage"]
+    return out
 
 
 def hash_embedding(text: str, dim: int) -> list[float]:
