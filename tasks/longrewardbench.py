@@ -39,11 +39,13 @@ from typing import Any
 
 from lr_eval.formats import AnswerFormat, alt, label_format, lit, rep, seq
 from lr_eval.jsonl import InputError, check_type, read_jsonl, require
-from lr_eval.parsing import Parsed, result_to_parsed, unscored
-from lr_eval.trust import COPIED_ONLY
+from lr_eval.judge import JudgeClient, gather_or_cancel
+from lr_eval.parsing import Parsed, ParseStats, ask_and_parse, result_to_parsed, unscored
+from lr_eval.records import SCORED, TAMPERED, TEXT_CAUSE, UNSCORED, JudgeCall, JudgeReport, Verdict, cause_of
+from lr_eval.trust import neutralise_markup, template_separators, tokens
 from lr_eval.types import ChatRequest, ChatResult
 
-from .judging import JudgeSpec, download_checked
+from .judging import _cost, _usage, count_verdicts, download_checked
 from .pinned import python_literal
 
 #: The seven tasks, in the official evaluator's default order, and their item counts in the paper.
@@ -75,12 +77,11 @@ SEED = 42
 
 LETTERS = "ABCDEFGHIJ"
 TEMPLATE_ID = "longrewardbench.official"
-#: Our part of the prompt (the user layout, the markup defusing): bump when it changes, so that no cached
+#: Our part of the prompt (the user layout, the markup made inert): bump when it changes, so that no cached
 #: judgement of another prompt is reused (the official system prompts' digest follows it in the version).
-LAYOUT_VERSION = "1"
-
-# Chat markup an untrusted text could use to open a message or a role once a chat template renders it.
-_MARKUP = re.compile(r"<\||\|>|\[/?INST\]|</?s>|<<SYS>>|<</SYS>>")
+LAYOUT_VERSION = "2"
+#: The scale of an item's value and of each judgement's: the official ``compare_shuffled`` score.
+SCALE = (0.0, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -108,6 +109,11 @@ class Item:
         return {"task": self.task, "index": self.index, "tasktype": self.tasktype, "subtype": self.subtype,
                 "length": self.length, "source": self.source, "prompt": self.prompt, "question": self.question,
                 "candidates": list(self.candidates)}
+
+    def labels(self, mode: str) -> dict[str, Any]:
+        """What a verdict of this item carries beside its judgements (the metrics group by these)."""
+        return {"key": self.key, "task": self.task, "index": self.index, "tasktype": self.tasktype,
+                "subtype": self.subtype, "length": self.length, "source": self.source, "mode": mode}
 
     @staticmethod
     def from_doc(doc: Mapping[str, Any]) -> Item:
@@ -255,15 +261,6 @@ class Prompts:
         return self.rank_system.format(number=n, pattern=pattern)
 
 
-def defuse(text: str) -> str:
-    """Untrusted text with chat markup made inert (``<|`` → ``‹|``, ``[INST]`` → ``[ INST]``, ...), so that no
-    answer or context can open a message or a role once a chat template renders the prompt."""
-    def sub(m: re.Match[str]) -> str:
-        s = m.group(0)
-        return s.replace("<", "‹").replace(">", "›") if "<" in s or ">" in s else "[ " + s[1:]
-    return _MARKUP.sub(sub, text)
-
-
 def user_prompt(question: str, answers: Sequence[str]) -> str:
     """The official user prompt layout: the question, then each answer between its start and end lines."""
     blocks = [f"[User Question]\n{question}"]
@@ -295,16 +292,13 @@ def answer_format(n: int) -> AnswerFormat:
 
 # ------------------------------------------------------------------------------------------------ parsing
 
-# A verdict token: [[...]] or [...], no newline or nested bracket, at most 60 characters inside (the grammar of
-# lr_eval.trust's tokens, so every verdict read here is one the copy check examined).
-_VERDICT = re.compile(r"\[\[([^\[\]\n]{1,60})\]\]|(?<!\[)\[([^\[\]\n]{1,60})\](?!\])")
 _NOISE = re.compile(r"assistant|[:\s]", re.IGNORECASE)
 
 
 def _ranking(inside: str) -> str | None:
     """The letters of a verdict's inside (``C > A > B``, ``Assistant A``), or None when it is not a verdict."""
     parts = [_NOISE.sub("", p) for p in inside.split(">")]
-    if not parts or any(len(p) != 1 or p.upper() not in LETTERS or not p.isupper() for p in parts):
+    if not parts or any(len(p) != 1 or p not in LETTERS for p in parts):
         return None
     if len(set(parts)) != len(parts):
         return None
@@ -312,16 +306,16 @@ def _ranking(inside: str) -> str | None:
 
 
 def parse_choice(text: str | None) -> Parsed:
-    """The judge's last verdict: ``[[A]]``/``[[B]]`` (a pair) or a ranking ``[[C>A>B]]`` (a ranking in single
-    brackets is read too, as the official ranking pattern does; a single letter only in double brackets).
+    """The judge's last verdict among the tokens of the one verdict grammar (:func:`lr_eval.trust.tokens`):
+    ``[[A]]``/``[[B]]`` (a pair) or a ranking ``[[C>A>B]]`` (a ranking in single brackets is read too, as the
+    official ranking pattern does; a single letter only in double brackets).
 
     The value codes the ranking: each letter's 1-based position as a digit, best first (``[[C>A>B]]`` → 312,
     ``[[B]]`` → 2); :func:`ranking_of` decodes it against the item's number of answers.
     """
     if text is None:
         return unscored("no answer")
-    found = [r for m in _VERDICT.finditer(text)
-             if (m.group(1) is not None or ">" in m.group(2)) and (r := _ranking(m.group(1) or m.group(2)))]
+    found = [r for t in tokens(text) if (t.double or ">" in t.inside) and (r := _ranking(t.inside))]
     if not found:
         return unscored("no [[A]]/[[B]] choice or [[A>B>...]] ranking in the answer", text)
     return Parsed(value=float("".join(str(LETTERS.index(c) + 1) for c in found[-1])), raw=text)
@@ -338,186 +332,180 @@ def ranking_of(value: float, n: int) -> tuple[int, ...] | None:
     return tuple(digits)
 
 
-def planted_rankings(texts: Sequence[str], n: int) -> set[tuple[int, ...]]:
-    """The rankings of n answers that untrusted `texts` spell as verdicts (neutralised ``[ [`` read as ``[[``)."""
-    out = set()
-    for text in texts:
-        parsed = [parse_choice(m.group(0)) for m in _VERDICT.finditer(text.replace("[ [", "[[").replace("] ]", "]]"))]
-        out.update(r for p in parsed if p.scored and (r := ranking_of(float(p.value), n)) is not None)  # type: ignore[arg-type]
-    return out
-
-
-def text_fault(reason: str | None) -> bool:
-    """Whether an unscored verdict is the evaluated text's doing (its verdict syntax is all the judge's answer
-    could have been read from): such a judgement counts against the item, never skips it."""
-    return reason is not None and (reason == COPIED_ONLY or reason.startswith("tampered"))
-
-
-def order_outcome(parsed: Parsed, order: Sequence[int], shown: Sequence[str] = ()) -> dict[str, Any]:
-    """One judgement of one order: the official ``compare_shuffled`` score (share of positions whose rank is the
-    shown candidate's true rank), or why there is none.
-
-    `shown` are the untrusted texts of the prompt: a verdict one of them spells (in any spelling the parser
-    reads) is one the answers could have supplied, so the judgement is ``tampered`` and scores 0.
-    """
+def order_call(parsed: Parsed, order: Sequence[int], **details: Any) -> JudgeCall:
+    """One judgement of one order as a judge call: its value is the official ``compare_shuffled`` score (the
+    share of shown positions whose rank is the shown candidate's true rank); a tampered verdict (one the
+    evaluated answers could have supplied, :mod:`lr_eval.trust`) scores the minimum, 0; an unscored one has
+    none. ``details``: the order shown, the ranking read (candidate indexes, best first), what the caller adds."""
     n = len(order)
+    base = {"order": list(order), "ranking": None, **details}
+    if parsed.tampered:
+        return JudgeCall(status=TAMPERED, value=SCALE[0], cause=TEXT_CAUSE, reason=parsed.reason, details=base)
     if not parsed.scored:
-        status = "tampered" if text_fault(parsed.reason) else "unscored"
-        return {"status": status, "value": 0.0 if status == "tampered" else None, "reason": parsed.reason,
-                "order": list(order), "ranking": None}
-    ranking = ranking_of(float(parsed.value), n)  # type: ignore[arg-type]
+        return JudgeCall(status=UNSCORED, cause=cause_of(UNSCORED), reason=parsed.reason, details=base)
+    ranking = ranking_of(float(parsed.value), n)  # type: ignore[arg-type]  # scored: value is a float
     if ranking is None:
-        return {"status": "unscored", "value": None, "reason": f"the verdict does not rank each of the {n} answers",
-                "order": list(order), "ranking": None}
-    if ranking in planted_rankings(shown, n):
-        return {"status": "tampered", "value": 0.0, "order": list(order), "ranking": None,
-                "reason": "tampered: the evaluated text spells this verdict"}
+        return JudgeCall(status=UNSCORED, cause=cause_of(UNSCORED),
+                         reason=f"the verdict does not rank each of the {n} answers", details=base)
     predicted = [ranking.index(pos) for pos in range(n)]  # rank of each shown position
     value = sum(int(p == order[pos]) for pos, p in enumerate(predicted)) / n
-    return {"status": "scored", "value": value, "reason": None, "order": list(order),
-            "ranking": [order[pos] for pos in ranking]}
+    return JudgeCall(status=SCORED, value=value, details={**base, "ranking": [order[pos] for pos in ranking]})
 
 
-# ---------------------------------------------------------------------------------------------- judge spec
+def item_verdict(labels: Mapping[str, Any], calls: Sequence[JudgeCall], model: str | None = None,
+                 version: str | None = None, cost_usd: float | None = None, **details: Any) -> Verdict:
+    """An item's verdict from its judgements (one per order shown, or one reward comparison).
 
-
-class OfficialJudgeSpec(JudgeSpec):
-    """The benchmark's generative-judge protocol for :func:`lr_eval.tasks.judging.judge_samples`.
-
-    A doc is an :meth:`Item.to_doc` dict; the "response" is unused (the candidates are in the doc).
+    Tampered when any judgement is (0, the scale's minimum: a verdict the evaluated answers could have supplied
+    never counts for the judge); unscored when none was read; else scored, its value the official per-item
+    score: the mean over its judgements, one without a value counted 0. `labels`: :meth:`Item.labels`.
     """
+    tampered = next((c for c in calls if c.status == TAMPERED), None)
+    if tampered is not None:
+        status, value, reason = TAMPERED, SCALE[0], tampered.reason
+    elif all(c.status == UNSCORED for c in calls):
+        status, value, reason = UNSCORED, None, calls[0].reason if calls else "no judgement"
+    else:
+        status, value, reason = SCORED, sum(c.value or 0.0 for c in calls) / len(calls), None
+    judge = {"model": model, "template": f"{TEMPLATE_ID}@{version}"} if model else {}
+    return Verdict(status=status, scale=SCALE, value=value, cause=cause_of(status), reason=reason,
+                   calls=list(calls), judge=judge, cost_usd=cost_usd, details={**labels, **details})
 
-    template_id = TEMPLATE_ID
-    scale = (0.0, 1.0)
 
-    def __init__(self, task: str, prompts: Prompts, seed: int = SEED, max_tokens: int = 2048,
-                 metadata: dict[str, Any] | None = None):
-        super().__init__(task, metadata, max_tokens)
-        self.prompts = prompts
-        self.seed = seed
-        self.template_version = prompts.version
+# ---------------------------------------------------------------------------------------------- requests
 
-    def request(self, item: Item, order: Sequence[int]) -> ChatRequest:
-        return official_request(self.prompts.system(len(order)), self.prompts.version, item, order, self.max_tokens)
 
-    def requests(self, doc: dict[str, Any], response: str) -> list[ChatRequest]:
-        item = Item.from_doc(doc)
-        return [self.request(item, order) for order in orders(item, self.seed)]
-
-    def parse(self, text: str | None) -> Parsed:
-        return parse_choice(text)
-
-    def combine(self, doc: dict[str, Any], ratings: list[Parsed]) -> Parsed:
-        """The item's accuracy (0-100) as the paper counts it: mean over its orders, a judgement without a
-        verdict or a tampered one counting 0; unscored only when no order got any answer read."""
-        item = Item.from_doc(doc)
-        outcomes = [order_outcome(p, o, self.request(item, o).untrusted)
-                    for p, o in zip(ratings, orders(item, self.seed), strict=True)]
-        if all(o["status"] == "unscored" for o in outcomes):
-            return unscored(outcomes[0]["reason"] or "unscored")
-        return Parsed(value=100.0 * sum(o["value"] or 0.0 for o in outcomes) / len(outcomes))
-
-    def call_info(self, doc: dict[str, Any], index: int) -> dict[str, Any]:
-        return {"order": list(orders(Item.from_doc(doc), self.seed)[index])}
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "official": f"{OFFICIAL_REPO}@{OFFICIAL_COMMIT}:{PROMPT_PATH}",
-                "seed": self.seed, "orders": "pairs in both orders; Best-of-N once, seeded shuffle"}
+def separators(n: int) -> tuple[str, ...]:
+    """The official user layout's own lines for n answers: an answer that spells one broke the prompt's fences."""
+    return template_separators(user_prompt("{question}", ["{answer}"] * n))
 
 
 def official_request(system: str, version: str, item: Item, order: Sequence[int],
                      max_tokens: int = 2048) -> ChatRequest:
-    """The official judge messages (`system`: :meth:`Prompts.system`) for `item` with its candidates in `order`,
-    chat markup defused."""
-    question = defuse(item.prompt)
-    shown = [defuse(item.candidates[i]) for i in order]
+    """The official judge messages (`system`: :meth:`Prompts.system`) for `item` with its candidates in `order`;
+    chat markup in the untrusted texts made inert (``lr_eval.trust.neutralise_markup``), the candidates named
+    as the evaluated texts, so that only the judge's own words are read."""
+    question = neutralise_markup(item.prompt)
+    shown = [neutralise_markup(item.candidates[i]) for i in order]
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user_prompt(question, shown)}]
     return ChatRequest.of(messages, temperature=0.0, top_p=1.0, max_tokens=max_tokens, template_id=TEMPLATE_ID,
                           template_version=version, untrusted=[question, *shown],
+                          evaluated=[item.candidates[i] for i in order], separators=separators(len(order)),
                           answer_format=answer_format(len(shown)))
 
 
-def read_generated(system: str, version: str, item: Item, order: Sequence[int], answer: str) -> dict[str, Any]:
-    """The outcome of a judgement generated outside the judge client (lm-eval's model as the judge), read through
-    the same trust layer as a client's answer."""
+def read_generated(system: str, version: str, item: Item, order: Sequence[int], answer: str) -> JudgeCall:
+    """The judgement of an answer generated outside the judge client (lm-eval's model as the judge), read
+    through the same trust layer as a client's answer."""
     request = official_request(system, version, item, order)
     parsed = result_to_parsed(ChatResult(content=answer), parse_choice, request)
-    return order_outcome(parsed, order, request.untrusted)
+    call = order_call(parsed, order)
+    call.template_id, call.template_version, call.answer = TEMPLATE_ID, version, answer
+    return call
 
 
 # ------------------------------------------------------------------------------------------------ judging
 
 
-def item_record(item: Item, mode: str, outcomes: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    """What the metrics read (and the per-item output file holds) for one judged item."""
-    return {"key": item.key, "task": item.task, "index": item.index, "tasktype": item.tasktype,
-            "subtype": item.subtype, "length": item.length, "source": item.source, "mode": mode,
-            "orders": outcomes, **extra}
+def judge_official(items: Sequence[Item], client: JudgeClient, prompts: Prompts, seed: int = SEED,
+                   reasks: int = 0, judge: str | None = None) -> tuple[list[Verdict], JudgeReport]:
+    """Every item with the official prompts, in one concurrent batch through the judge client (cache, budget,
+    resume; every answer read by :func:`lr_eval.parsing.ask_and_parse`); one verdict per item, the report."""
+    plan = [(i, order, official_request(prompts.system(len(order)), prompts.version, item, order,
+                                        client.default_max_tokens))
+            for i, item in enumerate(items) for order in orders(item, seed)]
+    stats = ParseStats()
+
+    async def run_all() -> list[tuple[Parsed, list[ChatResult]]]:
+        with client.progress("judging Long-RewardBench", len(plan)):
+            return await gather_or_cancel([ask_and_parse(client, req, parse_choice, reasks, stats)
+                                           for _, _, req in plan])
+
+    outcomes = client.run_coroutine(run_all)
+    per_item: list[list[tuple[JudgeCall, list[ChatResult]]]] = [[] for _ in items]
+    for (i, order, _), (parsed, results) in zip(plan, outcomes, strict=True):
+        call = order_call(parsed, order)
+        call.template_id, call.template_version = TEMPLATE_ID, prompts.version
+        call.answer = results[0].content if results[0].ok else None
+        call.usage, call.cost_usd = _usage(results), _cost(results, client)
+        if len(results) > 1:
+            call.details["reask_answer"] = results[-1].content
+        per_item[i].append((call, results))
+    verdicts = [item_verdict(item.labels("prompt"), [c for c, _ in calls], client.model, prompts.version,
+                             _cost([r for _, rs in calls for r in rs], client))
+                for item, calls in zip(items, per_item, strict=True)]
+    report = JudgeReport(
+        model=client.model, judge=judge, template_id=TEMPLATE_ID, template_version=prompts.version,
+        samples={**count_verdicts(verdicts), **judgement_counts(verdicts)}, usage=client.summary(),
+        cost_usd=None if client.meter.price is None else round(sum(v.cost_usd or 0.0 for v in verdicts), 6),
+        details={"official": f"{OFFICIAL_REPO}@{OFFICIAL_COMMIT}:{PROMPT_PATH}", "seed": seed, "reasks": reasks,
+                 "orders": "pairs in both orders; Best-of-N once, seeded shuffle", "sample_scale": list(SCALE),
+                 "calls": stats.to_dict()})
+    return verdicts, report
 
 
-def judge_official(items: Sequence[Item], client: Any, prompts: Prompts, seed: int = SEED, reasks: int = 0,
-                   judge: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every item with the official prompts through :func:`judge_samples` (one concurrent batch); one record
-    per item and the judge report."""
-    from .judging import judge_samples
-
-    spec = OfficialJudgeSpec("longrewardbench", prompts, seed, max_tokens=client.default_max_tokens)
-    docs = [item.to_doc() for item in items]
-    verdicts, report = judge_samples(spec, client, docs, [""] * len(docs), reasks,
-                                     desc="judging Long-RewardBench", judge=judge)
-    records = []
-    for item, verdict in zip(items, verdicts, strict=True):
-        outcomes = []
-        for order, call in zip(orders(item, seed), verdict["judgements"], strict=True):
-            parsed = Parsed(value=call["rating"], reason=call["reason"])
-            shown = spec.request(item, order).untrusted
-            outcomes.append({**order_outcome(parsed, order, shown), "rationale": call["rationale"]})
-        records.append(item_record(item, "prompt", outcomes, cost_usd=verdict["cost_usd"]))
-    return records, report
+def judgement_counts(verdicts: Sequence[Verdict]) -> dict[str, Any]:
+    """The judge report's counts of judgements (orders or reward comparisons): by status, ties, partial rewards."""
+    calls = [c for v in verdicts for c in v.calls]
+    return {"judgements": {s: sum(c.status == s for c in calls) for s in (SCORED, TAMPERED, UNSCORED)},
+            "ties": sum(bool(c.details.get("tie")) for c in calls),
+            "partial_reward": sum(bool(c.details.get("partial_reward")) for c in calls)}
 
 
-def reward_outcome(item: Item, scores: Sequence[Any]) -> dict[str, Any]:
+def reward_call(item: Item, scores: Sequence[Any]) -> JudgeCall:
     """One comparison of the candidates' LongReward rewards (``ResponseScore``s, in candidate order).
 
-    The higher reward is preferred. A candidate without a reward makes it ``unscored``; rewards that average
-    different dimensions (``averaged``) are not the same quantity: ``partial_reward``; equal rewards ``tie``.
-    None of these is guessed.
+    The higher reward is preferred. A candidate with a dimension the evaluated text could have supplied makes
+    the comparison tampered (0: no answer's tampering counts for the judge); one without a reward makes it
+    unscored; rewards that average different dimensions (``averaged``) are not the same quantity: unscored,
+    ``partial_reward``; equal rewards are a ``tie``: scored 0, no ranking. None of these is guessed.
     """
     n = len(item.candidates)
-    base = {"order": list(range(n)), "ranking": None, "value": None,
-            "rewards": [s.reward for s in scores], "averaged": [list(s.averaged) for s in scores]}
+    details: dict[str, Any] = {"order": list(range(n)), "ranking": None, "rewards": [s.reward for s in scores],
+                               "averaged": [list(s.averaged) for s in scores]}
+    usage = {k: sum(int(s.usage.get(k) or 0) for s in scores) for k in ("calls", "input_tokens", "output_tokens")}
+    tampered = [(i, d, r) for i, s in enumerate(scores) for d, r in sorted(s.tampered.items())]
+    if tampered:
+        i, dim, why = tampered[0]
+        return JudgeCall(status=TAMPERED, value=SCALE[0], cause=TEXT_CAUSE, usage=usage, details=details,
+                         reason=f"candidate {i}: {dim}: {why}")
     missing = [i for i, s in enumerate(scores) if s.reward is None]
     if missing:
         why = "; ".join(f"{d}: {r}" for d, r in sorted(scores[missing[0]].unscored.items())) or "no reward"
-        return {**base, "status": "unscored", "reason": f"candidate {missing[0]} has no reward ({why})"}
+        return JudgeCall(status=UNSCORED, cause=cause_of(UNSCORED), usage=usage, details=details,
+                         reason=f"candidate {missing[0]} has no reward ({why})")
     if len({tuple(sorted(s.averaged)) for s in scores}) > 1:
-        return {**base, "status": "partial_reward", "reason": "the rewards average different dimensions"}
+        return JudgeCall(status=UNSCORED, cause=cause_of(UNSCORED), usage=usage,
+                         details={**details, "partial_reward": True},
+                         reason="partial_reward: the rewards average different dimensions")
     rewards = [float(s.reward) for s in scores]
     if len(set(rewards)) < n:
-        return {**base, "status": "tie", "reason": "equal rewards"}
+        return JudgeCall(status=SCORED, value=SCALE[0], usage=usage, details={**details, "tie": True},
+                         reason="equal rewards")
     ranking = sorted(range(n), key=lambda i: -rewards[i])
     value = sum(int(ranking.index(i) == i) for i in range(n)) / n
-    return {**base, "status": "scored", "reason": None, "ranking": ranking, "value": value}
+    return JudgeCall(status=SCORED, value=value, usage=usage, details={**details, "ranking": ranking})
 
 
 def judge_longreward(items: Sequence[Item], scorer: Any, judge: Any, groups_in_flight: int = 16
-                     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                     ) -> tuple[list[Verdict], JudgeReport]:
     """Every item's candidates scored by `scorer` (``lr_eval.reward.build_scorer(settings, judge)``; one group per
-    item, so the context work is shared) and compared; one record per item and the judge report."""
-    from lr_eval.records import JudgeReport
-
-    groups = [(defuse(item.prompt), defuse(item.question or item.prompt), [defuse(c) for c in item.candidates])
-              for item in items]
+    item, so the context work is shared) and compared; one verdict per item (the candidates' score records in
+    its ``scores``) and the judge report."""
+    groups = [(neutralise_markup(item.prompt), neutralise_markup(item.question or item.prompt),
+               [neutralise_markup(c) for c in item.candidates]) for item in items]
     scored = scorer.score_groups(groups, groups_in_flight, None, "LongReward Long-RewardBench")
-    records = [item_record(item, "longreward", [reward_outcome(item, scores)],
-                           scores=[s.to_dict() for s in scores]) for item, scores in zip(items, scored, strict=True)]
+    model = scorer.client.model
+    verdicts = [item_verdict(item.labels("longreward"), [reward_call(item, scores)], model,
+                             scores=[s.to_dict() for s in scores])
+                for item, scores in zip(items, scored, strict=True)]
+    for v in verdicts:
+        v.judge = {"model": model, "method": "LongReward"}
     usage = scorer.client.summary()
-    statuses = Counter(r["orders"][0]["status"] for r in records)
     report = JudgeReport(
-        model=scorer.client.model, judge=judge.describe(), usage=usage, cost_usd=usage.get("cost_usd"),
-        samples={"judged": len(records), "scored": statuses.get("scored", 0),
-                 "unscored": len(records) - statuses.get("scored", 0), "statuses": dict(statuses)},
+        model=model, judge=judge.describe(), usage=usage, cost_usd=usage.get("cost_usd"),
+        samples={**count_verdicts(verdicts), **judgement_counts(verdicts)},
         details={"method": "LongReward (lr_eval.reward.scorer)", "reward_config": scorer.config.to_dict(),
-                 "flags": dict(scorer.flag_counts),
+                 "sample_scale": list(SCALE), "flags": dict(scorer.flag_counts),
                  "calls": {stage: stats.to_dict() for stage, stats in scorer.parse_stats.items()}})
-    return records, report.to_dict()
+    return verdicts, report

@@ -14,17 +14,17 @@ import argparse
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import check_output_path, write_jsonl_atomic, write_text_atomic
+from lr_eval.jsonl import check_paths, write_jsonl_atomic, write_text_atomic
 from lr_eval.progress import console
 from lr_eval.report import print_usage
-from lr_eval.reward.settings import RewardSettings, add_reward_args, build_scorer
+from lr_eval.reward.engine import build_scorer
+from lr_eval.reward.settings import RewardSettings, add_reward_args
 
 from .judging import JudgeNotConfigured, no_judge_message
 from .longrewardbench import (
@@ -78,12 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if not cfg.configured:
         raise JudgeNotConfigured(no_judge_message("lr-eval longrewardbench"))
     metadata: dict[str, Any] = {k: v for k, v in ((DATA_KEY, args.data), (PROMPTS_KEY, args.prompts)) if v}
-    inputs = [Path(args.data)] if args.data else []
-    outputs = [Path(p) for p in (args.output, args.items) if p]
-    for path in outputs:  # before any paid request
-        check_output_path(path, inputs)
-    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
-        raise ValueError("-o and --items name the same file")
+    # the one path rule, before any item is read or any request sent
+    check_paths({"report (-o)": None if cfg.dry_run else args.output,
+                 "items (--items)": None if cfg.dry_run else args.items, **cfg.written_paths(),
+                 "embedding cache (--embed-cache)": _embed_cache(args)},
+                {"data (--data)": args.data, "prompts (--prompts)": args.prompts, **cfg.read_paths()})
     items = load_items(metadata, args.tasks, args.formats)
     if args.limit is not None:
         items = [i for task in dict.fromkeys(i.task for i in items)
@@ -98,20 +97,21 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "prompt":
         prompts = Prompts.load(metadata)
         client = build_client(cfg)
-        records, report = judge_official(items, client, prompts, args.seed, args.reasks, judge=cfg.describe())
+        verdicts, report = judge_official(items, client, prompts, args.seed, args.reasks, judge=cfg.describe())
     else:
         settings = RewardSettings.from_args(args)
         scorer = build_scorer(settings, cfg)
         client = scorer.client
-        records, report = judge_longreward(items, scorer, cfg, settings.groups_in_flight)
+        verdicts, report = judge_longreward(items, scorer, cfg, settings.groups_in_flight)
     if cfg.dry_run:
-        judgements = sum(len(r["orders"]) for r in records)
+        judgements = sum(len(v.calls) for v in verdicts)
         print_usage(client.meter, title=f"dry run ({args.mode}): {len(items)} items, {judgements} judgements; "
                                         "estimate, nothing sent")
         return 0
+    records = [v.to_dict() for v in verdicts]
     summary = summarize(records, n_boot=args.bootstrap)
     result = {"benchmark": "Long-RewardBench", "mode": args.mode, "items_per_task": dict(counts), "summary": summary,
-              "judge": report}
+              "judge": report.to_dict()}
     if args.items:
         write_jsonl_atomic(args.items, records)
     if args.output:
@@ -119,9 +119,14 @@ def run(args: argparse.Namespace) -> int:
     print_report(summary, args.mode)
     print_usage(client.meter)
     if args.output or args.items:
-        console.print(f"wrote {', '.join(str(p) for p in outputs)}", markup=False)
+        console.print(f"wrote {', '.join(str(p) for p in (args.output, args.items) if p)}", markup=False)
     return 0
 
+
+def _embed_cache(args: argparse.Namespace) -> str | None:
+    """The embedding cache LongReward mode writes when one is named (its default sits beside the judge cache)."""
+    value = getattr(args, "embed_cache", None) if args.mode == "longreward" else None
+    return None if not value or str(value).lower() == "none" else str(value)
 
 
 def print_report(summary: dict[str, Any], mode: str, where: Console = out_console) -> None:
@@ -132,10 +137,11 @@ def print_report(summary: dict[str, Any], mode: str, where: Console = out_consol
         t.add_row(*row)
     where.print(t)
     s, c = summary["statuses"], summary["consistency"]
-    decided = summary["accuracy_decided"]
-    where.print(f"judgements: {summary['judgements']} ({', '.join(f'{k} {v}' for k, v in s.items())}); "
-                f"accuracy over scored judgements: {'-' if decided is None else f'{100 * decided:.1f}%'}",
-                markup=False)
+    counted = summary["accuracy_counted"]
+    where.print(f"judgements: {summary['judgements']} ({', '.join(f'{k} {v}' for k, v in s.items())}; ties "
+                f"{summary['ties']}, partial rewards {summary['partial_reward']}); items: "
+                f"{', '.join(f'{k} {v}' for k, v in summary['item_statuses'].items())}; accuracy over counted items "
+                f"(unscored left out): {'-' if counted is None else f'{100 * counted:.1f}%'}", markup=False)
     if c["pairs_both_scored"]:
         where.print(f"both-order consistency: {c['consistent']}/{c['pairs_both_scored']} pairs; first position "
                     f"preferred in {100 * c['first_position_preferred']:.1f}% of scored pair judgements", markup=False)

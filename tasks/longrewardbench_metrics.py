@@ -1,18 +1,18 @@
 """Long-RewardBench metrics, as the official evaluator reports them, plus what it leaves unsaid.
 
-An item's judgements ("orders": one per order shown, or one reward comparison) each end as:
+The input is one verdict per item (:class:`lr_eval.records.Verdict` as a dict, its details carrying the item's
+labels), its ``calls`` the judgements (one per order shown, or one reward comparison). A judgement is
 
 * ``scored``: ``value`` is the official ``compare_shuffled`` score, the share of candidates placed at their
-  true rank (a pair: 1 or 0; Best-of-N: partial credit);
-* ``tampered``: the judge's verdict could have come from the evaluated answers (their verdict syntax): 0,
-  flagged, never skipped;
-* ``unscored`` (the judge gave no readable verdict, or a reward could not be computed), ``tie`` (equal
-  rewards) and ``partial_reward`` (rewards averaging different dimensions, not comparable): no value.
+  true rank (a pair: 1 or 0; Best-of-N: partial credit); a LongReward ``tie`` is scored 0 (no ranking);
+* ``tampered``: the verdict could have come from the evaluated answers (:mod:`lr_eval.trust`): 0, counted;
+* ``unscored`` (cause ``judge``: no readable verdict, no reward, or a ``partial_reward``): no value.
 
-The item's score is the mean over its judgements with every judgement that has no value counted 0 -- the
-official evaluator counts an unreadable judgement as 0, so these accuracies are comparable with the paper's,
-and nobody raises them by being unscorable. ``accuracy_decided`` (over scored judgements only) and the rate
-of each status are reported beside them.
+The item's value is the official per-item score, the mean over its judgements with one without a value
+counted 0; a tampered item scores 0, an item with no judgement read is unscored. ``accuracy`` counts an
+unscored item as 0 too, as the official evaluator counts an unreadable judgement (so it is comparable with
+the paper's, and it is the pessimistic bound: nobody raises it by being unscorable); ``accuracy_counted``
+leaves unscored items out (the project's mean); both are reported with the status counts beside them.
 
 Cells (each: accuracy, n, 95% bootstrap interval over items), named as the paper's table: one per task
 (PairWise items, as the official evaluator), ``Same`` / ``Diff`` (PairWise ``subtype`` same or not),
@@ -30,13 +30,12 @@ from lr_eval.reward.agreement import bootstrap_ci
 
 from .longrewardbench import LENGTHS, TASKS
 
-STATUSES = ("scored", "tampered", "unscored", "tie", "partial_reward")
+STATUSES = ("scored", "tampered", "unscored")
 
 
 def item_score(item: Mapping[str, Any]) -> float:
-    """The official per-item result: the mean over its judgements, those without a value counted 0."""
-    outcomes = item["orders"]
-    return sum(o["value"] or 0.0 for o in outcomes) / len(outcomes)
+    """The official per-item result: the verdict's value, an unscored item counted 0."""
+    return float(item["value"] or 0.0)
 
 
 def cell(items: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -49,9 +48,9 @@ def cell(items: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0) 
     return {"accuracy": sum(scores) / len(scores), "n": len(scores), "ci95": ci}
 
 
-def _best_position(outcome: Mapping[str, Any]) -> int | None:
+def _best_position(call: Mapping[str, Any]) -> int | None:
     """The shown position (0 = A) the judgement ranked first, None without a ranking."""
-    ranking, order = outcome.get("ranking"), outcome.get("order")
+    ranking, order = call.get("ranking"), call.get("order")
     if not ranking or not order:
         return None
     return list(order).index(ranking[0])
@@ -66,13 +65,13 @@ def consistency(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for item in items:
         if item["tasktype"] != "PairWise" or item.get("mode") == "longreward":
             continue
-        scored = [o for o in item["orders"] if o["status"] == "scored" and o.get("ranking")]
-        for o in scored:
-            pos = _best_position(o)
+        scored = [c for c in item["calls"] if c["status"] == "scored" and c.get("ranking")]
+        for c in scored:
+            pos = _best_position(c)
             if pos is not None:
                 decided += 1
                 first += int(pos == 0)
-        if len(item["orders"]) == 2 and len(scored) == 2:
+        if len(item["calls"]) == 2 and len(scored) == 2:
             both += 1
             same += int(scored[0]["ranking"][0] == scored[1]["ranking"][0])
     return {"pairs_both_scored": both, "consistent": same, "rate": same / both if both else None,
@@ -80,7 +79,8 @@ def consistency(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def summarize(items: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """The report: the paper's cells, status counts and rates, decided accuracy and both-order consistency."""
+    """The report: the paper's cells, item and judgement status counts and rates (ties and partial rewards
+    beside them), the accuracy over counted items and both-order consistency."""
     def group(keep: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any]:
         return cell([i for i in items if keep(i)], n_boot, seed)
 
@@ -102,20 +102,26 @@ def summarize(items: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int 
         cells["other lengths"] = cell([i for i in pairs if str(i.get("length")) in other], n_boot, seed)
     cells["AVG"] = cell(items, n_boot, seed)
 
-    statuses: Counter[str] = Counter(o["status"] for i in items for o in i["orders"])
-    total = sum(statuses.values())
-    reasons: Counter[str] = Counter(o.get("reason") or o["status"] for i in items for o in i["orders"]
-                                    if o["status"] not in ("scored",))
-    decided = [o["value"] for i in items for o in i["orders"] if o["status"] == "scored"]
+    calls = [c for i in items for c in i["calls"]]
+    statuses: Counter[str] = Counter(c["status"] for c in calls)
+    item_statuses: Counter[str] = Counter(i["status"] for i in items)
+    total = len(calls)
+    reasons: Counter[str] = Counter(c.get("reason") or c["status"] for c in calls if c["status"] != "scored")
+    counted = [float(i["value"]) for i in items if i["value"] is not None]
+    ties = sum(bool(c.get("tie")) for c in calls)
+    partial = sum(bool(c.get("partial_reward")) for c in calls)
     return {
         "items": len(items), "judgements": total, "cells": cells,
-        "statuses": {s: statuses.get(s, 0) for s in STATUSES},
-        "rates": {s: (statuses.get(s, 0) / total if total else None) for s in STATUSES if s != "scored"},
+        "statuses": {s: statuses.get(s, 0) for s in STATUSES}, "ties": ties, "partial_reward": partial,
+        "item_statuses": {s: item_statuses.get(s, 0) for s in STATUSES},
+        "rates": {**{s: (statuses.get(s, 0) / total if total else None) for s in STATUSES if s != "scored"},
+                  "tie": ties / total if total else None},
         "not_scored_reasons": dict(reasons.most_common()),
-        "accuracy_decided": sum(decided) / len(decided) if decided else None,
+        "accuracy_counted": sum(counted) / len(counted) if counted else None,
         "consistency": consistency(items),
-        "note": "accuracy counts every judgement without a value (unscored, tie, partial reward) as 0 and a "
-                "tampered one as 0, as the official evaluator counts an unreadable judgement",
+        "note": "accuracy counts a judgement without a value (unscored) as 0, a tampered one as 0 and a tie as 0, "
+                "as the official evaluator counts an unreadable judgement; accuracy_counted leaves unscored items "
+                "out",
     }
 
 

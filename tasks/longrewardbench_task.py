@@ -16,8 +16,8 @@ and ``longrewardbench_formats`` (comma-separated), ``longrewardbench_prompts`` (
 
 Metrics (0-1, as :mod:`lr_eval.tasks.longrewardbench_metrics`; every judgement without a value counts 0):
 ``acc`` (all items), ``acc_pairwise``, ``acc_bestofn``, ``acc_<task>`` (PairWise items), ``acc_same``,
-``acc_diff``, ``acc_rank<n>``, ``acc_<length>`` (PairWise items, 4k-128k), ``acc_decided`` (scored judgements
-only), ``consistency`` (both-order), ``first_position`` (share of scored pair judgements preferring answer A),
+``acc_diff``, ``acc_rank<n>``, ``acc_<length>`` (PairWise items, 4k-128k), ``acc_counted`` (unscored items
+left out), ``consistency`` (both-order), ``first_position`` (share of scored pair judgements preferring answer A),
 and the counts ``unscored``, ``tampered``, ``tie``, ``partial_reward``.
 """
 
@@ -28,6 +28,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from lr_eval.records import JudgeCall, JudgeReport, Verdict
 from lr_eval.reward.settings import RewardSettings
 
 from .judging import BatchJudgeFilter, build_judge, decode_verdict, register_judge_filter, require_judge
@@ -38,6 +39,7 @@ from .longrewardbench import (
     TASKS,
     Item,
     Prompts,
+    item_verdict,
     judge_longreward,
     load_items,
     official_request,
@@ -98,25 +100,27 @@ def doc_to_text(doc: Mapping[str, Any]) -> str:
     return f"{system}\n\n{user}"
 
 
-def _value(doc: Mapping[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-    """What every metric of one doc carries: the item's labels and this judgement's outcome."""
-    item = {k: doc[k] for k in ("task", "index", "tasktype", "subtype", "length")}
+_LABELS = ("task", "index", "tasktype", "subtype", "length")
+
+
+def _value(doc: Mapping[str, Any], call: JudgeCall) -> dict[str, Any]:
+    """What every metric of one doc carries: the item's labels and this judgement (a judge call record)."""
     mode = "prompt" if "order" in doc else "longreward"
-    return {**item, "mode": mode, "key": f"{doc['task']}:{doc['index']}", "outcome": outcome}
+    return {**{k: doc[k] for k in _LABELS}, "mode": mode, "key": f"{doc['task']}:{doc['index']}",
+            "call": call.to_dict()}
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     """The model's judgement of one doc (generative mode), read through the trust layer."""
     answer = results[0] if results else ""
-    outcome = read_generated(str(doc["system"]), str(doc["version"]), Item.from_doc(doc), doc["order"], str(answer))
-    outcome.pop("rationale", None)
-    return {name: _value(doc, outcome) for name in METRICS}
+    call = read_generated(str(doc["system"]), str(doc["version"]), Item.from_doc(doc), doc["order"], str(answer))
+    return {name: _value(doc, call) for name in METRICS}
 
 
 def process_reward_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """One item's LongReward comparison (from the filter's verdict)."""
-    verdict = decode_verdict(results, ("orders",), REWARD_TASK, filter_name="longreward", kind="LongReward")
-    return {name: _value(doc, verdict["orders"][0]) for name in METRICS}
+    """One item's LongReward comparison (the filter's verdict holds it as its one call)."""
+    verdict = decode_verdict(results, REWARD_TASK, filter_name="longreward", kind="LongReward")
+    return {name: _value(doc, verdict.calls[0]) for name in METRICS}
 
 
 class LongRewardBenchFilter(BatchJudgeFilter):
@@ -127,14 +131,16 @@ class LongRewardBenchFilter(BatchJudgeFilter):
     json_default = str
 
     def judge(self, name: str, metadata: dict[str, Any], docs: Sequence[dict[str, Any]],
-              responses: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+              responses: list[str]) -> tuple[list[Verdict], JudgeReport]:
         from lr_eval.reward import build_scorer
 
         _, cfg = build_judge(name, metadata)
         settings = RewardSettings.from_mapping(metadata, "reward_", where="--metadata", ignore_others=True)
-        records, report = judge_longreward([Item.from_doc(d) for d in docs], build_scorer(settings, cfg), cfg,
-                                           settings.groups_in_flight)
-        return [{**r, "response": resp} for r, resp in zip(records, responses, strict=True)], report
+        verdicts, report = judge_longreward([Item.from_doc(d) for d in docs], build_scorer(settings, cfg), cfg,
+                                            settings.groups_in_flight)
+        for verdict, response in zip(verdicts, responses, strict=True):
+            verdict.response = response
+        return verdicts, report
 
 
 register_judge_filter(FILTER_NAME, LongRewardBenchFilter)
@@ -144,13 +150,13 @@ register_judge_filter(FILTER_NAME, LongRewardBenchFilter)
 
 
 def _records(values: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per-doc values grouped back into item records (the metrics module's input), in first-seen order."""
-    items: dict[str, dict[str, Any]] = {}
+    """Per-doc values grouped back into item verdicts (the metrics module's input), in first-seen order: the
+    same :func:`~lr_eval.tasks.longrewardbench.item_verdict` as the command's."""
+    items: dict[str, tuple[dict[str, Any], list[JudgeCall]]] = {}
     for v in values:
-        rec = items.setdefault(v["key"], {k: v[k] for k in ("task", "tasktype", "subtype", "length", "mode")}
-                               | {"orders": []})
-        rec["orders"].append(v["outcome"])
-    return list(items.values())
+        labels, calls = items.setdefault(v["key"], ({k: v[k] for k in (*_LABELS, "key", "mode")}, []))
+        calls.append(JudgeCall.from_dict(v["call"]))
+    return [item_verdict(labels, calls).to_dict() for labels, calls in items.values()]
 
 
 def _accuracy(keep: Callable[[Mapping[str, Any]], bool]) -> Callable[[Sequence[Mapping[str, Any]]], float]:
@@ -165,12 +171,15 @@ def _pair(r: Mapping[str, Any]) -> bool:
 
 
 def _count(status: str) -> Callable[[Sequence[Mapping[str, Any]]], float]:
-    return lambda values: float(sum(v["outcome"]["status"] == status for v in values))
+    """Judgements with `status` (scored, tampered, unscored), or with the flag `status` (tie, partial_reward)."""
+    def aggregate(values: Sequence[Mapping[str, Any]]) -> float:
+        return float(sum(v["call"]["status"] == status or bool(v["call"].get(status)) for v in values))
+    return aggregate
 
 
-def _decided(values: Sequence[Mapping[str, Any]]) -> float:
-    scored = [v["outcome"]["value"] for v in values if v["outcome"]["status"] == "scored"]
-    return sum(scored) / len(scored) if scored else float("nan")
+def _counted(values: Sequence[Mapping[str, Any]]) -> float:
+    counted = [float(r["value"]) for r in _records(values) if r["value"] is not None]
+    return sum(counted) / len(counted) if counted else float("nan")
 
 
 def _consistency(key: str) -> Callable[[Sequence[Mapping[str, Any]]], float]:
@@ -191,7 +200,7 @@ AGGREGATE: dict[str, Callable[[Sequence[Mapping[str, Any]]], float]] = {
     **{f"acc_rank{n}": _accuracy(lambda r, n=n: r["tasktype"] == "BestOfN" and str(r["subtype"]) == str(n))
        for n in (2, 3, 4)},
     **{f"acc_{b}": _accuracy(lambda r, b=b: _pair(r) and r["length"] == b) for b in LENGTHS},
-    "acc_decided": _decided,
+    "acc_counted": _counted,
     "consistency": _consistency("rate"),
     "first_position": _consistency("first_position_preferred"),
     **{s: _count(s) for s in ("unscored", "tampered", "tie", "partial_reward")},
