@@ -31,7 +31,6 @@ import hashlib
 import os
 import random
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path

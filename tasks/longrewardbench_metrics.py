@@ -38,6 +38,16 @@ def item_score(item: Mapping[str, Any]) -> float:
     return float(item["value"] or 0.0)
 
 
+Keep = Callable[[Mapping[str, Any]], bool]
+
+
+def labelled(tasktype: str, field: str | None = None, value: str | None = None) -> Keep:
+    """The items of a format (PairWise, BestOfN) whose label `field` is `value` (any, without a field)."""
+    def keep(item: Mapping[str, Any]) -> bool:
+        return item["tasktype"] == tasktype and (field is None or str(item.get(field)) == value)
+    return keep
+
+
 def cell(items: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Accuracy of a group of items with its size and 95% bootstrap interval (None for an empty group, or with
     ``n_boot`` 0)."""
@@ -81,20 +91,20 @@ def consistency(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 def summarize(items: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The report: the paper's cells, item and judgement status counts and rates (ties and partial rewards
     beside them), the accuracy over counted items and both-order consistency."""
-    def group(keep: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any]:
+    def group(keep: Keep) -> dict[str, Any]:
         return cell([i for i in items if keep(i)], n_boot, seed)
 
     pairs = [i for i in items if i["tasktype"] == "PairWise"]
     tasks = [t for t in TASKS if any(i["task"] == t for i in items)]
     tasks += sorted({str(i["task"]) for i in items} - set(tasks))
     ranks = sorted({str(i["subtype"]) for i in items if i["tasktype"] == "BestOfN"}, key=lambda s: (len(s), s))
-    cells: dict[str, Any] = {t: group(lambda i, t=t: i["tasktype"] == "PairWise" and i["task"] == t) for t in tasks}
+    cells: dict[str, Any] = {t: group(labelled("PairWise", "task", t)) for t in tasks}
     cells["Same"] = cell([i for i in pairs if i.get("subtype") == "same"], n_boot, seed)
     cells["Diff"] = cell([i for i in pairs if i.get("subtype") != "same"], n_boot, seed)
     cells["PairWise"] = cell(pairs, n_boot, seed)
     for r in ranks:
-        cells[f"Rank{r}"] = group(lambda i, r=r: i["tasktype"] == "BestOfN" and str(i["subtype"]) == r)
-    cells["BestOfN"] = group(lambda i: i["tasktype"] == "BestOfN")
+        cells[f"Rank{r}"] = group(labelled("BestOfN", "subtype", r))
+    cells["BestOfN"] = group(labelled("BestOfN"))
     for bucket in LENGTHS:
         cells[bucket] = cell([i for i in pairs if i.get("length") == bucket], n_boot, seed)
     other = sorted({str(i.get("length")) for i in pairs} - set(LENGTHS))

@@ -14,7 +14,8 @@
 and ``longrewardbench_formats`` (comma-separated), ``longrewardbench_prompts`` (a local official prompt file),
 ``longrewardbench_seed``.
 
-Metrics (0-1, as :mod:`lr_eval.tasks.longrewardbench_metrics`; every judgement without a value counts 0):
+Metrics (accuracies in percent, as :mod:`lr_eval.tasks.longrewardbench_metrics`; every judgement without a value
+counts 0; ``consistency`` and ``first_position`` are rates 0-1):
 ``acc`` (all items), ``acc_pairwise``, ``acc_bestofn``, ``acc_<task>`` (PairWise items), ``acc_same``,
 ``acc_diff``, ``acc_rank<n>``, ``acc_<length>`` (PairWise items, 4k-128k), ``acc_counted`` (unscored items
 left out), ``consistency`` (both-order), ``first_position`` (share of scored pair judgements preferring answer A),
@@ -46,7 +47,7 @@ from .longrewardbench import (
     orders,
     read_generated,
 )
-from .longrewardbench_metrics import cell, consistency
+from .longrewardbench_metrics import cell, consistency, labelled
 
 TASK = "longreward_longrewardbench"
 REWARD_TASK = "longreward_longrewardbench_longreward"
@@ -160,9 +161,10 @@ def _records(values: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _accuracy(keep: Callable[[Mapping[str, Any]], bool]) -> Callable[[Sequence[Mapping[str, Any]]], float]:
+    """Accuracy in percent (the paper's scale and the suite's 0-100) of the items `keep` takes."""
     def aggregate(values: Sequence[Mapping[str, Any]]) -> float:
         acc = cell([r for r in _records(values) if keep(r)], n_boot=0)["accuracy"]
-        return float("nan") if acc is None else float(acc)
+        return float("nan") if acc is None else 100.0 * float(acc)
     return aggregate
 
 
@@ -179,7 +181,7 @@ def _count(status: str) -> Callable[[Sequence[Mapping[str, Any]]], float]:
 
 def _counted(values: Sequence[Mapping[str, Any]]) -> float:
     counted = [float(r["value"]) for r in _records(values) if r["value"] is not None]
-    return sum(counted) / len(counted) if counted else float("nan")
+    return 100.0 * sum(counted) / len(counted) if counted else float("nan")
 
 
 def _consistency(key: str) -> Callable[[Sequence[Mapping[str, Any]]], float]:
@@ -194,12 +196,11 @@ AGGREGATE: dict[str, Callable[[Sequence[Mapping[str, Any]]], float]] = {
     "acc": _accuracy(lambda r: True),
     "acc_pairwise": _accuracy(_pair),
     "acc_bestofn": _accuracy(lambda r: r["tasktype"] == "BestOfN"),
-    **{f"acc_{t.lower()}": _accuracy(lambda r, t=t: _pair(r) and r["task"] == t) for t in TASKS},
+    **{f"acc_{t.lower()}": _accuracy(labelled("PairWise", "task", t)) for t in TASKS},
     "acc_same": _accuracy(lambda r: _pair(r) and r["subtype"] == "same"),
     "acc_diff": _accuracy(lambda r: _pair(r) and r["subtype"] != "same"),
-    **{f"acc_rank{n}": _accuracy(lambda r, n=n: r["tasktype"] == "BestOfN" and str(r["subtype"]) == str(n))
-       for n in (2, 3, 4)},
-    **{f"acc_{b}": _accuracy(lambda r, b=b: _pair(r) and r["length"] == b) for b in LENGTHS},
+    **{f"acc_rank{n}": _accuracy(labelled("BestOfN", "subtype", str(n))) for n in (2, 3, 4)},
+    **{f"acc_{b}": _accuracy(labelled("PairWise", "length", b)) for b in LENGTHS},
     "acc_counted": _counted,
     "consistency": _consistency("rate"),
     "first_position": _consistency("first_position_preferred"),
