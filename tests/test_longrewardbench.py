@@ -456,3 +456,29 @@ def test_answer_formats_match_what_the_parser_reads() -> None:
         assert not pattern.fullmatch(refused)
     repeated = "x [[A>A>B]]"
     assert re.fullmatch(lrb.answer_format(3).regex(256), repeated) and not lrb.parse_choice(repeated).scored
+
+
+def test_synthetic_composition(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/longrewardbench_synthetic.py writes the paper's composition in the official format (at 1% of the
+    bucket lengths here): the per-task counts, every bucket, the contexts' lengths; the dry run counts 2 calls a
+    pair and 1 a Best-of-N item."""
+    import subprocess
+    import sys
+
+    from lr_eval.accounting import estimate_tokens
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "longrewardbench_synthetic.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "d"), "--scale", "0.01", "--bestofn", "0.1"],
+                   check=True, capture_output=True)
+    items = lrb.load_items({lrb.DATA_KEY: str(tmp_path / "d")})
+    assert {t: sum(i.task == t for i in items) for t in lrb.TASKS} == lrb.PAPER_COUNTS and len(items) == 1900
+    longqa = [i for i in items if i.task == "LongQA"]
+    assert [sum(i.length == b for i in longqa) for b in lrb.LENGTHS] == [87] * 6
+    ranks = [i for i in items if i.tasktype == "BestOfN"]
+    assert len(ranks) == sum(round(n * 0.1) for n in lrb.PAPER_COUNTS.values()) and len(ranks[0].candidates) == 3
+    big = next(i for i in items if i.length == "128k")
+    assert abs(estimate_tokens(big.prompt) - 1311) < 40  # 1% of 131,072, plus the header and question
+    assert len({i.prompt for i in items}) == 1900
+    assert main(["longrewardbench", "--data", str(tmp_path / "d"), "--prompts", str(PROMPTS), "--model", "j",
+                 "--base-url", "http://127.0.0.1:9/v1", "--dry-run"]) == 0
+    assert f"1900 items, {2 * (1900 - len(ranks)) + len(ranks)} judgements" in capsys.readouterr().err
