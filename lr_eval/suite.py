@@ -172,6 +172,12 @@ FAMILIES: tuple[Family, ...] = (
            (Dataset("plain"), Dataset("cot"), Dataset("no_context"), Dataset("rag")), section="longbench_v2",
            source="THUDM/LongBench (Bai et al., 2025): LongBench v2's pred.py and result.py, generative, "
                   "answer parsed from 'The correct answer is (X)'"),
+    Family("longrewardbench", "Long-RewardBench (the model as the judge)", "longreward_longrewardbench", "acc",
+           "0-100", source="LCM-Lab/Long-RM (Tang et al., 2025): its generative-judge prompts and compare_shuffled "
+                           "accuracy, pairs in both orders"),
+    Family("longrewardbench_longreward", "Long-RewardBench (LongReward as the reward)",
+           "longreward_longrewardbench_longreward", "acc", "0-100", judged=True,
+           source="LCM-Lab/Long-RM (Tang et al., 2025): the higher LongReward reward preferred"),
     # ---- New families go here. A section the board has no layout for shows one column per dataset (per
     # ---- one-task family) and, when all are on one scale, their mean.
 )

@@ -60,7 +60,8 @@ from lr_eval.records import SCORED, TAMPERED, Verdict
 from lr_eval.report import print_usage
 from lr_eval.types import ChatRequest
 
-from .judging import JudgeNotConfigured, judge_samples, no_judge_message
+from .judge_config import JudgeNotConfigured, no_judge_message
+from .judged_samples import judge_samples
 from .mtbench import FILES, JUDGE_MAX_TOKENS, MTBenchSpec, Question, Rubric, conversation, data_file, read_questions
 from .mtbench import _records as jsonl_records
 from .mtbench_cli import read_answers

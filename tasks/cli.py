@@ -12,12 +12,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_alpacaeval_metrics)
 
     from .agreement import register as register_agreement
+    from .longrewardbench_cli import register as register_longrewardbench
     from .mtbench_cli import register as register_mtbench
     from .rejudge import register as register_rejudge
 
     register_rejudge(sub)
     register_mtbench(sub)
     register_agreement(sub)
+    register_longrewardbench(sub)
 
 
 def _alpacaeval_metrics(a: argparse.Namespace) -> int:

@@ -67,7 +67,7 @@ def judge_cost(results: Sequence[ChatResult], client: JudgeClient) -> float | No
                for r in results if r.ok and not r.cached)
 
 
-def _usage(results: Sequence[ChatResult]) -> dict[str, Any]:
+def call_usage(results: Sequence[ChatResult]) -> dict[str, Any]:
     return {"calls": len(results), "input_tokens": sum(r.usage.input_tokens for r in results),
             "output_tokens": sum(r.usage.output_tokens for r in results), "cached": all(r.cached for r in results)}
 
@@ -83,7 +83,7 @@ def judge_call(spec: JudgeSpec, parsed: Parsed, results: Sequence[ChatResult], c
         details["reask_answer"] = results[-1].content
     return JudgeCall(status=parsed.status, value=parsed.value, cause=parsed.cause, reason=parsed.reason,
                      template_id=spec.template_id, template_version=spec.template_version,
-                     answer=results[0].content if results[0].ok else None, usage=_usage(results),
+                     answer=results[0].content if results[0].ok else None, usage=call_usage(results),
                      cost_usd=judge_cost(results, client), details=details)
 
 
