@@ -9,6 +9,7 @@ the same tree, so a category's interval accounts for every dataset in it.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -77,7 +78,8 @@ def primary_metric(tr: TaskResult, preferred: tuple[str, ...] = ("score",)) -> s
     cands = [m for m in tr.metrics if not is_judge_metric(m) and m not in NOT_SCORES
              and not m.endswith((*_BUCKET_SUFFIXES, PESSIMISTIC))]
     better = [m for m in cands if tr.higher_is_better.get(m, True)]
-    return (better or cands or [None])[0]
+    pool = better or cands
+    return pool[0] if pool else None
 
 
 # ----------------------------------------------------------------------------------------- estimators
@@ -245,7 +247,8 @@ class Estimator:
         if not parts or any(p.value is None for p in parts):
             return Estimate(None)
         value = float(np.mean([p.value for p in parts]))
-        reps = np.mean([p.reps for p in parts], axis=0) if all(p.reps is not None for p in parts) else None
+        reps_of = [p.reps for p in parts if p.reps is not None]
+        reps = np.mean(reps_of, axis=0) if len(reps_of) == len(parts) else None
         se = None
         if reps is None and all(p.stderr is not None for p in parts):  # independent tasks: Var(mean) = sum(var)/k^2
             se = math.sqrt(sum((p.stderr or 0.0) ** 2 for p in parts)) / len(parts)  # all not None (checked above)
@@ -556,6 +559,11 @@ def standard_sections() -> list[Section]:
     return [LAYOUTS[key]() if key in LAYOUTS else family_section(fams) for key, fams in sections.items()]
 
 
+def _task_leaf(task: str, metric: str, run: Run) -> tuple[Est | None, str | None]:
+    """A task's metric as it stands in the run, or nothing where the run lacks the task."""
+    return (Leaf(task, metric), None) if task in run.tasks else (None, None)
+
+
 def other_section(runs: list[Run]) -> Section | None:
     """One column per task (primary metric) for tasks the suite does not know."""
     cols: dict[str, Column] = {}
@@ -567,7 +575,7 @@ def other_section(runs: list[Run]) -> Section | None:
             if m is None:
                 continue
             cols[t] = Column(f"other_{t}", f"{t} ({m})", f"task {t}, metric {m}",
-                             (lambda r, t=t, m=m: (Leaf(t, m), None) if t in r.tasks else (None, None)), decimals=2)
+                             functools.partial(_task_leaf, t, m), decimals=2)
     if not cols:
         return None
     return Section("other", "Other tasks", "Tasks outside the LongReward suite, primary metric each.",
@@ -717,10 +725,18 @@ def _find(obj: Any, keys: tuple[str, ...]) -> Any:
     return None
 
 
+def _id_and_version(key: str, value: str) -> tuple[str, str]:
+    """("id", "version") from "id@version", else (key, value)."""
+    if "@" in value:
+        template, _, version = value.partition("@")
+        return template, version
+    return key, value
+
+
 def _as_templates(value: Any, default_name: str) -> dict[str, str]:
     """Template id -> version from a dict, a list of ids, a bare version (named after the task) or an id."""
     if isinstance(value, dict):  # {id: version}, or {stage: "id@version"} as LongReward's audit logs them
-        return dict(str(v).split("@", 1) if "@" in str(v) else (str(k), str(v)) for k, v in value.items())
+        return dict(_id_and_version(str(k), str(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return {str(v): "" for v in value}
     if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"v?[\d.]+", value)):

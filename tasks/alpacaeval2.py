@@ -563,7 +563,8 @@ def corpus_metrics(rows: tuple[_Row, ...]) -> dict[str, Any]:
     annotations = [{"output_1": "\0" * r[3], "output_2": "\0" * r[2], "preference": r[1]} for r in rows]
     gamed_path = rows[0][6]
     try:
-        lc = length_controlled_winrate(annotations, [r[4] for r in rows],
+        difficulty = [r[4] for r in rows if r[4] is not None]
+        lc = length_controlled_winrate(annotations, difficulty if len(difficulty) == len(rows) else None,
                                        _gamed_rows(gamed_path) if gamed_path else None, glm=glm)
     except ValueError as e:
         log.warning("length-controlled win rate not computed (%s): %s", glm, e)

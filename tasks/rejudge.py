@@ -257,7 +257,8 @@ def _groups(tm: Any, present: dict[str, Any]) -> dict[str, Any]:
         raw = _yaml(tm.task_index[name])
         group = Group.from_config(GroupConfig(**{**{k: v for k, v in raw.items() if k in group_fields},
                                                  "group": name}))
-        members = raw.get("task") if isinstance(raw.get("task"), list) else []
+        listed = raw.get("task")
+        members = listed if isinstance(listed, list) else []
         for member in members:
             child_name = member if isinstance(member, str) else member.get("task") or member.get("group")
             entry = tm.task_index.get(child_name)
