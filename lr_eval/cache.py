@@ -95,14 +95,16 @@ class ResponseCache:
 
     def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The stored answers among `keys`, in a few queries rather than one per key."""
-        found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _BATCH):
-            part = unique[start:start + _BATCH]
-            rows = self._db.execute(f"SELECT key, value FROM answers WHERE key IN ({','.join('?' * len(part))})",
-                                    part).fetchall()
-            found.update((k, json.loads(v)) for k, v in rows)
-        return found
+        rows = self._for_keys("SELECT key, value FROM answers WHERE", [], list(dict.fromkeys(keys)))
+        return {k: json.loads(v) for k, v in rows}
+
+    def _for_keys(self, sql: str, params: Sequence[Any], keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Run `sql` + `key IN (...)` over `keys` in batches of _BATCH (SQLite's parameter limit); its rows."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(keys), _BATCH):
+            part = list(keys[start:start + _BATCH])
+            rows += self._db.execute(f"{sql} key IN ({','.join('?' * len(part))})", [*params, *part]).fetchall()
+        return rows
 
     def put(self, key: str, model: str, template: str, value: dict[str, Any]) -> None:
         """Store an answer. A claim on it may stay a while: `claim` looks for answers first, and the owner
@@ -142,12 +144,7 @@ class ResponseCache:
 
     def _takeable(self, keys: Sequence[str], owner: str, lease: float, now: float) -> bool:
         """Whether a claim transaction could win any of `keys`: one nobody holds, ours, or one to take over."""
-        held: set[str] = set()
-        for start in range(0, len(keys), _BATCH):
-            part = list(keys[start:start + _BATCH])
-            rows = self._db.execute(f"SELECT key FROM claims WHERE owner != ? AND key IN ({','.join('?' * len(part))})",
-                                    [owner, *part]).fetchall()
-            held.update(k for (k,) in rows)
+        held = {k for (k,) in self._for_keys("SELECT key FROM claims WHERE owner != ? AND", [owner], keys)}
         if len(held) < len(set(keys)):
             return True
         return bool(self._expired(list(held), owner, lease, now))
@@ -155,30 +152,17 @@ class ResponseCache:
     def _expired(self, keys: Sequence[str], owner: str, lease: float, now: float) -> list[tuple[str, str, float]]:
         """Other owners' claims among `keys` that may be taken over: expired, and their owner not a running
         process of this host, or the claim STALE_LEASES leases past its expiry."""
-        rows: list[tuple[str, str, float]] = []
-        for start in range(0, len(keys), _BATCH):
-            part = list(keys[start:start + _BATCH])
-            rows += self._db.execute(
-                f"SELECT key, owner, expires FROM claims WHERE owner != ? AND expires < ? "
-                f"AND key IN ({','.join('?' * len(part))})", [owner, now, *part]).fetchall()
+        rows = self._for_keys("SELECT key, owner, expires FROM claims WHERE owner != ? AND expires < ? AND",
+                              [owner, now], keys)
         running = {o: owner_running(o) for o in {o for _, o, _ in rows}}
         return [(k, o, e) for k, o, e in rows if not running[o] or e < now - STALE_LEASES * lease]
 
     def _owned_by(self, keys: Sequence[str], owner: str) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(keys), _BATCH):
-            part = list(keys[start:start + _BATCH])
-            rows = self._db.execute(f"SELECT key FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(part))})",
-                                    [owner, *part]).fetchall()
-            found.update(k for (k,) in rows)
-        return found
+        return {k for (k,) in self._for_keys("SELECT key FROM claims WHERE owner = ? AND", [owner], keys)}
 
     def release(self, keys: Sequence[str], owner: str) -> None:
         """Drop `owner`'s claims (a request that ended without an answer)."""
-        for start in range(0, len(keys), _BATCH):
-            part = list(keys[start:start + _BATCH])
-            self._db.execute(f"DELETE FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(part))})",
-                             [owner, *part])
+        self._for_keys("DELETE FROM claims WHERE owner = ? AND", [owner], keys)
 
     def heartbeat(self, owner: str, lease: float, holding: Callable[[], bool]) -> ClaimHeartbeat:
         """A heartbeat that keeps `owner`'s claims alive while `holding()` says it holds any."""
