@@ -7,10 +7,10 @@ far their judge can be trusted (agreement with a reference, on which items, with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from lr_eval.jsonl import read_json
 from lr_eval.stats import AGREEMENT_REPORT_SCHEMA, AgreementSummary, Estimate, model_key
 _LABELS = {"agreement": "agreement", "agreement_without_ties": "no ties", "spearman": "Spearman",
            "kendall": "Kendall", "pearson": "Pearson"}
@@ -21,7 +21,7 @@ def load_summaries(paths: Sequence[str | Path]) -> list[AgreementSummary]:
     out = []
     for path in paths:
         try:
-            report = json.loads(Path(path).read_text(encoding="utf-8"))
+            report = read_json(path)
             if not isinstance(report, dict) or report.get("schema") != AGREEMENT_REPORT_SCHEMA:
                 raise ValueError(f"schema is not {AGREEMENT_REPORT_SCHEMA}")
             out.append(AgreementSummary.from_dict(report["summary"]))

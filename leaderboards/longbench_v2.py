@@ -14,13 +14,12 @@ LongReward paper's tables, read at a pinned commit), or a file in the same forma
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lr_eval.jsonl import InputError, read_jsonl
+from lr_eval.jsonl import InputError, read_json, read_jsonl
 from lr_eval.suite import FAMILY
 
 from .reader import Run, Sample, TaskResult
@@ -108,12 +107,7 @@ def _need(obj: Any, key: str, kind: type | tuple[type, ...], path: Path, where: 
 def load_published(path: Path | None = None) -> Published:
     """Read and check a published-rows file (default: the packaged one); an error names the file and field."""
     path = path or PUBLISHED_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise InputError(path, None, None, f"cannot read: {e.strerror}") from None
-    except ValueError as e:
-        raise InputError(path, None, None, f"not JSON ({e})") from None
+    data = read_json(path)
     source, url, commit = (_need(data, k, str, path, "") for k in ("source", "url", "commit"))
     protocol = _need(data, "protocol", dict, path, "")
     rows = _need(data, "rows", list, path, "")

@@ -54,7 +54,7 @@ from rich.console import Console
 
 from lr_eval import stats
 from lr_eval.config import JudgeConfig, add_judge_args, build_client
-from lr_eval.jsonl import InputError, check_paths, require, write_text_atomic
+from lr_eval.jsonl import BOM, InputError, check_input_file, check_paths, read_json, require, write_text_atomic
 from lr_eval.progress import console
 from lr_eval.records import SCORED, TAMPERED, Verdict
 from lr_eval.report import print_usage
@@ -148,13 +148,11 @@ class Reference:
 
 def _records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """JSONL records, or the elements of one JSON list (numbered from 1); the first bad one is the error."""
-    p = Path(path)
-    text = p.read_text(encoding="utf-8", errors="replace") if p.is_file() else ""
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise InputError(path, None, None, f"not a JSON list ({e})") from None
+    p = check_input_file(path)
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    if head.removeprefix(BOM).lstrip().startswith(b"["):
+        data = read_json(p)
         out = []
         for n, rec in enumerate(data, 1):
             if not isinstance(rec, dict):
@@ -891,10 +889,7 @@ def write_page(report: Mapping[str, Any], path: Path) -> None:
 
 def load_report(path: str | Path) -> dict[str, Any]:
     """A judge-agreement report, checked to be one."""
-    try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InputError(path, None, None, f"not a readable JSON report ({e})") from None
+    report = read_json(path)
     if not isinstance(report, dict) or report.get("schema") != REPORT_SCHEMA:
         raise InputError(path, None, "schema", f"not a judge-agreement report (expected schema {REPORT_SCHEMA})")
     return report
