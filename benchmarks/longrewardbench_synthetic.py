@@ -18,11 +18,11 @@ share F of each task's items Best-of-N with 3 candidates (the dataset card: 3-4)
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 from typing import Any
 
+from lr_eval.jsonl import write_jsonl_atomic
 from lr_eval.tasks.longrewardbench import LENGTHS, PAPER_COUNTS, TASKS
 
 WORDS = ("the and for was are but not you all any can had her one our out day get has him his how man new now old "
@@ -83,9 +83,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for task in TASKS:
         rows = records(task, PAPER_COUNTS[task], args.scale, args.bestofn, pool, args.seed)
-        with (args.out / f"{task}.jsonl").open("w", encoding="utf-8") as f:
-            for rec in rows:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        write_jsonl_atomic(args.out / f"{task}.jsonl", rows)
         print(f"{task}: {len(rows)} items", flush=True)
 
 
