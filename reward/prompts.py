@@ -293,21 +293,21 @@ Answer "Analysis:", then per statement in order its id and one or two sentences 
 passages; then "Verdicts:", then one line per statement in order: the id, a colon, one verdict exactly as \
 above in double square brackets, nothing else.
 
-Example 1 (three statements; real ones list more passages each)
+Example 1 (three statements; real ones list about five passages each)
 <passages>
-<passage id="4">... the bridge was closed to traffic in 2019 while repairs were carried out ...</passage>
-<passage id="11">... museum visitors passed two million in 2022 ...</passage>
-<passage id="30">... the treaty, signed by the three founding states ...</passage>
+<passage id="1">... the bridge was closed to traffic in 2019 while repairs were carried out ...</passage>
+<passage id="2">... museum visitors passed two million in 2022 ...</passage>
+<passage id="3">... the treaty, signed by the three founding states ...</passage>
 </passages>
 <statements>
-<statement id="S1" passages="4, 30">The bridge was closed for repairs in 2019.</statement>
-<statement id="S2" passages="11">The museum had 2 million visitors in 2022, mostly from Asia.</statement>
-<statement id="S3" passages="30">The treaty was signed by five countries.</statement>
+<statement id="S1" passages="1, 3">The bridge was closed for repairs in 2019.</statement>
+<statement id="S2" passages="2">The museum had 2 million visitors in 2022, mostly from Asia.</statement>
+<statement id="S3" passages="3">The treaty was signed by five countries.</statement>
 </statements>
 Analysis:
-S1: Passage 4 states the 2019 closure for repairs.
-S2: Passage 11 supports the count and year, not the origin; the larger part is supported.
-S3: Passage 30 says three states, not five.
+S1: Passage 1 states the 2019 closure for repairs.
+S2: Passage 2 supports the count and year, not the origin: the larger part.
+S3: Passage 3 says three states, not five.
 Verdicts:
 S1: [[fully supported]]
 S2: [[partially supported]]
@@ -658,20 +658,20 @@ _ZH_SUPPORT_BATCH = f"""\
 
 示例 1（三条陈述；实际每条会列出更多段落）
 <passages>
-<passage id="4">……检查人员发现缆索锈蚀后，这座桥在 2019 年 4 月至 11 月期间禁止通行，进行维修……</passage>
-<passage id="11">……2022 年博物馆游客人数首次突破两百万……</passage>
-<passage id="12">……为亚洲艺术藏品而建的新展厅于春季开放……</passage>
-<passage id="30">……这项由三个创始国签署的条约生效后……</passage>
+<passage id="1">……检查人员发现缆索锈蚀后，这座桥在 2019 年 4 月至 11 月期间禁止通行，进行维修……</passage>
+<passage id="2">……2022 年博物馆游客人数首次突破两百万……</passage>
+<passage id="3">……为亚洲艺术藏品而建的新展厅于春季开放……</passage>
+<passage id="4">……这项由三个创始国签署的条约生效后……</passage>
 </passages>
 <statements>
-<statement id="S1" passages="4, 30">这座桥于 2019 年因维修而关闭。</statement>
-<statement id="S2" passages="11">博物馆 2022 年接待了 200 万名游客，大多来自亚洲。</statement>
-<statement id="S3" passages="12, 30">该条约由五个国家签署。</statement>
+<statement id="S1" passages="1, 4">这座桥于 2019 年因维修而关闭。</statement>
+<statement id="S2" passages="2">博物馆 2022 年接待了 200 万名游客，大多来自亚洲。</statement>
+<statement id="S3" passages="3, 4">该条约由五个国家签署。</statement>
 </statements>
 分析：
-S1：段落 4 写明 2019 年因维修而关闭，全部得到支持。
-S2：段落 11 支持人数和年份；游客来源不在段落 11 中（段落 12 没有列给 S2）。大部分内容得到支持。
-S3：段落 30 说是三个国家签署，与五个国家相矛盾。
+S1：段落 1 写明 2019 年因维修而关闭，全部得到支持。
+S2：段落 2 支持人数和年份；游客来源不在段落 2 中（段落 3 没有列给 S2）。大部分内容得到支持。
+S3：段落 4 说是三个国家签署，与五个国家相矛盾。
 Verdicts:
 S1: [[fully supported]]
 S2: [[partially supported]]
@@ -857,7 +857,9 @@ _SOURCES: dict[tuple[str, str], tuple[str, str]] = {
 # Bump a stage's version whenever its text (either language) changes: it is part of the cache key.
 # v2 of statements: an empty list instead of a [[NO STATEMENTS]] marker (README, "Answer formats").
 # v2 of support_batch: the same rules, verdicts and answer format in fewer words, one shorter example (English).
-VERSIONS: dict[str, str] = {**{stage: "1" for stage in STAGES}, "statements": "2", "support_batch": "2"}
+# v3 of support_batch: passages numbered 1, 2, ... within the call (document order) and framed without inner
+# newlines, as the examples always showed; the English example shorter.
+VERSIONS: dict[str, str] = {**{stage: "1" for stage in STAGES}, "statements": "2", "support_batch": "3"}
 
 # What the user message says when a part of the document held nothing relevant (per language).
 NO_INFO_LABEL = {"en": "no relevant information", "zh": "无相关信息"}

@@ -14,9 +14,9 @@ across runs.
 Support judging is batched (`RewardConfig.support_batch`, default 8; 1 is
 the paper's one call per statement). Once every response of a group has its
 statements, the group's distinct statements are packed, in the document
-order of their evidence and greedily by shared passages, into balanced calls
+order of their evidence and merged by shared passages, into balanced calls
 of at most `support_batch` statements (template `support_batch`): the union
-of their retrieved passages is shown once, in document order, each statement
+of their retrieved passages is shown once, numbered in document order, each statement
 lists the ids of its own top-k passages and is judged against those only,
 and the judge answers one `S<n>: [[verdict]]` line per statement. Statements
 without a parseable line get one re-ask naming only them; still missing,
@@ -801,30 +801,46 @@ class LongRewardScorer:
             raise
 
     def _pack(self, g: _Group, t: Template, statements: list[str], ids: list[list[int]]) -> list[list[int]]:
-        """Statement indices packed into calls of at most `support_batch`, sizes balanced.
+        """Statement indices packed into calls of at most `support_batch`, showing few passage tokens.
 
-        Deterministic: statements are taken in the document order of their evidence, and each batch is
-        filled greedily with the statement adding the fewest passages not already shown (statements about
-        the same facts retrieve the same chunks), so the union of passages stays small. A batch over the
-        judge window is halved until it fits (one statement: the per-statement template).
+        Statements about the same facts retrieve the same chunks, and a passage shared in a call is shown
+        once, so calls are formed by merging: starting from one call per statement, the two calls whose
+        passages overlap most (in tokens; ties: the smaller merged call, then evidence order) are merged
+        while two still fit in one call of the balanced size (n statements in ceil(n / support_batch)
+        calls, so none is left alone when it need not be). Deterministic; windows of 64 statements in the document order of
+        their evidence bound the work. A batch over the judge window is halved until it fits (one
+        statement: the per-statement template).
         """
         n = len(statements)
-        n_batches = -(-n // self.config.support_batch)
-        cap = -(-n // n_batches)
-        own = [set(x) for x in ids]
-        remaining = sorted(range(n), key=lambda i: (ids[i], i))
+        cap = -(-n // -(-n // self.config.support_batch))  # balanced: as few calls as support_batch allows
+        order = sorted(range(n), key=lambda i: (ids[i], i))
         batches: list[list[int]] = []
-        while remaining:
-            batch = [remaining.pop(0)]
-            union = set(own[batch[0]])
-            while len(batch) < cap and remaining:
-                # candidates: the next statements in evidence order (bounded, so packing stays linear in n)
-                j = min(range(min(len(remaining), 64)), key=lambda x: (len(own[remaining[x]] - union), x))
-                i = remaining.pop(j)
-                batch.append(i)
-                union |= own[i]
-            batches.append(sorted(batch, key=lambda i: (ids[i], i)))
+        for w in range(0, n, _PACK_WINDOW):
+            batches += self._merge_batches(g, order[w:w + _PACK_WINDOW], ids, cap)
+        batches = [sorted(b, key=lambda i: (ids[i], i)) for b in batches]
+        batches.sort(key=lambda b: (ids[b[0]], b[0]))
         return [part for b in batches for part in self._split_to_fit(g, t, b, statements, ids)]
+
+    @staticmethod
+    def _merge_batches(g: _Group, members: list[int], ids: list[list[int]], cap: int) -> list[list[int]]:
+        batches = [[i] for i in members]
+        shown = [set(ids[i]) for i in members]
+        weight = {j: g.by_index[j].n_tokens for own in shown for j in own}
+        while True:
+            best: tuple[int, int, int, int] | None = None  # (-shared tokens, merged size, a, b)
+            for a in range(len(batches)):
+                for b in range(a + 1, len(batches)):
+                    size = len(batches[a]) + len(batches[b])
+                    if size > cap:
+                        continue
+                    key = (-sum(weight[j] for j in shown[a] & shown[b]), size, a, b)
+                    if best is None or key < best:
+                        best = key
+            if best is None:
+                return batches
+            _, _, a, b = best
+            batches[a] += batches.pop(b)
+            shown[a] |= shown.pop(b)
 
     def _split_to_fit(self, g: _Group, t: Template, batch: list[int], statements: list[str],
                       ids: list[list[int]]) -> list[list[int]]:
@@ -849,8 +865,9 @@ class LongRewardScorer:
         t = tpl["support_batch"]
         labels = [f"S{i + 1}" for i in range(len(members))]
         union = sorted(set().union(*ids))
-        passages = "\n".join(f'<passage id="{j}">\n{neutralise(g.by_index[j].text)}\n</passage>' for j in union)
-        stmts = "\n".join(f'<statement id="{lab}" passages="{", ".join(map(str, own))}">\n{neutralise(st)}\n'
+        local = {j: n for n, j in enumerate(union, 1)}
+        passages = "\n".join(f'<passage id="{local[j]}">{neutralise(g.by_index[j].text)}</passage>' for j in union)
+        stmts = "\n".join(f'<statement id="{lab}" passages="{", ".join(str(local[j]) for j in own)}">{neutralise(st)}'
                           f'</statement>' for lab, st, own in zip(labels, members, ids, strict=True))
         req = self._request(t, "support_batch", raw=("passages", "statements"), fmt=support_batch_format(labels),
                             evaluated=members, passages=passages or "(the document is empty)", statements=stmts,
@@ -1032,6 +1049,7 @@ def _usage(results: Iterable[ChatResult]) -> dict[str, Any]:
     return {"calls": calls, "input_tokens": inp, "output_tokens": out, "cached": cached, "failed": failed}
 
 
+_PACK_WINDOW = 64  # statements considered together when packing support calls (bounds the pairwise search)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
 
 

@@ -139,7 +139,7 @@ def test_support_parser_unscored(text: str | None) -> None:
 
 def test_templates_are_static_first_and_bilingual() -> None:
     ids = prompts.template_ids()
-    assert len(ids) == 14 and all(v == ("2" if ".statements." in k or ".support_batch." in k else "1")
+    assert len(ids) == 14 and all(v == ("2" if ".statements." in k else "3" if ".support_batch." in k else "1")
                                     for k, v in ids.items())
     for t in prompts.all_templates():
         assert t.system.startswith(f"[template {t.id} v{t.version}]")
@@ -478,13 +478,18 @@ def test_batched_support_calls_and_prompt_contents(judge: Any) -> None:
     assert shown == sorted(set(shown))
     assert set(shown) == set().union(*(own for _, own, _ in statements))
     by_index = {c.index: c for c in _chunks(scorer, CONTEXT)}
-    assert all(texts[i] == prompts.neutralise(by_index[i].text) for i in shown)
+    union = out[0].audit["faithfulness"]["statements"][0]["batch"]["passages"]
+    assert all(texts[n] == prompts.neutralise(by_index[j].text) for n, j in enumerate(union, 1))
     # each statement lists its own k = 5 passages, in document order: exactly what it retrieved
     rows = {r["statement"]: r for o in out[:2] for r in o.audit["faithfulness"]["statements"]}
     assert set(rows) == {s[2] for s in statements}
+    # passages are numbered 1, 2, ... within the call, in document order; the audit keeps the chunk indices
+    assert shown == list(range(1, len(shown) + 1))
     for sid, own, text in statements:
-        assert len(own) == 5 and own == sorted(own) and rows[text]["chunks"] == own
-        assert rows[text]["batch"] == {"id": sid, "statements": 4, "passages": shown}
+        union = rows[text]["batch"]["passages"]
+        assert len(union) == len(shown) and union == sorted(union)
+        assert len(own) == 5 and own == sorted(own) and rows[text]["chunks"] == [union[n - 1] for n in own]
+        assert rows[text]["batch"] == {"id": sid, "statements": 4, "passages": union}
         assert rows[text]["verdict"] and f"{sid}: [[{rows[text]['verdict']}]]" in rows[text]["rationale"]
     assert QUESTION not in user and user.index("<passages>") < user.index("<statements>")
     assert "(S1-S4)" in user
