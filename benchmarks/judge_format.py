@@ -85,9 +85,9 @@ def longreward(stage: str) -> Callable[[Input], ChatRequest]:
         elif stage == "support":
             fields = {"passages": f'<passage id="1">\n{neutralise(x.context)}\n</passage>',
                       "statement": x.statements[0]}
-        elif stage == "support_batch":
-            fields = {"passages": f'<passage id="1">\n{neutralise(x.context)}\n</passage>',
-                      "statements": "\n".join(f'<statement id="S{i + 1}" passages="1">\n{neutralise(s)}\n'
+        elif stage == "support_batch":  # framed as the scorer frames a batch (prompt v3)
+            fields = {"passages": f'<passage id="1">{neutralise(x.context)}</passage>',
+                      "statements": "\n".join(f'<statement id="S{i + 1}" passages="1">{neutralise(s)}'
                                               f'</statement>' for i, s in enumerate(x.statements)),
                       "ids": "S1-S2"}
         elif stage == "extract":
