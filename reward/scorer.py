@@ -16,8 +16,8 @@ the paper's one call per statement). Once every response of a group has its
 statements, the group's distinct statements are packed, in the document
 order of their evidence and merged by shared passages, into balanced calls
 of at most `support_batch` statements (template `support_batch`): the union
-of their retrieved passages is shown once, numbered in document order, each statement
-lists the ids of its own top-k passages and is judged against those only,
+of their retrieved passages is shown once, numbered in document order, each
+statement lists the ids of its own top-k passages and is judged against those only,
 and the judge answers one `S<n>: [[verdict]]` line per statement. Statements
 without a parseable line get one re-ask naming only them; still missing,
 they are unscored like any unparseable verdict. A statement alone in its
@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
+import itertools
 import re
 import threading
 from collections import Counter
@@ -807,8 +808,8 @@ class LongRewardScorer:
         once, so calls are formed by merging: starting from one call per statement, the two calls whose
         passages overlap most (in tokens; ties: the smaller merged call, then evidence order) are merged
         while two still fit in one call of the balanced size (n statements in ceil(n / support_batch)
-        calls, so none is left alone when it need not be). Deterministic; windows of 64 statements in the document order of
-        their evidence bound the work. A batch over the judge window is halved until it fits (one
+        calls, so none is left alone when it need not be). Deterministic; windows of 64 statements in the
+        document order of their evidence bound the work. A batch over the judge window is halved until it fits (one
         statement: the per-statement template).
         """
         n = len(statements)
@@ -823,24 +824,26 @@ class LongRewardScorer:
 
     @staticmethod
     def _merge_batches(g: _Group, members: list[int], ids: list[list[int]], cap: int) -> list[list[int]]:
-        batches = [[i] for i in members]
-        shown = [set(ids[i]) for i in members]
-        weight = {j: g.by_index[j].n_tokens for own in shown for j in own}
+        """Merge calls pairwise by passage tokens shared; batches are keyed by their first statement's rank
+        in `members`, so ties go to evidence order. Only the merged call's overlaps are recomputed."""
+        batches = {r: [i] for r, i in enumerate(members)}
+        shown = {r: set(ids[i]) for r, i in enumerate(members)}
+        weight = {j: g.by_index[j].n_tokens for own in shown.values() for j in own}
+
+        def shared(a: int, b: int) -> int:
+            return sum(weight[j] for j in shown[a] & shown[b])
+
+        overlap = {(a, b): shared(a, b) for a, b in itertools.combinations(batches, 2)}
         while True:
-            best: tuple[int, int, int, int] | None = None  # (-shared tokens, merged size, a, b)
-            for a in range(len(batches)):
-                for b in range(a + 1, len(batches)):
-                    size = len(batches[a]) + len(batches[b])
-                    if size > cap:
-                        continue
-                    key = (-sum(weight[j] for j in shown[a] & shown[b]), size, a, b)
-                    if best is None or key < best:
-                        best = key
-            if best is None:
-                return batches
-            _, _, a, b = best
+            fits = [(-w, size, a, b) for (a, b), w in overlap.items()
+                    if (size := len(batches[a]) + len(batches[b])) <= cap]
+            if not fits:
+                return list(batches.values())
+            _, _, a, b = min(fits)
             batches[a] += batches.pop(b)
             shown[a] |= shown.pop(b)
+            overlap = {k: w for k, w in overlap.items() if b not in k and a not in k}
+            overlap.update({(min(a, c), max(a, c)): shared(a, c) for c in batches if c != a})
 
     def _split_to_fit(self, g: _Group, t: Template, batch: list[int], statements: list[str],
                       ids: list[list[int]]) -> list[list[int]]:
