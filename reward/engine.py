@@ -99,8 +99,10 @@ def result_record(item: dict[str, Any], scores: list[ResponseScore], audit: bool
 def result_options(judge: JudgeConfig, scorer: LongRewardScorer, audit: bool) -> dict[str, Any]:
     """What changes a prompt's result besides its own record: a change here scores it again on resume. The
     judge's part is its backend and the client's keyed settings, the same list its cache key is built from
-    (model, system prompt, output budget, structured form, score mode: lr_eval.judge.KEYED_SETTINGS)."""
-    return {"reward": scorer.config.result_key(), "judge": {"backend": judge.backend, **scorer.client.keyed_settings()},
+    (model, system prompt, output budget, structured form, score mode: lr_eval.judge.KEYED_SETTINGS). The
+    chunking tokenizer is named as resolved: its default depends on what is installed."""
+    reward = {**scorer.config.result_key(), "tokenizer": scorer.tokenizer_label}
+    return {"reward": reward, "judge": {"backend": judge.backend, **scorer.client.keyed_settings()},
             "audit": audit}
 
 

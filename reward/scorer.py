@@ -378,6 +378,7 @@ class LongRewardScorer:
         self.config = config or RewardConfig()
         self._embedder = embedder
         self._tokenizer = tokenizer
+        self._tokenizer_label: str | None = None
         self._build_lock = threading.Lock()    # lazy loading of the embedder and tokenizer
         self._lock = threading.Lock()          # embedding: one model shared by all groups' threads
         self.parse_stats: dict[str, ParseStats] = {s: ParseStats() for s in prompts.STAGES}
@@ -403,6 +404,18 @@ class LongRewardScorer:
 
                 self._tokenizer = load_tokenizer(self.config.tokenizer)
             return self._tokenizer
+
+    @property
+    def tokenizer_label(self) -> str:
+        """The chunking tokenizer's stable name: the configured one, the default that would load, or (for
+        an object handed in) its `name_or_path`."""
+        from .chunking import tokenizer_label
+
+        if self._tokenizer_label is None:
+            tok = self._tokenizer
+            self._tokenizer_label = (tokenizer_label(self.config.tokenizer) if tok is _FROM_CONFIG else
+                                     str(getattr(tok, "name_or_path", "") or type(tok).__name__))
+        return self._tokenizer_label
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` under the chunking tokenizer (a proxy for the judge's)."""
@@ -572,8 +585,8 @@ class LongRewardScorer:
         s = ResponseScore()
         s.flags.extend(g.flags)
         s.audit = {"language": g.lang, "templates": {k: f"{t.id}@{t.version}" for k, t in tpl.items()},
-                   "context_tokens": g.context_tokens, "retrieval_chunks": len(g.fine),
-                   "extraction_chunks": len(g.coarse)}
+                   "tokenizer": self.tokenizer_label, "context_tokens": g.context_tokens,
+                   "retrieval_chunks": len(g.fine), "extraction_chunks": len(g.coarse)}
         if g.dropped:
             s.audit["context_dropped"] = g.dropped
         text = response.strip()

@@ -69,7 +69,9 @@ class RewardConfig:
     weights: tuple[float, float, float, float] = option(
         (1.0, 1.0, 1.0, 1.0), "dimension weights: helpfulness, logicality, faithfulness, completeness "
         "(0 skips one)", metavar="H,L,F,C")
-    tokenizer: str | None = option(None, "chunking tokenizer (default: the embedded model's)", metavar="NAME")
+    tokenizer: str | None = option(None, "chunking tokenizer, hub name or local path (default: the embedded "
+                                       "model's if installed, else all-MiniLM-L6-v2's; results name the one used)",
+                                       metavar="NAME")
     reasks: int = option(1, "re-asks of an unparseable answer", metavar="N")
     judge_window: int | None = option(DEFAULT_WINDOW, "judge context window; longer prompts are unscored, not sent "
                                       f"(default {DEFAULT_WINDOW}, {EMBEDDED_WINDOW} for the embedded judge; "

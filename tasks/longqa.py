@@ -241,6 +241,7 @@ def score_answers(metadata: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]
                             TEXT_CAUSE: sum(tampered.values())},
                  "partial": sum(group[0].partial(enabled) for group in scores)},
         details={"method": "LongReward (lr_eval.reward.scorer)", "reward_config": scorer.config.to_dict(),
+                 "tokenizer": scorer.tokenizer_label,
                  "flags": dict(scorer.flag_counts),
                  "calls": {stage: stats.to_dict() for stage, stats in scorer.parse_stats.items()},
                  "embedded_tokens": scorer.embedded_tokens})

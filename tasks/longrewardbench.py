@@ -506,6 +506,7 @@ def judge_longreward(items: Sequence[Item], scorer: Any, judge: Any, groups_in_f
         model=model, judge=judge.describe(), usage=usage, cost_usd=usage.get("cost_usd"),
         samples={**count_verdicts(verdicts), **judgement_counts(verdicts)},
         details={"method": "LongReward (lr_eval.reward.scorer)", "reward_config": scorer.config.to_dict(),
+                 "tokenizer": scorer.tokenizer_label,
                  "sample_scale": list(SCALE), "flags": dict(scorer.flag_counts),
                  "calls": {stage: stats.to_dict() for stage, stats in scorer.parse_stats.items()}})
     return verdicts, report

@@ -114,3 +114,32 @@ def test_sample_recomputes_after_each_result_option(tmp_path: Path) -> None:
             assert train_cli.main([*base, *extra]) == 0, extra
             assert len(srv.bodies) > sent, f"lr-train sample {' '.join(extra)}: reused instead of sampling again"
             sent = len(srv.bodies)
+
+
+def test_score_recomputes_when_the_default_tokenizer_changes(embedded_model: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default chunking tokenizer depends on what is installed (the embedded model's, else
+    all-MiniLM-L6-v2's) and chunk boundaries change retrieval: the resume key names the one resolved, so a
+    file scored with one default is not resumed with the other."""
+    from lr_eval.reward import chunking
+
+    groups = [{"id": "a", "context": CONTEXT, "question": "When does the ferry leave?",
+               "responses": ["It leaves at noon."]}]
+    inp, out = write_lines(tmp_path / "in.jsonl", groups), tmp_path / "out.jsonl"
+    with ScriptedServer(responder=CannedJudge()) as srv:
+        base = ["score", str(inp), "-o", str(out), "--base-url", srv.base_url, "--model", "judge", "--cache", "none",
+                "--embedder", "bm25"]
+        assert lr_eval_score(base) == 0
+        first = json.loads(out.read_text().splitlines()[-1])
+        sent = len(srv.bodies)
+        assert lr_eval_score(base) == 0 and len(srv.bodies) == sent  # same default: reused
+        monkeypatch.setattr(chunking, "_embedded_tokenizer_folder", lambda: None)
+        monkeypatch.setattr(chunking, "_embedded_gguf", lambda: None)
+        chunking.load_tokenizer.cache_clear()
+        try:
+            assert lr_eval_score(base) == 0
+            assert len(srv.bodies) > sent, "resumed a file chunked with another tokenizer"
+        finally:
+            chunking.load_tokenizer.cache_clear()
+    last = json.loads(out.read_text().splitlines()[-1])
+    assert chunking.EMBEDDED_TOKENIZER in json.dumps(first) and chunking.MINILM_TOKENIZER in json.dumps(last)
