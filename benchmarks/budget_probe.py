@@ -7,6 +7,10 @@ server claims (its reported usage at the prices), the bill at honest usage (4 ch
 answers paid, rows with an answer, rows "not sent", and the not-sent count of the stop line.
 
     python benchmarks/budget_probe.py            # every case
+
+It ends with `RESULT max_spend_over_budget`: over the cases, the larger of the meter's charge and the bill at
+honest usage, over the budget (target <= 1.0); a case whose paid answers are not all in the output, or
+whose stop line miscounts the rows not sent, makes it infinite.
 """
 
 from __future__ import annotations
@@ -88,15 +92,25 @@ def run(mode: str, budget: float, concurrency: int) -> dict[str, Any]:
             "rows_not_sent": sum("not sent" in r.get("error", "") for r in rows), "stop_line_not_sent": stop_count}
 
 
-def main() -> None:
+def main() -> int:
     cases = [("inflated", 1.0, 16), ("inflated", 1.0, 1), ("missing", 1.0, 16), ("zero", 1.0, 16),
              ("honest", 1.0, 16), ("honest", 1.0, 64), ("honest", 5.0, 16), ("honest", 5.0, 64)]
     only = sys.argv[1:]
+    worst = 0.0
     for mode, budget, conc in cases:
         if only and mode not in only:
             continue
-        print(json.dumps(run(mode, budget, conc)), flush=True)
+        r = run(mode, budget, conc)
+        print(json.dumps(r), flush=True)
+        # What the budget must hold: the meter's charge, and the true cost of what was sent (honest usage).
+        worst = max(worst, r["charged"] / budget, r["honest_bill"] / budget)
+        kept = r["paid"] == r["rows_answered"] and str(r["rows_not_sent"]) == str(r["stop_line_not_sent"])
+        if not kept:
+            print(f"case {mode} {budget} {conc}: paid answers or the not-sent count disagree with the output")
+            worst = max(worst, float("inf"))
+    print(f"RESULT max_spend_over_budget {worst:.3f} (target <= 1.0)")
+    return 0 if worst <= 1.0 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

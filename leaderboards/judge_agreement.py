@@ -10,21 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from lr_eval.jsonl import read_json
-from lr_eval.stats import AGREEMENT_REPORT_SCHEMA, AgreementSummary, Estimate, model_key
+from lr_eval.jsonl import InputError
+from lr_eval.stats import AgreementSummary, Estimate, model_key, read_agreement_report
 _LABELS = {"agreement": "agreement", "agreement_without_ties": "no ties", "spearman": "Spearman",
            "kendall": "Kendall", "pearson": "Pearson"}
 
 
 def load_summaries(paths: Sequence[str | Path]) -> list[AgreementSummary]:
-    """The summary of each report; a file that is not a judge-agreement report is a ValueError naming it."""
+    """The summary of each report; a file that is not a judge-agreement report is an error naming it."""
     out = []
     for path in paths:
         try:
-            report = read_json(path)
-            if not isinstance(report, dict) or report.get("schema") != AGREEMENT_REPORT_SCHEMA:
-                raise ValueError(f"schema is not {AGREEMENT_REPORT_SCHEMA}")
+            report = read_agreement_report(path)  # an InputError (names the file) passes as it is
             out.append(AgreementSummary.from_dict(report["summary"]))
+        except InputError:
+            raise
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"--judge-report {path}: not a judge-agreement report ({e})") from None
     return out

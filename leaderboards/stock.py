@@ -336,5 +336,6 @@ def series(v: Run, fam: StockFamily) -> dict[str, dict[str, float]]:
     for name, tr in v.tasks.items():
         task, _, length = name.partition("@")
         if length and family_of(task) is fam and tr.metrics.get("score") is not None:
+            # the ignore below: the score is not None: tested above
             out.setdefault(task, {})[length] = float(tr.metrics["score"])  # type: ignore[arg-type]
     return {t: dict(sorted(d.items(), key=lambda kv: length_sort_key(kv[0]))) for t, d in sorted(out.items())}

@@ -18,6 +18,8 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +111,18 @@ def bootstrap_ci(outcomes: Sequence[float], n_boot: int = 1000, seed: int = 0,
 
 #: The `schema` of a `lr-eval judge-agreement` report (its `summary` is an AgreementSummary).
 AGREEMENT_REPORT_SCHEMA = "lr-eval.judge-agreement/1"
+
+
+def read_agreement_report(path: str | Path) -> dict[str, Any]:
+    """A `lr-eval judge-agreement` report read back (`lr-eval judge-report`, `lr-leaderboard --judge-report`);
+    InputError naming the file when it is not one."""
+    from .jsonl import InputError, read_json
+
+    report = read_json(path)
+    if not isinstance(report, dict) or report.get("schema") != AGREEMENT_REPORT_SCHEMA:
+        raise InputError(path, None, "schema",
+                         f"not a judge-agreement report (expected schema {AGREEMENT_REPORT_SCHEMA})")
+    return report
 
 
 def model_key(name: str) -> str:

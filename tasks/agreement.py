@@ -71,7 +71,6 @@ out_console = Console(width=None if sys.stdout.isatty() else 160)
 FORMATS = ("auto", "fastchat-single", "fastchat-pair", "mtbench-human", "pairs", "scores")
 DEFAULT_EDGES = (1000.0, 2000.0, 4000.0, 8000.0)
 LENGTH_UNIT = "characters of the answers the judge reads"
-REPORT_SCHEMA = stats.AGREEMENT_REPORT_SCHEMA
 #: The figure a one-line summary (the leaderboard's Judge table) shows, per kind.
 NO_VERDICT = "no judge verdict"
 HEADLINE = {"scores": ("spearman", "kendall", "pearson"), "pairs": ("agreement", "agreement_without_ties")}
@@ -646,7 +645,7 @@ def run_agreement(args: argparse.Namespace) -> int:
             return 0
     t0 = time.perf_counter()
     figures = compare(ref.items, ref.kind, judge_info.get("model"), edges, args.bootstrap, args.seed)
-    report = {"schema": REPORT_SCHEMA, "kind": ref.kind,
+    report = {"schema": stats.AGREEMENT_REPORT_SCHEMA, "kind": ref.kind,
               "reference": {"file": ref.path, "format": ref.format, "judges": ref.judges, "items": len(ref.items),
                             "superseded_rows": ref.superseded},
               "judge": judge_info, "length_edges": edges, "length_unit": LENGTH_UNIT,
@@ -887,17 +886,9 @@ def write_page(report: Mapping[str, Any], path: Path) -> None:
     write_text_atomic(path, "\n".join(parts) + "\n")
 
 
-def load_report(path: str | Path) -> dict[str, Any]:
-    """A judge-agreement report, checked to be one."""
-    report = read_json(path)
-    if not isinstance(report, dict) or report.get("schema") != REPORT_SCHEMA:
-        raise InputError(path, None, "schema", f"not a judge-agreement report (expected schema {REPORT_SCHEMA})")
-    return report
-
-
 def run_report(args: argparse.Namespace) -> int:
     check_paths({"page (-o)": args.output}, {"report": args.report})
     _page_kind(args.output)
-    write_page(load_report(args.report), Path(args.output))
+    write_page(stats.read_agreement_report(args.report), Path(args.output))
     console.print(f"wrote {args.output}", markup=False)
     return 0

@@ -464,7 +464,7 @@ def test_leaderboard_judge_table_shows_measured_agreement(tmp_path: Path) -> Non
     assert lja.cell(["gpt-4o"], [s]) == "agreement 0.610 [0.520, 0.700], no ties 0.800 (120 pairs vs expert)"
     assert lja.cell(["other"], [s]) == "—"
     (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(ValueError, match="bad.json: not a judge-agreement report"):
+    with pytest.raises(ValueError, match="bad.json, field .schema.: not a judge-agreement report"):
         lja.load_summaries([tmp_path / "bad.json"])
 
     from lr_eval.leaderboards.cli import main as lb_main
