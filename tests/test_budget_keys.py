@@ -140,6 +140,25 @@ def test_url_user_info_is_in_no_description_or_file(tmp_path: Path) -> None:
     assert "URLKEY" not in redact("connection error with http://user:URLKEY-9876@host/v1")
 
 
+@pytest.mark.parametrize("user_info", ["user:URLKEY-9876@", "user@", ":URLKEY-9876@"])
+def test_url_with_credentials_is_refused_before_any_request(tmp_path: Path, user_info: str) -> None:
+    """The key goes as a bearer token and the HTTP client refuses both at once: such a URL would fail every
+    request after its retries, so `lr-eval batch` stops before sending, with the URL redacted."""
+    import subprocess
+    import sys
+
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text(json.dumps({"id": 1, "messages": [{"role": "user", "content": "x"}]}) + "\n")
+    with ScriptedServer(responder=lambda b: "ok") as srv:
+        url = srv.base_url.replace("http://", f"http://{user_info}")
+        r = subprocess.run([sys.executable, "-m", "lr_eval", "batch", str(inp), "-o", str(out), "--base-url", url,
+                            "--model", "m", "--cache", "none"], capture_output=True, text=True, timeout=120)
+        assert not srv.bodies
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "base_url" in r.stderr and "credentials" in r.stderr and "URLKEY" not in r.stderr + r.stdout
+    assert not out.exists()
+
+
 # -- connections and caches ----------------------------------------------------------------------------------
 
 
