@@ -201,17 +201,16 @@ def add_judge_args(parser: argparse.ArgumentParser, dry_run: bool = True) -> Non
         g.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and cost; send nothing")
 
 
-def _refuse_credentials_in_url(url: str | None) -> None:
-    """A base URL with user-info (`user:password@host`) cannot reach the judge: the key travels as a bearer
-    token, and the HTTP client refuses a request carrying both, so every request would fail after its
-    retries. Refused here, before any request."""
+def refuse_credentials_in_url(url: str | None, setting: str, key_var: str) -> None:
+    """A base URL with user-info (`user:password@host`) cannot carry the key: the key travels as a bearer
+    token, and the HTTP clients either refuse a request carrying both (aiohttp: every request would fail
+    after its retries) or send the URL's user-info instead of the key (httpx). Refused before any request."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url or "")
     if parts.username is not None or parts.password is not None:
-        raise ConfigError(f"judge setting base_url {redact(url or '')} carries credentials before the host: give "
-                          "the URL without them and the key in the environment (LR_JUDGE_API_KEY, or the variable "
-                          "api_key_env names)")
+        raise ConfigError(f"{setting} {redact(url or '')} carries credentials before the host: give the URL "
+                          f"without them and the key in the environment ({key_var})")
 
 
 def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Backend | None = None) -> JudgeClient:
@@ -230,7 +229,7 @@ def build_client(cfg: JudgeConfig, show_progress: bool = True, backend: Backend 
         key = cfg.api_key()
         register_secret(key)
         register_url(cfg.base_url)
-        _refuse_credentials_in_url(cfg.base_url)
+        refuse_credentials_in_url(cfg.base_url, "judge setting base_url", cfg.api_key_env)
         backend = OpenAIBackend(cfg.model, cfg.base_url, key, cfg.timeout, cfg.api_key_source())
     elif cfg.backend == "embedded":
         from .embedded import embedded_model_path

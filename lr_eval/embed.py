@@ -137,6 +137,9 @@ class OpenAIEmbedder:
                  batch_size: int = 64, max_batch_chars: int = 200_000, concurrency: int = 4,
                  timeout: float = 60.0, max_retries: int = 6, backoff_base: float = 0.5,
                  backoff_max: float = 30.0, dimensions: int | None = None, name: str | None = None):
+        from .config import refuse_credentials_in_url
+
+        refuse_credentials_in_url(base_url, "embedding base URL", api_key_env)
         self.model = model
         self.base_url = base_url
         self.api_key_env = api_key_env

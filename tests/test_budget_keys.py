@@ -159,6 +159,16 @@ def test_url_with_credentials_is_refused_before_any_request(tmp_path: Path, user
     assert not out.exists()
 
 
+def test_embedding_url_with_credentials_is_refused_when_built() -> None:
+    """httpx would send the URL's user-info as basic auth in place of the key: refused before any request."""
+    from lr_eval.embed import build_embedder
+
+    with pytest.raises(ConfigError, match="embedding base URL .*credentials") as e:
+        build_embedder("openai:text-embedding-3-small", base_url="http://user:URLKEY-9876@127.0.0.1:9/v1")
+    assert "URLKEY" not in str(e.value)
+    assert build_embedder("openai:text-embedding-3-small", base_url="http://127.0.0.1:9/v1") is not None
+
+
 # -- connections and caches ----------------------------------------------------------------------------------
 
 
