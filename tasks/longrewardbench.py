@@ -380,14 +380,61 @@ def separators(n: int) -> tuple[str, ...]:
     return template_separators(user_prompt("{question}", ["{answer}"] * n))
 
 
-def official_request(system: str, version: str, item: Item, order: Sequence[int],
-                     max_tokens: int = 2048) -> ChatRequest:
-    """The official judge messages (`system`: :meth:`Prompts.system`) for `item` with its candidates in `order`;
-    chat markup in the untrusted texts made inert (``lr_eval.trust.neutralise_markup``), the candidates named
-    as the evaluated texts, so that only the judge's own words are read."""
+#: The official evaluator's cut of an over-long prompt (``utils/prompt.py``, ``get_prompt``): the judge's
+#: chat-templated token ids, when there are CUT_LIMIT or more, keep the first CUT_HEAD and the last CUT_TAIL.
+CUT_LIMIT, CUT_HEAD, CUT_TAIL = 131072, 65536, 65531
+
+
+class PromptCutter:
+    """The official middle cut with the judge's tokenizer, for a judge reached by chat messages.
+
+    The official evaluator templates the messages, cuts the token ids and decodes them into the raw prompt
+    it generates from. A chat endpoint applies the template itself, so the cut is carried into the user
+    message: its content becomes the decoded prompt less the template's text before and after the user's
+    part, and templating the result gives back the official prompt string. A cut that reaches into the
+    system prompt or the template (a window far smaller than the prompt's fixed parts) is an error.
+    """
+
+    def __init__(self, tokenizer: Any, name: str):
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"--cut-tokenizer {name}: the tokenizer has no chat template")
+        self.tokenizer, self.name = tokenizer, name
+
+    def _ids(self, messages: list[dict[str, str]]) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+        return list(ids["input_ids"] if isinstance(ids, Mapping) else ids)  # transformers 5 gives an encoding
+
+    def __call__(self, messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], int | None]:
+        """(messages, templated tokens before the cut) when cut; (messages unchanged, None) when short enough."""
+        ids = self._ids(messages)
+        if len(ids) < CUT_LIMIT:
+            return messages, None
+        prompt = self.tokenizer.decode(ids[:CUT_HEAD] + ids[len(ids) - CUT_TAIL:])
+        whole = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        user = messages[-1]["content"]
+        at = whole.rfind(user)
+        before, after = whole[:at], whole[at + len(user):]
+        if at < 0 or not prompt.startswith(before) or not prompt.endswith(after) or \
+                len(before) + len(after) > len(prompt):
+            raise ValueError(f"--cut-tokenizer {self.name}: the official cut reaches outside the user message")
+        return [*messages[:-1], {"role": "user", "content": prompt[len(before):len(prompt) - len(after)]}], len(ids)
+
+
+def official_messages(system: str, item: Item, order: Sequence[int]) -> list[dict[str, str]]:
+    """The official judge messages (`system`: :meth:`Prompts.system`) for `item` with its candidates in `order`,
+    chat markup in the untrusted texts made inert (``lr_eval.trust.neutralise_markup``)."""
+    shown = [neutralise_markup(item.candidates[i]) for i in order]
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": user_prompt(neutralise_markup(item.prompt), shown)}]
+
+
+def official_request(system: str, version: str, item: Item, order: Sequence[int], max_tokens: int = 2048,
+                     messages: list[dict[str, str]] | None = None) -> ChatRequest:
+    """The request of :func:`official_messages` (or of `messages`, those cut by a :class:`PromptCutter`), the
+    candidates named as the evaluated texts, so that only the judge's own words are read."""
     question = neutralise_markup(item.prompt)
     shown = [neutralise_markup(item.candidates[i]) for i in order]
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": user_prompt(question, shown)}]
+    messages = messages or official_messages(system, item, order)
     return ChatRequest.of(messages, temperature=0.0, top_p=1.0, max_tokens=max_tokens, template_id=TEMPLATE_ID,
                           template_version=version, untrusted=[question, *shown],
                           evaluated=[item.candidates[i] for i in order], separators=separators(len(order)),
@@ -408,12 +455,21 @@ def read_generated(system: str, version: str, item: Item, order: Sequence[int], 
 
 
 def judge_official(items: Sequence[Item], client: JudgeClient, prompts: Prompts, seed: int = SEED,
-                   reasks: int = 0, judge: str | None = None) -> tuple[list[Verdict], JudgeReport]:
+                   reasks: int = 0, judge: str | None = None,
+                   cut: PromptCutter | None = None) -> tuple[list[Verdict], JudgeReport]:
     """Every item with the official prompts, in one concurrent batch through the judge client (cache, budget,
-    resume; every answer read by :func:`lr_eval.parsing.ask_and_parse`); one verdict per item, the report."""
-    plan = [(i, order, official_request(prompts.system(len(order)), prompts.version, item, order,
-                                        client.default_max_tokens))
-            for i, item in enumerate(items) for order in orders(item, seed)]
+    resume; every answer read by :func:`lr_eval.parsing.ask_and_parse`); one verdict per item, the report.
+    With `cut`, prompts of CUT_LIMIT templated tokens or more are cut as the official evaluator cuts them
+    (each such judgement says from how many tokens); without it they are sent whole."""
+    plan, cut_from = [], []
+    for i, item in enumerate(items):
+        for order in orders(item, seed):
+            messages, n = official_messages(prompts.system(len(order)), item, order), None
+            if cut is not None:
+                messages, n = cut(messages)
+            plan.append((i, order, official_request(prompts.system(len(order)), prompts.version, item, order,
+                                                    client.default_max_tokens, messages)))
+            cut_from.append(n)
     stats = ParseStats()
 
     async def run_all() -> list[tuple[Parsed, list[ChatResult]]]:
@@ -423,8 +479,10 @@ def judge_official(items: Sequence[Item], client: JudgeClient, prompts: Prompts,
 
     outcomes = client.run_coroutine(run_all)
     per_item: list[list[tuple[JudgeCall, list[ChatResult]]]] = [[] for _ in items]
-    for (i, order, _), (parsed, results) in zip(plan, outcomes, strict=True):
+    for (i, order, _), n, (parsed, results) in zip(plan, cut_from, outcomes, strict=True):
         call = order_call(parsed, order)
+        if n is not None:
+            call.details["cut_from_tokens"] = n
         call.template_id, call.template_version = TEMPLATE_ID, prompts.version
         call.answer = results[0].content if results[0].ok else None
         call.usage, call.cost_usd = call_usage(results), judge_cost(results, client)
@@ -440,7 +498,10 @@ def judge_official(items: Sequence[Item], client: JudgeClient, prompts: Prompts,
         cost_usd=None if client.meter.price is None else round(sum(v.cost_usd or 0.0 for v in verdicts), 6),
         details={"official": f"{OFFICIAL_REPO}@{OFFICIAL_COMMIT}:{PROMPT_PATH}", "seed": seed, "reasks": reasks,
                  "orders": "pairs in both orders; Best-of-N once, seeded shuffle", "sample_scale": list(SCALE),
-                 "calls": stats.to_dict()})
+                 "calls": stats.to_dict(),
+                 "cut": None if cut is None else {"tokenizer": cut.name, "limit": CUT_LIMIT, "head": CUT_HEAD,
+                                                  "tail": CUT_TAIL,
+                                                  "judgements_cut": sum(n is not None for n in cut_from)}})
     return verdicts, report
 
 

@@ -28,12 +28,16 @@ from lr_eval.reward.settings import RewardSettings, add_reward_args
 
 from .judge_config import JudgeNotConfigured, no_judge_message
 from .longrewardbench import (
+    CUT_HEAD,
+    CUT_LIMIT,
+    CUT_TAIL,
     DATA_KEY,
     FORMATS,
     PAPER_COUNTS,
     PROMPTS_KEY,
     SEED,
     TASKS,
+    PromptCutter,
     Prompts,
     judge_longreward,
     judge_official,
@@ -68,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="REPORT.json", help="the report as JSON")
     p.add_argument("--items", metavar="ITEMS.jsonl", help="one record per judged item")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--cut-tokenizer", metavar="NAME|PATH",
+                   help="prompt mode: the judge's tokenizer (hub name or local path, with its chat template); a "
+                        f"prompt of {CUT_LIMIT:,} templated tokens or more is cut to its first {CUT_HEAD:,} and last "
+                        f"{CUT_TAIL:,}, as the official evaluator does (default: prompts are sent whole)")
     add_judge_args(p)
     add_reward_args(p)
     p.set_defaults(func=run)
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                  "items (--items)": None if cfg.dry_run else args.items, **cfg.written_paths(),
                  "embedding cache (--embed-cache)": _embed_cache(args)},
                 {"data (--data)": args.data, "prompts (--prompts)": args.prompts, **cfg.read_paths()})
+    cut = _cutter(args.cut_tokenizer, args.mode)  # loaded before any request: a bad name stops here
     items = load_items(metadata, args.tasks, args.formats)
     if args.limit is not None:
         items = [i for task in dict.fromkeys(i.task for i in items)
@@ -97,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "prompt":
         prompts = Prompts.load(metadata)
         client = build_client(cfg)
-        verdicts, report = judge_official(items, client, prompts, args.seed, args.reasks, judge=cfg.describe())
+        verdicts, report = judge_official(items, client, prompts, args.seed, args.reasks, judge=cfg.describe(),
+                                          cut=cut)
     else:
         settings = RewardSettings.from_args(args)
         scorer = build_scorer(settings, cfg)
@@ -121,6 +131,21 @@ def run(args: argparse.Namespace) -> int:
     if args.output or args.items:
         console.print(f"wrote {', '.join(str(p) for p in (args.output, args.items) if p)}", markup=False)
     return 0
+
+
+def _cutter(name: str | None, mode: str) -> PromptCutter | None:
+    """The official prompt cut with the judge's tokenizer (`--cut-tokenizer`), for prompt mode only."""
+    if name is None:
+        return None
+    if mode != "prompt":
+        raise ValueError("--cut-tokenizer applies to --mode prompt (LongReward mode has --judge-window)")
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--cut-tokenizer {name}: cannot load a tokenizer ({type(e).__name__}: {e})") from None
+    return PromptCutter(tokenizer, name)
 
 
 def _embed_cache(args: argparse.Namespace) -> str | None:

@@ -482,3 +482,76 @@ def test_synthetic_composition(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["longrewardbench", "--data", str(tmp_path / "d"), "--prompts", str(PROMPTS), "--model", "j",
                  "--base-url", "http://127.0.0.1:9/v1", "--dry-run"]) == 0
     assert f"1900 items, {2 * (1900 - len(ranks)) + len(ranks)} judgements" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ the official cut
+
+
+@pytest.fixture
+def small_cut(monkeypatch: pytest.MonkeyPatch) -> tuple[int, int, int]:
+    """The official cut's shape at a size the fixture prompts reach (limit, head, tail)."""
+    for name, value in (("CUT_LIMIT", 400), ("CUT_HEAD", 200), ("CUT_TAIL", 150)):
+        monkeypatch.setattr(lrb, name, value)
+    return lrb.CUT_LIMIT, lrb.CUT_HEAD, lrb.CUT_TAIL
+
+
+def _templated(tok: Any, messages: list[dict[str, str]]) -> list[int]:
+    ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def test_cut_gives_back_the_official_prompt(embedded_model: str, small_cut: tuple[int, int, int],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Templating the cut messages gives the official evaluator's prompt string exactly: the templated ids cut
+    to the first `head` and last `tail`, decoded. Short prompts are left alone; a cut that would reach into
+    the system prompt is refused."""
+    from transformers import AutoTokenizer
+
+    limit, head, tail = small_cut
+    tok = AutoTokenizer.from_pretrained(embedded_model)
+    cut = lrb.PromptCutter(tok, "smollm2")
+    item = _items()[0]
+    long_item = lrb.Item(**{**item.__dict__, "prompt": item.prompt + " The archive notes more. " * 120})
+    short = lrb.official_messages(_prompts().system(2), item, (0, 1))
+    assert len(_templated(tok, short)) < limit and cut(short) == (short, None)
+    messages = lrb.official_messages(_prompts().system(2), long_item, (1, 0))
+    ids = _templated(tok, messages)
+    assert len(ids) >= limit
+    cut_messages, n = cut(messages)
+    assert n == len(ids) and cut_messages[0] == messages[0]
+    official = tok.decode(ids[:head] + ids[len(ids) - tail:])
+    assert tok.apply_chat_template(cut_messages, tokenize=False, add_generation_prompt=True) == official
+    user, whole = cut_messages[1]["content"], messages[1]["content"]
+    assert user.startswith(whole[:20]) and user.endswith(whole[-200:])  # question's head, both answers kept
+    assert len(user) < len(whole)
+    monkeypatch.setattr(lrb, "CUT_HEAD", 5)
+    with pytest.raises(ValueError, match="outside the user message"):
+        cut(messages)
+
+
+def test_cut_tokenizer_in_the_command(embedded_model: str, small_cut: tuple[int, int, int], tmp_path: Path) -> None:
+    """`--cut-tokenizer`: the long prompts reach the judge cut (and are said to be), the short ones whole; a
+    tokenizer that cannot be loaded stops the run before any request."""
+    long_dir = tmp_path / "data"
+    long_dir.mkdir()
+    lines = (FIXTURES / "Cite.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["prompt_template"][-1]["content"] += " The archive notes more." * 120
+    (long_dir / "Cite.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    with ScriptedServer(responder=honest) as srv:
+        out = tmp_path / "report.json"
+        assert main(["longrewardbench", "--data", str(long_dir / "Cite.jsonl"), "--prompts", str(PROMPTS),
+                     "--base-url", srv.base_url, "--model", "scripted-judge", "-o", str(out), "--items",
+                     str(tmp_path / "items.jsonl"), "--bootstrap", "50", "--cache", "none",
+                     "--cut-tokenizer", embedded_model]) == 0
+        users = [b["messages"][-1]["content"] for b in srv.bodies]
+        sent = len(srv.bodies)
+        assert main(["longrewardbench", "--data", str(long_dir), "--prompts", str(PROMPTS), "--base-url",
+                     srv.base_url, "--model", "m", "--cut-tokenizer", str(tmp_path / "none")]) != 0
+        assert len(srv.bodies) == sent
+    report = json.loads(out.read_text())["judge"]["cut"]  # a report's details sit at its top level
+    assert report["judgements_cut"] == 2 and report["limit"] == small_cut[0]
+    assert sum("The archive notes more." * 120 in u for u in users) == 0 and len(users) == 7  # 3 pairs x 2, 1 ranking
+    items = [Verdict.from_dict(json.loads(x)) for x in (tmp_path / "items.jsonl").read_text().splitlines()]
+    cut_calls = [c for v in items for c in v.calls if "cut_from_tokens" in c.details]
+    assert len(cut_calls) == 2 and all(c.details["cut_from_tokens"] >= small_cut[0] for c in cut_calls)
