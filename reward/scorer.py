@@ -378,7 +378,9 @@ class LongRewardScorer:
         self.config = config or RewardConfig()
         self._embedder = embedder
         self._tokenizer = tokenizer
-        self._tokenizer_label: str | None = None
+        # named now, while it is known whether the tokenizer comes from the config or was handed in
+        self._tokenizer_label: str | None = None if tokenizer is _FROM_CONFIG else str(
+            getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
         self._build_lock = threading.Lock()    # lazy loading of the embedder and tokenizer
         self._lock = threading.Lock()          # embedding: one model shared by all groups' threads
         self.parse_stats: dict[str, ParseStats] = {s: ParseStats() for s in prompts.STAGES}
@@ -407,14 +409,12 @@ class LongRewardScorer:
 
     @property
     def tokenizer_label(self) -> str:
-        """The chunking tokenizer's stable name: the configured one, the default that would load, or (for
-        an object handed in) its `name_or_path`."""
-        from .chunking import tokenizer_label
-
+        """The chunking tokenizer's stable name: the configured one, the default that loads, or (for an
+        object handed in) its `name_or_path`."""
         if self._tokenizer_label is None:
-            tok = self._tokenizer
-            self._tokenizer_label = (tokenizer_label(self.config.tokenizer) if tok is _FROM_CONFIG else
-                                     str(getattr(tok, "name_or_path", "") or type(tok).__name__))
+            from .chunking import tokenizer_label
+
+            self._tokenizer_label = tokenizer_label(self.config.tokenizer)
         return self._tokenizer_label
 
     def count_tokens(self, text: str) -> int:

@@ -227,3 +227,13 @@ def test_64k_token_document_is_fast(minilm, monkeypatch: pytest.MonkeyPatch) -> 
     assert sum(c.n_tokens for c in large) == total
     assert total / 128 <= len(small) <= 1.3 * total / 128
     check_invariants(text, small, 128)
+
+
+def test_scorer_names_its_default_tokenizer_after_loading_it(embedded_model: str) -> None:
+    """The label says which default loaded, also when it is asked for after the tokenizer was loaded (the
+    lm-eval tasks ask only at the end): never the machine path of the loaded files."""
+    from lr_eval.reward.scorer import LongRewardScorer
+
+    scorer = LongRewardScorer(None, embedder=None)  # type: ignore[arg-type]  # no judge call is made
+    assert scorer.tokenizer is not None
+    assert scorer.tokenizer_label == chunking.tokenizer_label(None) == chunking.EMBEDDED_TOKENIZER
