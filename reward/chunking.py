@@ -73,14 +73,8 @@ def load_tokenizer(name_or_path: str | None = None) -> Tokenizer:
         # No trust_remote_code here: a tokenizer that needs it (the original THUDM/glm-4-9b-chat)
         # can be loaded by the caller and passed to chunk_text as an object.
         return AutoTokenizer.from_pretrained(name_or_path)
-    folder = _embedded_tokenizer_folder()
-    if folder is not None:
-        return AutoTokenizer.from_pretrained(folder)
-    gguf = _embedded_gguf()
-    if gguf is not None:
-        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    return AutoTokenizer.from_pretrained(minilm_path())
-
+    _, folder, gguf_file = _default_tokenizer()
+    return AutoTokenizer.from_pretrained(folder, **({"gguf_file": gguf_file} if gguf_file else {}))
 
 
 def tokenizer_label(name_or_path: str | None = None) -> str:
@@ -90,11 +84,18 @@ def tokenizer_label(name_or_path: str | None = None) -> str:
     boundaries, so retrieval and verdicts, depend on it: results record this label so that a run resumed
     or compared elsewhere with another default is noticed, not mixed in.
     """
-    if name_or_path is not None:
-        return name_or_path
-    if _embedded_tokenizer_folder() is not None or _embedded_gguf() is not None:
-        return EMBEDDED_TOKENIZER
-    return MINILM_TOKENIZER
+    return name_or_path if name_or_path is not None else _default_tokenizer()[0]
+
+
+def _default_tokenizer() -> tuple[str, Path, str | None]:
+    """(label, folder, GGUF file name or None) of the default tokenizer, the one place that chooses it."""
+    folder = _embedded_tokenizer_folder()
+    if folder is not None:
+        return EMBEDDED_TOKENIZER, folder, None
+    gguf = _embedded_gguf()
+    if gguf is not None:
+        return EMBEDDED_TOKENIZER, gguf.parent, gguf.name
+    return MINILM_TOKENIZER, minilm_path(), None
 
 
 EMBEDDED_TOKENIZER = "SmolLM2-135M-Instruct (embedded)"
