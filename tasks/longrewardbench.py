@@ -420,31 +420,29 @@ class PromptCutter:
         return [*messages[:-1], {"role": "user", "content": prompt[len(before):len(prompt) - len(after)]}], len(ids)
 
 
-def official_messages(system: str, item: Item, order: Sequence[int]) -> list[dict[str, str]]:
-    """The official judge messages (`system`: :meth:`Prompts.system`) for `item` with its candidates in `order`,
-    chat markup in the untrusted texts made inert (``lr_eval.trust.neutralise_markup``)."""
-    shown = [neutralise_markup(item.candidates[i]) for i in order]
-    return [{"role": "system", "content": system},
-            {"role": "user", "content": user_prompt(neutralise_markup(item.prompt), shown)}]
-
-
 def official_request(system: str, version: str, item: Item, order: Sequence[int], max_tokens: int = 2048,
-                     messages: list[dict[str, str]] | None = None) -> ChatRequest:
-    """The request of :func:`official_messages` (or of `messages`, those cut by a :class:`PromptCutter`), the
-    candidates named as the evaluated texts, so that only the judge's own words are read."""
+                     cut: PromptCutter | None = None) -> tuple[ChatRequest, int | None]:
+    """The official judge messages (`system`: :meth:`Prompts.system`) for `item` with its candidates in `order`,
+    and the templated tokens they had when `cut` cut them (else None). Chat markup in the untrusted texts is
+    made inert (``lr_eval.trust.neutralise_markup``) and the candidates are named as the evaluated texts, so
+    that only the judge's own words are read."""
     question = neutralise_markup(item.prompt)
     shown = [neutralise_markup(item.candidates[i]) for i in order]
-    messages = messages or official_messages(system, item, order)
-    return ChatRequest.of(messages, temperature=0.0, top_p=1.0, max_tokens=max_tokens, template_id=TEMPLATE_ID,
-                          template_version=version, untrusted=[question, *shown],
-                          evaluated=[item.candidates[i] for i in order], separators=separators(len(order)),
-                          answer_format=answer_format(len(shown)))
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user_prompt(question, shown)}]
+    cut_from = None
+    if cut is not None:
+        messages, cut_from = cut(messages)
+    request = ChatRequest.of(messages, temperature=0.0, top_p=1.0, max_tokens=max_tokens, template_id=TEMPLATE_ID,
+                             template_version=version, untrusted=[question, *shown],
+                             evaluated=[item.candidates[i] for i in order], separators=separators(len(order)),
+                             answer_format=answer_format(len(shown)))
+    return request, cut_from
 
 
 def read_generated(system: str, version: str, item: Item, order: Sequence[int], answer: str) -> JudgeCall:
     """The judgement of an answer generated outside the judge client (lm-eval's model as the judge), read
     through the same trust layer as a client's answer."""
-    request = official_request(system, version, item, order)
+    request, _ = official_request(system, version, item, order)
     parsed = result_to_parsed(ChatResult(content=answer), parse_choice, request)
     call = order_call(parsed, order)
     call.template_id, call.template_version, call.answer = TEMPLATE_ID, version, answer
@@ -461,25 +459,19 @@ def judge_official(items: Sequence[Item], client: JudgeClient, prompts: Prompts,
     resume; every answer read by :func:`lr_eval.parsing.ask_and_parse`); one verdict per item, the report.
     With `cut`, prompts of CUT_LIMIT templated tokens or more are cut as the official evaluator cuts them
     (each such judgement says from how many tokens); without it they are sent whole."""
-    plan, cut_from = [], []
-    for i, item in enumerate(items):
-        for order in orders(item, seed):
-            messages, n = official_messages(prompts.system(len(order)), item, order), None
-            if cut is not None:
-                messages, n = cut(messages)
-            plan.append((i, order, official_request(prompts.system(len(order)), prompts.version, item, order,
-                                                    client.default_max_tokens, messages)))
-            cut_from.append(n)
+    plan = [(i, order, *official_request(prompts.system(len(order)), prompts.version, item, order,
+                                         client.default_max_tokens, cut))
+            for i, item in enumerate(items) for order in orders(item, seed)]
     stats = ParseStats()
 
     async def run_all() -> list[tuple[Parsed, list[ChatResult]]]:
         with client.progress("judging Long-RewardBench", len(plan)):
             return await gather_or_cancel([ask_and_parse(client, req, parse_choice, reasks, stats)
-                                           for _, _, req in plan])
+                                           for _, _, req, _ in plan])
 
     outcomes = client.run_coroutine(run_all)
     per_item: list[list[tuple[JudgeCall, list[ChatResult]]]] = [[] for _ in items]
-    for (i, order, _), n, (parsed, results) in zip(plan, cut_from, outcomes, strict=True):
+    for (i, order, _, n), (parsed, results) in zip(plan, outcomes, strict=True):
         call = order_call(parsed, order)
         if n is not None:
             call.details["cut_from_tokens"] = n
@@ -501,7 +493,7 @@ def judge_official(items: Sequence[Item], client: JudgeClient, prompts: Prompts,
                  "calls": stats.to_dict(),
                  "cut": None if cut is None else {"tokenizer": cut.name, "limit": CUT_LIMIT, "head": CUT_HEAD,
                                                   "tail": CUT_TAIL,
-                                                  "judgements_cut": sum(n is not None for n in cut_from)}})
+                                                  "judgements_cut": sum(n is not None for *_, n in plan)}})
     return verdicts, report
 
 

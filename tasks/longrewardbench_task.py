@@ -99,7 +99,7 @@ def doc_to_text(doc: Mapping[str, Any]) -> str:
     keeps the long prompt once)."""
     if "order" not in doc:
         return REWARD_PROMPT
-    request = official_request(str(doc["system"]), str(doc["version"]), Item.from_doc(doc), doc["order"])
+    request, _ = official_request(str(doc["system"]), str(doc["version"]), Item.from_doc(doc), doc["order"])
     system, user = (m["content"] for m in request.messages)
     return f"{system}\n\n{user}"
 

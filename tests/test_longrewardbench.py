@@ -96,7 +96,7 @@ def test_official_prompts() -> None:
     p = _prompts()
     assert p.system(2) == p.pair_system and '"[[A]]" if assistant A is better' in p.pair_system
     assert "rank 4 responses" in p.system(4) and "[[A>B>C>D]]" in p.system(4)
-    req = lrb.official_request(p.system(2), p.version, _items()[0], (1, 0))
+    req, _ = lrb.official_request(p.system(2), p.version, _items()[0], (1, 0))
     system, user = (m["content"] for m in req.messages)
     assert user.startswith("[User Question]\nRead the report")
     assert "[The Start of Assistant A's Answer]\nIt was rebuilt in 1920.\n[The End of Assistant A's Answer]" in user
@@ -512,9 +512,9 @@ def test_cut_gives_back_the_official_prompt(embedded_model: str, small_cut: tupl
     cut = lrb.PromptCutter(tok, "smollm2")
     item = _items()[0]
     long_item = lrb.Item(**{**item.__dict__, "prompt": item.prompt + " The archive notes more. " * 120})
-    short = lrb.official_messages(_prompts().system(2), item, (0, 1))
+    short = list(lrb.official_request(_prompts().system(2), "v", item, (0, 1))[0].messages)
     assert len(_templated(tok, short)) < limit and cut(short) == (short, None)
-    messages = lrb.official_messages(_prompts().system(2), long_item, (1, 0))
+    messages = list(lrb.official_request(_prompts().system(2), "v", long_item, (1, 0))[0].messages)
     ids = _templated(tok, messages)
     assert len(ids) >= limit
     cut_messages, n = cut(messages)
