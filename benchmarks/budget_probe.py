@@ -104,7 +104,8 @@ def main() -> int:
         print(json.dumps(r), flush=True)
         # What the budget must hold: the meter's charge, and the true cost of what was sent (honest usage).
         worst = max(worst, r["charged"] / budget, r["honest_bill"] / budget)
-        kept = r["paid"] == r["rows_answered"] and str(r["rows_not_sent"]) == str(r["stop_line_not_sent"])
+        counted = 0 if r["stop_line_not_sent"] == "-" else int(r["stop_line_not_sent"])  # "-": no stop, none refused
+        kept = r["paid"] == r["rows_answered"] and counted == r["rows_not_sent"]
         if not kept:
             print(f"case {mode} {budget} {conc}: paid answers or the not-sent count disagree with the output")
             worst = max(worst, float("inf"))

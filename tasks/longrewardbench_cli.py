@@ -143,8 +143,9 @@ def _cutter(name: str | None, mode: str) -> PromptCutter | None:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--cut-tokenizer {name}: cannot load a tokenizer ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # transformers' messages span lines: one line here
+        raise ValueError(f"--cut-tokenizer {name}: cannot load a tokenizer ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())})") from None
     return PromptCutter(tokenizer, name)
 
 
